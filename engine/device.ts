@@ -1,0 +1,323 @@
+// One WebGPU device for the whole engine, in Node (Dawn, through engine/node.ts) and in browsers
+// (navigator.gpu). It owns command recording (many dispatches per encoder, submitted in batches), the
+// pipeline cache, the uniform arena, the buffer pool, and turns GPU errors into JavaScript errors.
+import { BufferPool } from './pool.js';
+
+export interface AdapterSummary {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  isSoftware: boolean;
+  features: string[];
+  subgroupMinSize: number;
+  subgroupMaxSize: number;
+  limits: Record<string, number>;
+}
+
+export interface DispatchArgs {
+  /** Op name: labels the pipeline and bind group, names the op in errors and profiles. */
+  label: string;
+  /** WGSL source. Pipelines are cached by source. Binding 0 is the uniform block when `params` is given. */
+  code: string;
+  /** Storage buffers in binding order (after the uniform block, if any). */
+  buffers: { buffer: GPUBuffer; bytes: number }[];
+  /** Uniform block contents (32-bit words), at most 256 bytes. */
+  params?: Uint32Array;
+  workgroups: [number, number?, number?];
+}
+
+/** Limits requested from the adapter instead of WebGPU's small defaults. */
+const WANTED_LIMITS = [
+  'maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupSizeX', 'maxComputeWorkgroupSizeY',
+  'maxComputeWorkgroupSizeZ', 'maxComputeWorkgroupsPerDimension', 'maxStorageBuffersPerShaderStage',
+] as const;
+const WANTED_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query'] as const;
+
+const UNIFORM_SLOT = 256; // minUniformBufferOffsetAlignment is at most 256
+const ARENA_SLOTS = 1024;
+const MAX_DISPATCHES_PER_SUBMIT = 256;
+
+export class GpuError extends Error {}
+
+export class Gpu {
+  readonly device: GPUDevice;
+  readonly adapter: AdapterSummary;
+  readonly pool: BufferPool;
+  readonly hasF16: boolean;
+  readonly hasSubgroups: boolean;
+  readonly hasTimestamps: boolean;
+  readonly maxBindingBytes: number;
+  readonly maxBufferBytes: number;
+  readonly maxInvocations: number;
+  /** Filled with NaN on allocation when set (tests): an output element a kernel forgot to write shows up. */
+  poison = false;
+
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private dispatches = 0;
+  private readonly arena: GPUBuffer;
+  private readonly arenaData = new Uint32Array((ARENA_SLOTS * UNIFORM_SLOT) / 4);
+  private arenaUsed = 0; // slots
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly errors: string[] = [];
+  private readonly pendingChecks: Promise<void>[] = [];
+  private lostReason: string | null = null;
+  /** Buffers referenced by recorded-but-unsubmitted commands: destroyed right after the next submit. */
+  private readonly destroyQueue: GPUBuffer[] = [];
+  /** Per-label dispatch counts since the last `resetStats()` (profiling aid). */
+  readonly stats = { dispatches: 0, submits: 0, readbacks: 0, uploads: 0 };
+
+  /** The GPU entry point is held for the device's lifetime: Dawn tears its instance down when it is collected. */
+  constructor(readonly instance: GPU, device: GPUDevice, adapter: AdapterSummary) {
+    this.device = device;
+    this.adapter = adapter;
+    const f = new Set(adapter.features);
+    this.hasF16 = device.features.has('shader-f16') && f.has('shader-f16');
+    this.hasSubgroups = device.features.has('subgroups');
+    this.hasTimestamps = device.features.has('timestamp-query');
+    this.maxBindingBytes = device.limits.maxStorageBufferBindingSize;
+    this.maxBufferBytes = device.limits.maxBufferSize;
+    this.maxInvocations = device.limits.maxComputeInvocationsPerWorkgroup;
+    this.pool = new BufferPool(this);
+    this.arena = device.createBuffer({
+      label: 'uniform-arena', size: ARENA_SLOTS * UNIFORM_SLOT,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+    device.addEventListener('uncapturederror', (ev) => {
+      this.errors.push((ev as GPUUncapturedErrorEvent).error.message);
+    });
+    void device.lost.then((info) => {
+      this.lostReason = `${info.reason}: ${info.message}`;
+    });
+  }
+
+  /** Throws if the device was lost or an asynchronous GPU error was reported. */
+  checkAlive(op: string): void {
+    if (this.lostReason !== null) throw new GpuError(`${op}: the WebGPU device was lost (${this.lostReason})`);
+    if (this.errors.length) {
+      const msg = this.errors.splice(0).join('\n');
+      throw new GpuError(`GPU error (reported after op '${op}'): ${msg}`);
+    }
+  }
+
+  /** Creates a GPU buffer; out-of-memory and validation errors are reported at the next sync point. */
+  createBuffer(bytes: number, usage: number, label: string): GPUBuffer {
+    if (bytes > this.maxBufferBytes) {
+      throw new GpuError(`${label}: ${bytes} bytes exceeds the adapter's maxBufferSize (${this.maxBufferBytes})`);
+    }
+    this.device.pushErrorScope('out-of-memory');
+    const buffer = this.device.createBuffer({ label, size: bytes, usage });
+    this.pendingChecks.push(this.device.popErrorScope().then((e) => {
+      if (e) this.errors.push(`out of memory allocating ${bytes} bytes for '${label}': ${e.message}`);
+    }));
+    return buffer;
+  }
+
+  pipeline(code: string, label: string): GPUComputePipeline {
+    let p = this.pipelines.get(code);
+    if (!p) {
+      this.device.pushErrorScope('validation');
+      const module = this.device.createShaderModule({ label, code });
+      p = this.device.createComputePipeline({ label, layout: 'auto', compute: { module, entryPoint: 'main' } });
+      this.pendingChecks.push(this.device.popErrorScope().then((e) => {
+        if (e) this.errors.push(`kernel '${label}' failed to compile: ${e.message}`);
+      }));
+      this.pipelines.set(code, p);
+    }
+    return p;
+  }
+
+  get pipelineCount(): number { return this.pipelines.size; }
+
+  private beginPass(): GPUComputePassEncoder {
+    if (!this.encoder) this.encoder = this.device.createCommandEncoder({ label: 'dit-webgpu' });
+    if (!this.pass) this.pass = this.encoder.beginComputePass();
+    return this.pass;
+  }
+
+  private endPass(): GPUCommandEncoder {
+    if (!this.encoder) this.encoder = this.device.createCommandEncoder({ label: 'dit-webgpu' });
+    if (this.pass) { this.pass.end(); this.pass = null; }
+    return this.encoder;
+  }
+
+  /** Records one compute dispatch into the shared encoder. */
+  dispatch(a: DispatchArgs): void {
+    if (this.lostReason !== null) this.checkAlive(a.label);
+    const [x, y = 1, z = 1] = a.workgroups;
+    if (x === 0 || y === 0 || z === 0) return;
+    const maxWg = this.device.limits.maxComputeWorkgroupsPerDimension;
+    if (x > maxWg || y > maxWg || z > maxWg) {
+      throw new GpuError(`${a.label}: dispatch [${x},${y},${z}] exceeds maxComputeWorkgroupsPerDimension ${maxWg}`);
+    }
+    if (a.params && this.arenaUsed >= ARENA_SLOTS) this.flush();
+    const pipeline = this.pipeline(a.code, a.label);
+    const entries: GPUBindGroupEntry[] = [];
+    let binding = 0;
+    if (a.params) {
+      if (a.params.length * 4 > UNIFORM_SLOT) throw new GpuError(`${a.label}: uniform block over ${UNIFORM_SLOT} bytes`);
+      const slot = this.arenaUsed++;
+      this.arenaData.set(a.params, (slot * UNIFORM_SLOT) / 4);
+      entries.push({ binding: binding++, resource: { buffer: this.arena, offset: slot * UNIFORM_SLOT, size: Math.max(16, Math.ceil(a.params.length / 4) * 16) } });
+    }
+    for (const b of a.buffers) {
+      if (b.bytes > this.maxBindingBytes) {
+        throw new GpuError(`${a.label}: a ${b.bytes}-byte operand exceeds the adapter's maxStorageBufferBindingSize (${this.maxBindingBytes} bytes); split the tensor`);
+      }
+      entries.push({ binding: binding++, resource: { buffer: b.buffer, offset: 0, size: Math.max(16, Math.ceil(b.bytes / 16) * 16) } });
+    }
+    const bindGroup = this.device.createBindGroup({ label: a.label, layout: pipeline.getBindGroupLayout(0), entries });
+    const pass = this.beginPass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y, z);
+    this.dispatches++;
+    this.stats.dispatches++;
+    if (this.dispatches >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
+  }
+
+  /** Submits everything recorded so far. */
+  flush(): void {
+    if (!this.encoder) return;
+    const enc = this.endPass();
+    if (this.arenaUsed) this.device.queue.writeBuffer(this.arena, 0, this.arenaData, 0, (this.arenaUsed * UNIFORM_SLOT) / 4);
+    this.device.queue.submit([enc.finish()]);
+    this.stats.submits++;
+    this.encoder = null;
+    this.dispatches = 0;
+    this.arenaUsed = 0;
+    for (const b of this.destroyQueue.splice(0)) b.destroy();
+  }
+
+  destroyAfterSubmit(buf: GPUBuffer): void {
+    if (this.encoder) this.destroyQueue.push(buf);
+    else buf.destroy();
+  }
+
+  /** Copies `data` into `buffer` at `byteOffset`, ordered after every dispatch recorded so far. */
+  upload(buffer: GPUBuffer, data: ArrayBufferView, byteOffset = 0): void {
+    this.stats.uploads++;
+    const bytes = data.byteLength;
+    const src = new Uint8Array(data.buffer, data.byteOffset, bytes);
+    if (!this.encoder) {
+      // Nothing pending: the queue write is already in order.
+      this.device.queue.writeBuffer(buffer, byteOffset, src, 0, bytes & ~3);
+      if (bytes & 3) this.uploadTail(buffer, byteOffset, src);
+      return;
+    }
+    // Pending dispatches may still read this (recycled) buffer: copy through the encoder to keep order.
+    const padded = Math.ceil(bytes / 4) * 4;
+    const staging = this.device.createBuffer({ label: 'upload-staging', size: Math.max(4, padded), usage: GPUBufferUsage.COPY_SRC, mappedAtCreation: true });
+    new Uint8Array(staging.getMappedRange()).set(src);
+    staging.unmap();
+    this.endPass().copyBufferToBuffer(staging, 0, buffer, byteOffset, padded);
+    this.destroyQueue.push(staging);
+  }
+
+  private uploadTail(buffer: GPUBuffer, byteOffset: number, src: Uint8Array): void {
+    const whole = src.byteLength & ~3;
+    const tail = new Uint8Array(4);
+    tail.set(src.subarray(whole));
+    this.device.queue.writeBuffer(buffer, byteOffset + whole, tail);
+  }
+
+  /** Reads `bytes` bytes of `buffer` back to the CPU (flushes the encoder). */
+  async read(buffer: GPUBuffer, bytes: number, op = 'read'): Promise<ArrayBuffer> {
+    this.checkAlive(op);
+    const padded = Math.max(4, Math.ceil(bytes / 4) * 4);
+    const staging = this.device.createBuffer({ label: 'readback', size: padded, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    this.endPass().copyBufferToBuffer(buffer, 0, staging, 0, padded);
+    this.flush();
+    this.stats.readbacks++;
+    try {
+      await staging.mapAsync(GPUMapMode.READ);
+    } catch (e) {
+      await this.sync(op);
+      throw new GpuError(`${op}: readback failed: ${(e as Error).message}`);
+    }
+    const out = staging.getMappedRange().slice(0, bytes);
+    staging.unmap();
+    staging.destroy();
+    await this.sync(op);
+    return out;
+  }
+
+  /** Waits for all submitted work and reports any GPU error. */
+  async sync(op = 'sync'): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    await Promise.all(this.pendingChecks.splice(0));
+    this.checkAlive(op);
+  }
+
+  /** Bytes of one uniform slot, for kernels that pack several dispatches. */
+  static readonly uniformSlotBytes = UNIFORM_SLOT;
+}
+
+let current: Gpu | null = null;
+let pending: Promise<Gpu> | null = null;
+
+export interface DeviceOptions {
+  /** Extra Dawn toggles for Node (`create()` options), e.g. ['enable-dawn-features=allow_unsafe_apis']. */
+  dawnOptions?: string[];
+  powerPreference?: GPUPowerPreference;
+}
+
+/** The engine's one device, created on first call (Dawn in Node, navigator.gpu in browsers). */
+export function getDevice(opts: DeviceOptions = {}): Promise<Gpu> {
+  if (current) return Promise.resolve(current);
+  if (!pending) pending = createGpu(opts).then((g) => (current = g), (e) => { pending = null; throw e; });
+  return pending;
+}
+
+/** The device after `getDevice()` resolved; throws otherwise. Ops use this. */
+export function gpu(): Gpu {
+  if (!current) throw new GpuError('no WebGPU device yet: await getDevice() first');
+  return current;
+}
+
+const NO_ADAPTER_HELP = `No WebGPU adapter found.
+  Node: Dawn needs a Vulkan driver. On Debian bookworm: add bookworm-backports and
+    apt-get install -t bookworm-backports mesa-vulkan-drivers libvulkan1   (Mesa >= 24, software 'lavapipe')
+  (or run 'bash scripts/setup.sh', which does this); on Ubuntu/newer Debian: apt-get install mesa-vulkan-drivers libvulkan1;
+  with a GPU, install its vendor's Vulkan driver.
+  Browser: use a WebGPU-enabled browser (Chrome/Edge 113+, or Chromium with --enable-unsafe-webgpu), over https or localhost.`;
+
+async function createGpu(opts: DeviceOptions): Promise<Gpu> {
+  let gpuApi: GPU | undefined = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
+  const isNode = typeof process !== 'undefined' && !!process.versions?.node;
+  if (!gpuApi && isNode) {
+    const node = await import('./node.js');
+    gpuApi = await node.loadDawn(opts.dawnOptions ?? []);
+  }
+  if (!gpuApi) throw new GpuError(NO_ADAPTER_HELP);
+  const adapter = await gpuApi.requestAdapter({ powerPreference: opts.powerPreference ?? 'high-performance' });
+  if (!adapter) throw new GpuError(NO_ADAPTER_HELP);
+  const requiredLimits: Record<string, number> = {};
+  for (const k of WANTED_LIMITS) {
+    const v = (adapter.limits as unknown as Record<string, number>)[k];
+    if (typeof v === 'number') requiredLimits[k] = v;
+  }
+  const requiredFeatures = WANTED_FEATURES.filter((f) => adapter.features.has(f)) as GPUFeatureName[];
+  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures, label: 'dit-webgpu' });
+  const info = adapter.info;
+  const limits: Record<string, number> = {};
+  for (const k of WANTED_LIMITS) limits[k] = (device.limits as unknown as Record<string, number>)[k];
+  const summary: AdapterSummary = {
+    vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description,
+    isSoftware: /llvmpipe|lavapipe|swiftshader|software|cpu/i.test(`${info.description} ${info.architecture} ${info.vendor} ${info.device}`),
+    features: [...adapter.features].sort(),
+    subgroupMinSize: (info as unknown as { subgroupMinSize?: number }).subgroupMinSize ?? 0,
+    subgroupMaxSize: (info as unknown as { subgroupMaxSize?: number }).subgroupMaxSize ?? 0,
+    limits,
+  };
+  return new Gpu(gpuApi, device, summary);
+}
+
+/** A short one-line adapter description, e.g. for benchmark tables. */
+export function describeAdapter(a: AdapterSummary): string {
+  const name = a.description || [a.vendor, a.architecture, a.device].filter(Boolean).join(' ') || 'unknown adapter';
+  return `${name}${a.isSoftware ? ' (software)' : ''}`;
+}

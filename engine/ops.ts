@@ -1,0 +1,6 @@
+// The op surface in one place (what `import * as ops` gives a model file).
+export * from '../kernels/elementwise.js';
+export * from '../kernels/reduce.js';
+export * from '../kernels/shape.js';
+export { matmul, linear, type Activation, type MatmulOptions } from '../kernels/matmul.js';
+export { rand, randn, Generator, cast } from '../kernels/random.js';

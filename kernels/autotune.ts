@@ -1,0 +1,89 @@
+// Picks a matmul kernel variant per adapter and shape. Without tuning, a default per adapter kind (CPU
+// drivers: register-blocked; GPUs: workgroup-tiled). `autotune(fn)` records the matmul problems `fn` issues,
+// times the candidate variants on each, and caches the winner per adapter (persisted by the caller via
+// `tuningTable()` / `loadTuningTable()`; the Node CLI and benchmarks keep it in .cache/).
+import { gpu } from '../engine/device.js';
+import type { DType } from '../engine/tensor.js';
+
+export interface MatmulProblem {
+  M: number; N: number; K: number; batch: number;
+  transA: boolean; transB: boolean;
+  strideA: number; strideB: number;
+  dtA: DType; dtB: DType;
+}
+
+export function problemKey(p: MatmulProblem): string {
+  return `${p.batch}x${p.M}x${p.N}x${p.K}${p.transA ? 'T' : 'N'}${p.transB ? 'T' : 'N'}${p.strideA ? '' : 'a'}${p.strideB ? '' : 'b'}${p.dtA}${p.dtB}`;
+}
+
+const table = new Map<string, string>();
+let recording: Map<string, MatmulProblem> | null = null;
+
+/** Register-blocked shapes worth trying on CPU drivers (rows per lane × shared columns). */
+const RB_CANDIDATES = ['rb2x8', 'rb4x4', 'rb4x8', 'rb2x12', 'rb2x16', 'rb1x16', 'rb4x12', 'rb1x24'];
+
+export function candidates(p: MatmulProblem): string[] {
+  const soft = gpu().adapter.isSoftware;
+  const list = soft ? [...RB_CANDIDATES] : ['tiled', 'rb4x4'];
+  // The swapped problem (lanes along N) for short M.
+  if (p.M < 256) list.push(...(soft ? ['rb4x8s', 'rb2x8s'] : ['rb4x4s']));
+  if (p.K >= 4 * Math.max(p.M, p.N)) list.push('splitk4', 'splitk16');
+  else if (!soft) list.push('splitk4');
+  return list;
+}
+
+export function defaultVariant(p: MatmulProblem): string {
+  if (gpu().adapter.isSoftware) return p.M < 64 && p.N >= 4 * p.M ? 'rb4x8s' : 'rb4x8';
+  if (p.K >= 8 * Math.max(p.M, p.N) && p.M * p.N * p.batch < 65536) return 'splitk16';
+  return 'tiled';
+}
+
+export function chooseMatmulVariant(p: MatmulProblem): string {
+  const key = problemKey(p);
+  if (recording && !recording.has(key)) recording.set(key, { ...p });
+  return table.get(key) ?? defaultVariant(p);
+}
+
+/** The cached choices (problem key → variant), e.g. to persist between runs. */
+export function tuningTable(): Record<string, string> {
+  return Object.fromEntries(table);
+}
+
+export function loadTuningTable(t: Record<string, string>): void {
+  for (const [k, v] of Object.entries(t)) table.set(k, v);
+}
+
+export interface TuneResult { key: string; problem: MatmulProblem; variant: string; ms: Record<string, number> }
+
+/**
+ * Runs `fn` once to record the matmul problems it issues, then times every candidate variant on each
+ * problem not tuned yet (median of `reps`), keeps the fastest, and returns what it measured.
+ */
+export async function autotune(fn: () => unknown, opts: { reps?: number; onProgress?: (msg: string) => void } = {}): Promise<TuneResult[]> {
+  recording = new Map();
+  try {
+    await fn();
+  } finally {
+    const seen = recording;
+    recording = null;
+    const results: TuneResult[] = [];
+    for (const [key, p] of seen) {
+      if (table.has(key)) continue;
+      const r = await tuneProblem(p, opts.reps ?? 3);
+      opts.onProgress?.(`autotune ${key}: ${r.variant} (${r.ms[r.variant].toFixed(1)} ms)`);
+      results.push(r);
+    }
+    // eslint-disable-next-line no-unsafe-finally
+    return results;
+  }
+}
+
+/** Times each candidate on random inputs of the problem's shape. */
+export async function tuneProblem(p: MatmulProblem, reps = 3): Promise<TuneResult> {
+  const { timeMatmulVariant } = await import('./matmul_bench.js');
+  const ms: Record<string, number> = {};
+  for (const v of candidates(p)) ms[v] = await timeMatmulVariant(p, v, reps);
+  const variant = Object.entries(ms).sort((a, b) => a[1] - b[1])[0][0];
+  table.set(problemKey(p), variant);
+  return { key: problemKey(p), problem: p, variant, ms };
+}

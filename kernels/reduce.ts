@@ -1,0 +1,193 @@
+// Reductions (sum/mean/max over any axes), softmax and log-softmax over the last axis, MSE.
+// Every reduction is a chain of [outer, R, inner] reductions over one contiguous block of axes; long
+// reductions with few outputs are split into chunks first so that enough invocations run in parallel.
+import { Tensor, record, check, fmtShape, numel, type Shape } from '../engine/tensor.js';
+import { Params, grid, gridArgs, launch, linearIndex } from './util.js';
+import { map, expand } from './elementwise.js';
+
+type ReduceKind = 'sum' | 'max';
+
+const reduceKernel = (kind: ReduceKind) => /* wgsl */`
+struct P { outer: u32, r: u32, inner: u32, chunk: u32, nchunks: u32, total: u32, _a: u32, _b: u32 }
+@group(0) @binding(0) var<uniform> u: P;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@compute @workgroup_size(64)
+fn main(${gridArgs}) {
+  let i = ${linearIndex(64)};
+  if (i >= u.total) { return; }
+  let j = i % u.inner;
+  let c = (i / u.inner) % u.nchunks;
+  let o = i / (u.inner * u.nchunks);
+  let r0 = c * u.chunk;
+  let r1 = min(r0 + u.chunk, u.r);
+  var acc = ${kind === 'sum' ? '0.0' : '-3.4028234663852886e38'};
+  var idx = (o * u.r + r0) * u.inner + j;
+  for (var r = r0; r < r1; r++) {
+    ${kind === 'sum' ? 'acc += x[idx];' : 'acc = max(acc, x[idx]);'}
+    idx += u.inner;
+  }
+  y[i] = acc;
+}`;
+
+/** Reduces axes [a0, a1) of x (contiguous block) into shape `outShape`. No autograd. */
+function reduceBlock(kind: ReduceKind, x: Tensor, a0: number, a1: number): Tensor {
+  const s = x.shape;
+  const outer = numel(s.slice(0, a0)), R = numel(s.slice(a0, a1)), inner = numel(s.slice(a1));
+  const outShape = [...s.slice(0, a0), ...s.slice(a1)];
+  let src = x;
+  let r = R;
+  const temps: Tensor[] = [];
+  // Split long reductions with few outputs: each pass cuts R by up to 256.
+  while (outer * inner < 4096 && r > 512) {
+    const nchunks = Math.min(256, Math.ceil(r / 128));
+    const chunk = Math.ceil(r / nchunks);
+    const part = Tensor.empty([outer, nchunks, inner], 'f32', `${kind}.partial`);
+    const total = outer * nchunks * inner;
+    launch(kind, reduceKernel(kind), [src, part], grid(total, 64), new Params().u(outer, r, inner, chunk, nchunks, total, 0, 0));
+    temps.push(part);
+    src = part;
+    r = nchunks;
+  }
+  const out = Tensor.empty(outShape, 'f32', kind);
+  const total = outer * inner;
+  launch(kind, reduceKernel(kind), [src, out], grid(total, 64), new Params().u(outer, r, inner, r, 1, total, 0, 0));
+  for (const t of temps) t.dispose();
+  return out;
+}
+
+function normAxes(op: string, x: Tensor, axes?: number | number[]): number[] {
+  if (axes === undefined) return x.shape.map((_, i) => i);
+  const list = (Array.isArray(axes) ? axes : [axes]).map((a) => (a < 0 ? a + x.ndim : a));
+  for (const a of list) check(a >= 0 && a < x.ndim, op, `axis out of range for shape ${fmtShape(x.shape)}`);
+  return [...new Set(list)].sort((a, b) => a - b);
+}
+
+/** Reduces `axes` (kept as size-1 dims when keepDims), no autograd. */
+function reduceAxes(kind: ReduceKind, x: Tensor, axes: number[], keepDims: boolean): Tensor {
+  check(x.dtype === 'f32', kind, `expected f32, got ${x.dtype}`);
+  let cur = x;
+  // Reduce maximal contiguous runs of axes, last run first so earlier axis numbers stay valid.
+  const runs: [number, number][] = [];
+  for (const a of axes) {
+    const last = runs[runs.length - 1];
+    if (last && last[1] === a) last[1] = a + 1; else runs.push([a, a + 1]);
+  }
+  for (let k = runs.length - 1; k >= 0; k--) {
+    const next = reduceBlock(kind, cur, runs[k][0], runs[k][1]);
+    if (cur !== x) cur.dispose();
+    cur = next;
+  }
+  if (cur === x) cur = map('x', { x }, { label: 'copy' });
+  const outShape = keepDims ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d)) : x.shape.filter((_, i) => !axes.includes(i));
+  if (outShape.length === cur.shape.length && outShape.every((d, i) => d === cur.shape[i])) return cur;
+  const v = cur.view(outShape);
+  cur.dispose();
+  return v;
+}
+
+export function sum(x: Tensor, axes?: number | number[], keepDims = false): Tensor {
+  const ax = normAxes('sum', x, axes);
+  const y = reduceAxes('sum', x, ax, keepDims);
+  return record('sum', y, [x], [], (g) => [expand(g.view(x.shape.map((d, i) => (ax.includes(i) ? 1 : d))), x.shape)]);
+}
+
+export function mean(x: Tensor, axes?: number | number[], keepDims = false): Tensor {
+  const ax = normAxes('mean', x, axes);
+  const n = ax.reduce((acc, a) => acc * x.shape[a], 1);
+  const s = reduceAxes('sum', x, ax, keepDims);
+  const y = map('o * p', {}, { label: 'mean', p: 1 / n, out: s });
+  return record('mean', y, [x], [], (g) => [map('g * p', { g: g.view(x.shape.map((d, i) => (ax.includes(i) ? 1 : d))) }, { label: 'mean.backward', p: 1 / n, out: Tensor.empty(x.shape, 'f32', 'mean.backward') })]);
+}
+
+export function max(x: Tensor, axes?: number | number[], keepDims = false): Tensor {
+  const ax = normAxes('max', x, axes);
+  const y = reduceAxes('max', x, ax, keepDims);
+  const kept = x.shape.map((d, i) => (ax.includes(i) ? 1 : d));
+  return record('max', y, [x], [x, y], (g, [xs, ys]) => [
+    map('select(T(0.0), g, x == m)', { x: xs, m: ys.view(kept), g: g.view(kept) }, { label: 'max.backward', out: Tensor.empty(x.shape, 'f32', 'max.backward') }),
+  ]);
+}
+
+/** Sums a broadcast gradient back to `shape` (the inverse of broadcasting). No autograd. */
+export function sumTo(g: Tensor, shape: Shape): Tensor {
+  if (g.shape.length === shape.length && g.shape.every((d, i) => d === shape[i])) return g;
+  const off = g.ndim - shape.length;
+  check(off >= 0, 'sumTo', `cannot reduce ${fmtShape(g.shape)} to ${fmtShape(shape)}`);
+  const axes: number[] = [];
+  g.shape.forEach((d, i) => { if (i < off || (shape[i - off] === 1 && d !== 1)) axes.push(i); });
+  const r = reduceAxes('sum', g, axes, false);
+  if (numel(r.shape) === numel(shape) && r.shape.length !== shape.length) {
+    const v = r.view(shape);
+    r.dispose();
+    return v;
+  }
+  return r;
+}
+
+// ------------------------------------------------------------------------------------------ row ops
+const softmaxKernel = (log: boolean) => /* wgsl */`
+struct P { rows: u32, n: u32 }
+@group(0) @binding(0) var<uniform> u: P;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@compute @workgroup_size(64)
+fn main(${gridArgs}) {
+  let row = ${linearIndex(64)};
+  if (row >= u.rows) { return; }
+  let base = row * u.n;
+  var m = -3.4028234663852886e38;
+  for (var i = 0u; i < u.n; i++) { m = max(m, x[base + i]); }
+  var s = 0.0;
+  for (var i = 0u; i < u.n; i++) { s += exp(x[base + i] - m); }
+  ${log ? 'let lse = m + log(s);' : 'let inv = 1.0 / s;'}
+  for (var i = 0u; i < u.n; i++) { y[base + i] = ${log ? 'x[base + i] - lse' : 'exp(x[base + i] - m) * inv'}; }
+}`;
+
+const softmaxBackwardKernel = (log: boolean) => /* wgsl */`
+struct P { rows: u32, n: u32 }
+@group(0) @binding(0) var<uniform> u: P;
+@group(0) @binding(1) var<storage, read> y: array<f32>;
+@group(0) @binding(2) var<storage, read> g: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
+@compute @workgroup_size(64)
+fn main(${gridArgs}) {
+  let row = ${linearIndex(64)};
+  if (row >= u.rows) { return; }
+  let base = row * u.n;
+  var s = 0.0;
+  for (var i = 0u; i < u.n; i++) { s += ${log ? 'g[base + i]' : 'g[base + i] * y[base + i]'}; }
+  for (var i = 0u; i < u.n; i++) { dx[base + i] = ${log ? 'g[base + i] - exp(y[base + i]) * s' : 'y[base + i] * (g[base + i] - s)'}; }
+}`;
+
+function rowOp(log: boolean, x: Tensor): Tensor {
+  const op = log ? 'logSoftmax' : 'softmax';
+  check(x.dtype === 'f32' && x.ndim >= 1, op, `expected an f32 tensor, got ${x.dtype} ${fmtShape(x.shape)}`);
+  const n = x.shape[x.ndim - 1], rows = x.size / Math.max(1, n);
+  const y = Tensor.empty(x.shape, 'f32', op);
+  launch(op, softmaxKernel(log), [x, y], grid(rows, 64), new Params().u(rows, n));
+  return record(op, y, [x], [y], (g, [ys]) => {
+    const dx = Tensor.empty(x.shape, 'f32', `${op}.backward`);
+    launch(`${op}.backward`, softmaxBackwardKernel(log), [ys, g, dx], grid(rows, 64), new Params().u(rows, n));
+    return [dx];
+  });
+}
+
+/** Softmax over the last axis. */
+export const softmax = (x: Tensor) => rowOp(false, x);
+/** Log-softmax over the last axis. */
+export const logSoftmax = (x: Tensor) => rowOp(true, x);
+
+/** Mean squared error over all elements, mean((a - b)²), a scalar. */
+export function mse(a: Tensor, b: Tensor): Tensor {
+  check(a.size === b.size && a.shape.every((d, i) => d === b.shape[i]) && a.ndim === b.ndim, 'mse', `shapes ${fmtShape(a.shape)} and ${fmtShape(b.shape)} differ`);
+  const sq = map('(a - b) * (a - b)', { a, b }, { label: 'mse' });
+  const s = reduceAxes('sum', sq, a.shape.map((_, i) => i), false);
+  sq.dispose();
+  const n = a.size;
+  const y = map('o * p', {}, { label: 'mse', p: 1 / n, out: s });
+  return record('mse', y, [a, b], [a, b], (g, [as, bs], need) => {
+    const d = map('(a - b) * g * p', { a: as, b: bs, g }, { label: 'mse.backward', p: 2 / n });
+    return [need[0] ? d : null, need[1] ? map('-d', { d }, { label: 'mse.backward' }) : null];
+  });
+}

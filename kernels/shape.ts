@@ -1,0 +1,158 @@
+// Shape ops. Reshape is a view; everything that moves data (permute, slice, concat, pad, patchify) is one
+// strided-copy kernel: iterate over a shape, read at source strides, write at destination strides.
+import { Tensor, record, check, fmtShape, numel, type Shape } from '../engine/tensor.js';
+import { Params, grid, gridArgs, launch, linearIndex, stridesOf } from './util.js';
+import { zeros } from './elementwise.js';
+
+const MAX_RANK = 8;
+
+const copyKernel = (rank: number, dtype: string) => /* wgsl */`
+struct P { n: u32, srcBase: u32, dstBase: u32, _p: u32, shape: array<vec4u, 2>, ss: array<vec4u, 2>, ds: array<vec4u, 2> }
+@group(0) @binding(0) var<uniform> u: P;
+@group(0) @binding(1) var<storage, read> src: array<${dtype}>;
+@group(0) @binding(2) var<storage, read_write> dst: array<${dtype}>;
+@compute @workgroup_size(64)
+fn main(${gridArgs}) {
+  let i = ${linearIndex(64)};
+  if (i >= u.n) { return; }
+  var r = i; var so = u.srcBase; var dO = u.dstBase;
+  ${Array.from({ length: rank }, (_, k) => {
+    const d = rank - 1 - k;
+    return `{ let s = u.shape[${d >> 2}][${d & 3}]; let c = r % s; r = r / s; so += c * u.ss[${d >> 2}][${d & 3}]; dO += c * u.ds[${d >> 2}][${d & 3}]; }`;
+  }).join('\n  ')}
+  dst[dO] = src[so];
+}`;
+
+/** dst[dstBase + Σ c·ds] = src[srcBase + Σ c·ss] for every coordinate c of `shape`. No autograd. */
+export function stridedCopy(src: Tensor, dst: Tensor, shape: Shape, ss: number[], srcBase: number, ds: number[], dstBase: number): void {
+  check(src.dtype === dst.dtype, 'copy', `dtype ${src.dtype} → ${dst.dtype}`);
+  check(src.dtype !== 'f16', 'copy', 'f16 tensors cannot be copied element-wise (store as f32)');
+  check(shape.length <= MAX_RANK, 'copy', `rank ${shape.length} over ${MAX_RANK}`);
+  const n = numel(shape);
+  if (n === 0) return;
+  // Merge nothing, just pad to MAX_RANK with unit dims (zero strides).
+  const pad = (v: number[], fill: number) => [...v, ...new Array(MAX_RANK - v.length).fill(fill)];
+  const params = new Params().u(n, srcBase, dstBase, 0).u(...pad([...shape], 1)).u(...pad(ss, 0)).u(...pad(ds, 0));
+  const dt = src.dtype === 'i32' ? 'i32' : 'f32';
+  launch('copy', copyKernel(Math.max(1, shape.length), dt), [src, dst], grid(n, 64), params);
+}
+
+// ------------------------------------------------------------------------------------------ reshape
+export function reshape(x: Tensor, shape: Shape): Tensor {
+  const s = [...shape];
+  const neg = s.indexOf(-1);
+  if (neg >= 0) s[neg] = x.size / Math.max(1, numel(s.filter((_, i) => i !== neg)));
+  check(numel(s) === x.size && s.every((d) => Number.isInteger(d) && d >= 0), 'reshape', `cannot reshape ${fmtShape(x.shape)} (${x.size} elements) to ${fmtShape(shape)}`);
+  const y = x.view(s);
+  return record('reshape', y, [x], [], (g) => [g.view(x.shape)]);
+}
+
+// ------------------------------------------------------------------------------------------ permute
+export function permute(x: Tensor, perm: number[]): Tensor {
+  check(perm.length === x.ndim && [...perm].sort((a, b) => a - b).every((p, i) => p === i), 'permute', `${JSON.stringify(perm)} is not a permutation of the ${x.ndim} axes of ${fmtShape(x.shape)}`);
+  const st = stridesOf(x.shape);
+  const shape = perm.map((p) => x.shape[p]);
+  const y = Tensor.empty(shape, x.dtype, 'permute');
+  stridedCopy(x, y, shape, perm.map((p) => st[p]), 0, stridesOf(shape), 0);
+  const inv = perm.map((_, i) => perm.indexOf(i));
+  return record('permute', y, [x], [], (g) => [permute(g, inv)]);
+}
+
+/** Swaps two axes (a copy). */
+export function transpose(x: Tensor, a = -2, b = -1): Tensor {
+  const perm = x.shape.map((_, i) => i);
+  const ia = a < 0 ? a + x.ndim : a, ib = b < 0 ? b + x.ndim : b;
+  [perm[ia], perm[ib]] = [perm[ib], perm[ia]];
+  return permute(x, perm);
+}
+
+// ------------------------------------------------------------------------------------------ slice / pad / concat
+/** x[..., start:end, ...] along `axis` (a copy). */
+export function slice(x: Tensor, axis: number, start: number, end: number): Tensor {
+  const ax = axis < 0 ? axis + x.ndim : axis;
+  check(ax >= 0 && ax < x.ndim && start >= 0 && end <= x.shape[ax] && start <= end, 'slice', `[${start}:${end}] on axis ${axis} of ${fmtShape(x.shape)}`);
+  const shape = x.shape.map((d, i) => (i === ax ? end - start : d));
+  const st = stridesOf(x.shape);
+  const y = Tensor.empty(shape, x.dtype, 'slice');
+  stridedCopy(x, y, shape, st, start * st[ax], stridesOf(shape), 0);
+  return record('slice', y, [x], [], (g) => [padAxis(g, ax, start, x.shape[ax] - end)]);
+}
+
+/** Zero-pads axis `axis` with `before` and `after` elements. */
+export function padAxis(x: Tensor, axis: number, before: number, after: number): Tensor {
+  const ax = axis < 0 ? axis + x.ndim : axis;
+  const shape = x.shape.map((d, i) => (i === ax ? d + before + after : d));
+  const y = zeros(shape);
+  const ds = stridesOf(shape);
+  stridedCopy(x, y, x.shape, stridesOf(x.shape), 0, ds, before * ds[ax]);
+  return record('pad', y, [x], [], (g) => [slice(g, ax, before, before + x.shape[ax])]);
+}
+
+/** Zero padding of the last two axes (NCHW): [left, right, top, bottom], as torch's F.pad(x, (l, r, t, b)). */
+export function pad2d(x: Tensor, [l, r, t, b]: [number, number, number, number]): Tensor {
+  return padAxis(padAxis(x, -1, l, r), -2, t, b);
+}
+
+export function concat(xs: Tensor[], axis: number): Tensor {
+  check(xs.length > 0, 'concat', 'no tensors');
+  const ax = axis < 0 ? axis + xs[0].ndim : axis;
+  for (const t of xs) {
+    check(t.ndim === xs[0].ndim && t.dtype === xs[0].dtype && t.shape.every((d, i) => i === ax || d === xs[0].shape[i]), 'concat', `shapes ${xs.map((u) => fmtShape(u.shape)).join(', ')} differ outside axis ${axis}`);
+  }
+  const shape = xs[0].shape.map((d, i) => (i === ax ? xs.reduce((acc, t) => acc + t.shape[ax], 0) : d));
+  const y = Tensor.empty(shape, xs[0].dtype, 'concat');
+  const ds = stridesOf(shape);
+  let off = 0;
+  const offsets: number[] = [];
+  for (const t of xs) {
+    offsets.push(off);
+    stridedCopy(t, y, t.shape, stridesOf(t.shape), 0, ds, off * ds[ax]);
+    off += t.shape[ax];
+  }
+  return record('concat', y, xs, [], (g, _s, need) => xs.map((t, i) => (need[i] ? slice(g, ax, offsets[i], offsets[i] + t.shape[ax]) : null)));
+}
+
+/** Splits `axis` into pieces of the given sizes (copies). */
+export function split(x: Tensor, sizes: number[], axis: number): Tensor[] {
+  const ax = axis < 0 ? axis + x.ndim : axis;
+  check(sizes.reduce((a, b) => a + b, 0) === x.shape[ax], 'split', `sizes ${JSON.stringify(sizes)} do not add up to ${x.shape[ax]} (axis ${axis} of ${fmtShape(x.shape)})`);
+  let off = 0;
+  return sizes.map((s) => { const t = slice(x, ax, off, off + s); off += s; return t; });
+}
+
+/** Splits `axis` into `n` equal chunks (torch.chunk). */
+export function chunk(x: Tensor, n: number, axis: number): Tensor[] {
+  const ax = axis < 0 ? axis + x.ndim : axis;
+  check(x.shape[ax] % n === 0, 'chunk', `axis ${axis} of ${fmtShape(x.shape)} is not divisible by ${n}`);
+  return split(x, new Array(n).fill(x.shape[ax] / n), ax);
+}
+
+// ------------------------------------------------------------------------------------------ patches
+/**
+ * [B, C, H, W] → [B, T, C·p·p] with T = (H/p)·(W/p) row-major over the patch grid and each patch vector
+ * ordered (channel, i, j): the layout of a Conv2d(k = s = p) flattened as in ViT/DiT.
+ */
+export function patchify(x: Tensor, p: number): Tensor {
+  check(x.ndim === 4 && x.shape[2] % p === 0 && x.shape[3] % p === 0, 'patchify', `input ${fmtShape(x.shape)} is not [B,C,H,W] with H, W divisible by ${p}`);
+  const [B, C, H, W] = x.shape;
+  const gh = H / p, gw = W / p;
+  const v = reshape(x, [B, C, gh, p, gw, p]);
+  const t = permute(v, [0, 2, 4, 1, 3, 5]);
+  v.dispose();
+  const y = reshape(t, [B, gh * gw, C * p * p]);
+  t.dispose();
+  return y;
+}
+
+/** [B, T, p·p·C] (patch vector ordered (i, j, channel), as DiT's final layer) → [B, C, g·p, g·p]. */
+export function unpatchify(x: Tensor, p: number, C: number): Tensor {
+  const [B, T, F] = x.shape;
+  const g = Math.round(Math.sqrt(T));
+  check(x.ndim === 3 && g * g === T && F === p * p * C, 'unpatchify', `input ${fmtShape(x.shape)} is not [B, g², p²·${C}] for p=${p}`);
+  const v = reshape(x, [B, g, g, p, p, C]);
+  const t = permute(v, [0, 5, 1, 3, 2, 4]);
+  v.dispose();
+  const y = reshape(t, [B, C, g * p, g * p]);
+  t.dispose();
+  return y;
+}
