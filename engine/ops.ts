@@ -4,3 +4,6 @@ export * from '../kernels/reduce.js';
 export * from '../kernels/shape.js';
 export { matmul, linear, type Activation, type MatmulOptions } from '../kernels/matmul.js';
 export { rand, randn, Generator, cast } from '../kernels/random.js';
+export { adaLNModulate, layerNorm, gatedResidual } from '../kernels/layernorm.js';
+export { embedding } from '../kernels/embedding.js';
+export { flashAttention, flashAttentionPacked, attentionUnfused, selfAttention } from '../kernels/attention.js';

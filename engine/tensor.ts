@@ -169,11 +169,11 @@ export class Tensor {
     const buffer = g.pool.acquire(bytes, label);
     const t = new Tensor(shape, dtype, new Storage(buffer, bytes));
     if (g.poison) {
-      const words = bytes / 4;
+      const words = Math.min(bytes, g.maxBindingBytes) / 4;
       const nan = dtype === 'f16' ? 0x7e007e00 : dtype === 'i32' ? 0x7fffffff : 0x7fc00000;
       const groups = Math.ceil(words / 256);
       const x = Math.min(groups, 65535);
-      g.dispatch({ label: 'poison', code: POISON_WGSL, params: new Uint32Array([words, nan, 0, 0]), buffers: [{ buffer, bytes }], workgroups: [x, Math.ceil(groups / x)] });
+      g.dispatch({ label: 'poison', code: POISON_WGSL, params: new Uint32Array([words, nan, 0, 0]), buffers: [{ buffer, bytes: words * 4 }], workgroups: [x, Math.ceil(groups / x)] });
     }
     return t;
   }

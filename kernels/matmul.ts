@@ -13,6 +13,7 @@ import { Tensor, record, check, checkDtype, fmtShape, isGradEnabled, type DType 
 import { Params, launch } from './util.js';
 import { map, helpersFor } from './elementwise.js';
 import { sum, sumTo } from './reduce.js';
+import { reshape } from './shape.js';
 import { chooseMatmulVariant, type MatmulProblem } from './autotune.js';
 
 export type Activation = 'gelu' | 'silu' | 'relu';
@@ -34,7 +35,7 @@ export interface MatmulOptions {
 const ACT: Record<Activation, { f: string; df: string }> = {
   gelu: { f: 'v * (1.0 - 1.0 / (exp(1.5957691216057308 * (v + 0.044715 * v * v * v)) + 1.0))', df: 'g * gelu_grad(z)' },
   silu: { f: 'v / (1.0 + exp(-v))', df: 'g * (1.0 / (1.0 + exp(-z))) * (1.0 + z * (1.0 - 1.0 / (1.0 + exp(-z))))' },
-  relu: { f: 'max(v, 0.0)', df: 'select(T(0.0), g, z > T(0.0))' },
+  relu: { f: 'max(v, T(0.0))', df: 'select(T(0.0), g, z > T(0.0))' },
 };
 
 /** Everything a matmul kernel's source depends on. */
@@ -383,14 +384,12 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   // A shared (2-D) B with a batched, non-transposed A is one big GEMM: fold A's batch into M.
   if (a.ndim > 2 && b.ndim === 2 && !transA) {
     const lead = a.shape.slice(0, -1);
-    const flat = a.view([lead.reduce((x, y) => x * y, 1), a.shape[a.ndim - 1]]);
-    const res = opts.residual?.view([flat.shape[0], opts.residual.shape[opts.residual.ndim - 1]]);
+    const rows = lead.reduce((x, y) => x * y, 1);
+    const flat = reshape(a, [rows, a.shape[a.ndim - 1]]);
+    const res = opts.residual ? reshape(opts.residual, [rows, opts.residual.size / rows]) : undefined;
     const out = matmul(flat, b, { ...opts, residual: res });
-    flat.dispose();
-    res?.dispose();
-    const shaped = out.view([...lead, out.shape[1]]);
-    if (out.node) reshapeGrad(shaped, out);
-    out.dispose();
+    const shaped = reshape(out, [...lead, out.shape[1]]);
+    for (const x of [flat, res, out]) x?.dispose();
     return shaped;
   }
   const pr = problemOf(a, b, transA, transB);
@@ -425,15 +424,15 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
 /** d/dA of op(A)·op(B) given dC. */
 function gradA(g: Tensor, a: Tensor, b: Tensor, pr: MatmulProblem): Tensor {
   const r = pr.transA
-    ? noGradMatmul(b, g, { transA: pr.transB, transB: true }) // dAᵀ… = op(B)·dCᵀ
-    : noGradMatmul(g, b, { transB: !pr.transB }); //            dA = dC·op(B)ᵀ
+    ? matmul(b, g, { transA: pr.transB, transB: true }) // dAᵀ… = op(B)·dCᵀ
+    : matmul(g, b, { transB: !pr.transB }); //            dA = dC·op(B)ᵀ
   return reduceBatch(r, a.shape);
 }
 
 function gradB(g: Tensor, a: Tensor, b: Tensor, pr: MatmulProblem): Tensor {
   const r = pr.transB
-    ? noGradMatmul(g, a, { transA: true, transB: pr.transA }) // dBᵀ = dCᵀ·op(A)
-    : noGradMatmul(a, g, { transA: !pr.transA }); //             dB = op(A)ᵀ·dC
+    ? matmul(g, a, { transA: true, transB: pr.transA }) // dBᵀ = dCᵀ·op(A)
+    : matmul(a, g, { transA: !pr.transA }); //             dB = op(A)ᵀ·dC
   return reduceBatch(r, b.shape);
 }
 
@@ -441,19 +440,6 @@ function gradB(g: Tensor, a: Tensor, b: Tensor, pr: MatmulProblem): Tensor {
 function reduceBatch(r: Tensor, shape: readonly number[]): Tensor {
   if (r.ndim === shape.length) return r;
   return sumTo(r, shape);
-}
-
-function noGradMatmul(a: Tensor, b: Tensor, o: MatmulOptions): Tensor {
-  // Fold a shared 2-D operand's partner batch: for dW = Xᵀ·dY with X batched, flatten the batch into K.
-  if (o.transA && !o.transB && a.ndim > 2 && b.ndim > 2 && a.ndim === b.ndim) {
-    return matmul(a, b, o);
-  }
-  return matmul(a, b, o);
-}
-
-/** Makes `view` carry `src`'s gradient node (a reshape inside autograd). */
-function reshapeGrad(view: Tensor, src: Tensor): void {
-  record('reshape', view, [src], [], (g) => [g.view(src.shape)]);
 }
 
 /** y = x·Wᵀ + b with PyTorch's Linear layout (W: [out, in]), fused activation/residual. */

@@ -1,0 +1,415 @@
+// Scaled dot-product attention softmax(Q·Kᵀ·scale)·V.
+//
+// `flashAttention`: one pass with an online softmax over key blocks, never writing the Tq×Tk matrix; it saves
+// the log-sum-exp per query for a backward that recomputes the probabilities (one kernel for dQ with lanes
+// over queries, one for dK/dV with lanes over keys, so no atomics). Each lane owns one query row in
+// registers; key/value rows are shared by the subgroup: lane l loads row j0+l and the others read it by
+// subgroupBroadcast (loads are what CPU drivers pay for; without subgroups every lane loads each row).
+// Q, K, V and O are addressed by (offset, batch, head, token) strides, so DiT's packed qkv [B, T, 3, H, dh]
+// is read in place and O is written token-major [B, T, H·dh], ready for the output projection.
+//
+// `attentionUnfused`: matmul, softmax, matmul through the ordinary ops (and their autograd); faster for short
+// sequences on some adapters and for large head dims. `attention` picks one.
+import { gpu } from '../engine/device.js';
+import { Tensor, record, check, fmtShape, isGradEnabled } from '../engine/tensor.js';
+import { Params, launch } from './util.js';
+import { matmul } from './matmul.js';
+import { softmax } from './reduce.js';
+import { permute, reshape, slice } from './shape.js';
+
+/** Where one operand lives in its buffer: element (b, h, t, e) is at off + b·sb + h·sh + t·st + e. */
+export interface Strided { t: Tensor; off: number; sb: number; sh: number; st: number }
+
+interface Dims { B: number; H: number; Tq: number; Tk: number; dh: number; scale: number }
+
+const WG = 64;
+
+function paramsOf(d: Dims, ops: Strided[]): Params {
+  const p = new Params().u(d.B, d.H, d.Tq, d.Tk).f(d.scale).u(0, 0, 0);
+  for (const o of ops) p.u(o.off, o.sb, o.sh, o.st);
+  return p;
+}
+
+const header = (names: string[]) => `
+struct S4 { off: u32, sb: u32, sh: u32, st: u32 }
+struct P { B: u32, H: u32, Tq: u32, Tk: u32, scale: f32, _a: u32, _b: u32, _c: u32, ${names.map((n) => `${n}: S4`).join(', ')} }
+@group(0) @binding(0) var<uniform> u: P;`;
+
+/** WGSL lines that load row `row` of operand `name` (dh/4 vec4s) into `${dst}${c}`. */
+function loadRow(name: string, dst: string, row: string, bh: string, dh: number): string {
+  const lines = [`let ${dst}base = (u.${name}.off + ${bh}.x * u.${name}.sb + ${bh}.y * u.${name}.sh + ${row} * u.${name}.st) >> 2u;`];
+  for (let c = 0; c < dh / 4; c++) lines.push(`let ${dst}${c} = ${name.toUpperCase()}[${dst}base + ${c}u];`);
+  return lines.join('\n    ');
+}
+
+/** Reads component `e` of row `jj` of a block loaded with loadRow into `${src}c` (shared by broadcast). */
+function shared(src: string, jj: number, dh: number, sg: number): string[] {
+  // One broadcast per vec4, returned as names `${src}b${jj}_${c}`.
+  const out: string[] = [];
+  for (let c = 0; c < dh / 4; c++) out.push(sg ? `let ${src}b${jj}_${c} = subgroupBroadcast(${src}${c}, ${jj}u);` : '');
+  return out;
+}
+
+function fwdKernel(dh: number, sg: number, KB: number): string {
+  const D4 = dh / 4;
+  const lines: string[] = [];
+  const vec = (n: string) => Array.from({ length: D4 }, (_, c) => `${n}${c}`);
+  // Block loop body: scores, online softmax, accumulate.
+  const body: string[] = [];
+  if (sg) {
+    body.push(`let jl = min(j0 + sgid, u.Tk - 1u);`);
+    body.push(loadRow('k', 'kl', 'jl', 'bh', dh));
+    for (let jj = 0; jj < KB; jj++) {
+      body.push(...shared('kl', jj, dh, sg));
+      body.push(`var s${jj} = ${vec('q').map((q, c) => `dot(${q}, klb${jj}_${c})`).join(' + ')};`);
+    }
+  } else {
+    for (let jj = 0; jj < KB; jj++) {
+      body.push(`let jr${jj} = min(j0 + ${jj}u, u.Tk - 1u);`);
+      body.push(loadRow('k', `kr${jj}_`, `jr${jj}`, 'bh', dh));
+      body.push(`var s${jj} = ${vec('q').map((q, c) => `dot(${q}, kr${jj}_${c})`).join(' + ')};`);
+    }
+  }
+  for (let jj = 0; jj < KB; jj++) body.push(`if (j0 + ${jj}u >= u.Tk) { s${jj} = -1e30; }`);
+  body.push(`let mb = max(${Array.from({ length: KB }, (_, jj) => `s${jj}`).reduce((a, b) => `max(${a}, ${b})`)}, m);`);
+  body.push(`let corr = exp(m - mb);`);
+  body.push(`m = mb;`);
+  for (let jj = 0; jj < KB; jj++) body.push(`let p${jj} = exp(s${jj} - m);`);
+  body.push(`l = l * corr + ${Array.from({ length: KB }, (_, jj) => `p${jj}`).join(' + ')};`);
+  for (let c = 0; c < D4; c++) body.push(`o${c} = o${c} * corr;`);
+  if (sg) {
+    body.push(loadRow('v', 'vl', 'jl', 'bh', dh));
+    for (let jj = 0; jj < KB; jj++) {
+      body.push(...shared('vl', jj, dh, sg));
+      for (let c = 0; c < D4; c++) body.push(`o${c} = fma(vec4f(p${jj}), vlb${jj}_${c}, o${c});`);
+    }
+  } else {
+    for (let jj = 0; jj < KB; jj++) {
+      body.push(loadRow('v', `vr${jj}_`, `jr${jj}`, 'bh', dh));
+      for (let c = 0; c < D4; c++) body.push(`o${c} = fma(vec4f(p${jj}), vr${jj}_${c}, o${c});`);
+    }
+  }
+  lines.push(`
+${sg ? 'enable subgroups;' : ''}
+${header(['q', 'k', 'v', 'o'])}
+@group(0) @binding(1) var<storage, read> Q: array<vec4f>;
+@group(0) @binding(2) var<storage, read> K: array<vec4f>;
+@group(0) @binding(3) var<storage, read> V: array<vec4f>;
+@group(0) @binding(4) var<storage, read_write> O: array<vec4f>;
+@group(0) @binding(5) var<storage, read_write> LSE: array<f32>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u${sg ? ', @builtin(subgroup_invocation_id) sgid: u32' : ''}) {
+  let bh = vec2u(wid.y / u.H, wid.y % u.H);
+  let i = wid.x * ${WG}u + lid.x;
+  let ic = min(i, u.Tq - 1u);
+  ${loadRow('q', 'qr', 'ic', 'bh', dh)}
+  ${vec('q').map((q, c) => `let ${q} = qr${c} * u.scale;`).join('\n  ')}
+  ${vec('o').map((o) => `var ${o} = vec4f(0.0);`).join(' ')}
+  var m = -1e30;
+  var l = 0.0;
+  for (var j0 = 0u; j0 < u.Tk; j0 += ${KB}u) {
+    ${body.join('\n    ')}
+  }
+  if (i < u.Tq) {
+    let inv = 1.0 / l;
+    let ob = (u.o.off + bh.x * u.o.sb + bh.y * u.o.sh + i * u.o.st) >> 2u;
+    ${vec('o').map((o, c) => `O[ob + ${c}u] = ${o} * inv;`).join('\n    ')}
+    LSE[(bh.x * u.H + bh.y) * u.Tq + i] = m + log(l);
+  }
+}`);
+  return lines.join('\n');
+}
+
+/** D_i = Σ_e dO_ie·O_ie, per query ([B, H, Tq]). */
+function deltaKernel(dh: number): string {
+  const D4 = dh / 4;
+  return `
+${header(['o', 'g'])}
+@group(0) @binding(1) var<storage, read> O: array<vec4f>;
+@group(0) @binding(2) var<storage, read> G: array<vec4f>;
+@group(0) @binding(3) var<storage, read_write> Dl: array<f32>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
+  let bh = vec2u(wid.y / u.H, wid.y % u.H);
+  let i = wid.x * ${WG}u + lid.x;
+  if (i >= u.Tq) { return; }
+  ${loadRow('o', 'or', 'i', 'bh', dh)}
+  ${loadRow('g', 'gr', 'i', 'bh', dh)}
+  Dl[(bh.x * u.H + bh.y) * u.Tq + i] = ${Array.from({ length: D4 }, (_, c) => `dot(or${c}, gr${c})`).join(' + ')};
+}`;
+}
+
+/** dQ: lanes over queries, loop over key blocks. */
+function dqKernel(dh: number, sg: number, KB: number): string {
+  const D4 = dh / 4;
+  const vec = (n: string) => Array.from({ length: D4 }, (_, c) => `${n}${c}`);
+  const body: string[] = [];
+  const rowK = (jj: number) => (sg ? `klb${jj}_` : `kr${jj}_`);
+  const rowV = (jj: number) => (sg ? `vlb${jj}_` : `vr${jj}_`);
+  if (sg) {
+    body.push(`let jl = min(j0 + sgid, u.Tk - 1u);`);
+    body.push(loadRow('k', 'kl', 'jl', 'bh', dh));
+    body.push(loadRow('v', 'vl', 'jl', 'bh', dh));
+  }
+  for (let jj = 0; jj < KB; jj++) {
+    if (sg) { body.push(...shared('kl', jj, dh, sg)); body.push(...shared('vl', jj, dh, sg)); } else {
+      body.push(`let jr${jj} = min(j0 + ${jj}u, u.Tk - 1u);`);
+      body.push(loadRow('k', `kr${jj}_`, `jr${jj}`, 'bh', dh));
+      body.push(loadRow('v', `vr${jj}_`, `jr${jj}`, 'bh', dh));
+    }
+    body.push(`let s${jj} = ${vec('q').map((q, c) => `dot(${q}, ${rowK(jj)}${c})`).join(' + ')};`);
+    body.push(`let p${jj} = select(0.0, exp(s${jj} - lse), j0 + ${jj}u < u.Tk);`);
+    body.push(`let dp${jj} = ${vec('g').map((g, c) => `dot(${g}, ${rowV(jj)}${c})`).join(' + ')};`);
+    body.push(`let ds${jj} = p${jj} * (dp${jj} - dl);`);
+    for (let c = 0; c < D4; c++) body.push(`dq${c} = fma(vec4f(ds${jj}), ${rowK(jj)}${c}, dq${c});`);
+  }
+  return `
+${sg ? 'enable subgroups;' : ''}
+${header(['q', 'k', 'v', 'g', 'dq'])}
+@group(0) @binding(1) var<storage, read> Q: array<vec4f>;
+@group(0) @binding(2) var<storage, read> K: array<vec4f>;
+@group(0) @binding(3) var<storage, read> V: array<vec4f>;
+@group(0) @binding(4) var<storage, read> G: array<vec4f>;
+@group(0) @binding(5) var<storage, read> LSE: array<f32>;
+@group(0) @binding(6) var<storage, read> Dl: array<f32>;
+@group(0) @binding(7) var<storage, read_write> DQ: array<vec4f>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u${sg ? ', @builtin(subgroup_invocation_id) sgid: u32' : ''}) {
+  let bh = vec2u(wid.y / u.H, wid.y % u.H);
+  let i = wid.x * ${WG}u + lid.x;
+  let ic = min(i, u.Tq - 1u);
+  ${loadRow('q', 'qr', 'ic', 'bh', dh)}
+  ${vec('q').map((q, c) => `let ${q} = qr${c} * u.scale;`).join('\n  ')}
+  ${loadRow('g', 'g', 'ic', 'bh', dh)}
+  let lse = LSE[(bh.x * u.H + bh.y) * u.Tq + ic];
+  let dl = Dl[(bh.x * u.H + bh.y) * u.Tq + ic];
+  ${vec('dq').map((o) => `var ${o} = vec4f(0.0);`).join(' ')}
+  for (var j0 = 0u; j0 < u.Tk; j0 += ${KB}u) {
+    ${body.join('\n    ')}
+  }
+  if (i < u.Tq) {
+    let ob = (u.dq.off + bh.x * u.dq.sb + bh.y * u.dq.sh + i * u.dq.st) >> 2u;
+    ${vec('dq').map((o, c) => `DQ[ob + ${c}u] = ${o} * u.scale;`).join('\n    ')}
+  }
+}`;
+}
+
+/** dK, dV: lanes over keys, loop over query blocks. */
+function dkvKernel(dh: number, sg: number, KB: number, packed: boolean): string {
+  const D4 = dh / 4;
+  const vec = (n: string) => Array.from({ length: D4 }, (_, c) => `${n}${c}`);
+  const body: string[] = [];
+  const rowQ = (ii: number) => (sg ? `qlb${ii}_` : `qr${ii}_`);
+  const rowG = (ii: number) => (sg ? `glb${ii}_` : `gr${ii}_`);
+  if (sg) {
+    body.push(`let il = min(i0 + sgid, u.Tq - 1u);`);
+    body.push(loadRow('q', 'ql', 'il', 'bh', dh));
+    body.push(loadRow('g', 'gl', 'il', 'bh', dh));
+    body.push(`let lsel = LSE[(bh.x * u.H + bh.y) * u.Tq + il];`);
+    body.push(`let dll = Dl[(bh.x * u.H + bh.y) * u.Tq + il];`);
+  }
+  for (let ii = 0; ii < KB; ii++) {
+    if (sg) {
+      body.push(...shared('ql', ii, dh, sg));
+      body.push(...shared('gl', ii, dh, sg));
+      body.push(`let lse${ii} = subgroupBroadcast(lsel, ${ii}u);`);
+      body.push(`let dl${ii} = subgroupBroadcast(dll, ${ii}u);`);
+    } else {
+      body.push(`let ir${ii} = min(i0 + ${ii}u, u.Tq - 1u);`);
+      body.push(loadRow('q', `qr${ii}_`, `ir${ii}`, 'bh', dh));
+      body.push(loadRow('g', `gr${ii}_`, `ir${ii}`, 'bh', dh));
+      body.push(`let lse${ii} = LSE[(bh.x * u.H + bh.y) * u.Tq + ir${ii}];`);
+      body.push(`let dl${ii} = Dl[(bh.x * u.H + bh.y) * u.Tq + ir${ii}];`);
+    }
+    body.push(`let s${ii} = (${vec('k').map((k, c) => `dot(${k}, ${rowQ(ii)}${c})`).join(' + ')}) * u.scale;`);
+    body.push(`let p${ii} = select(0.0, exp(s${ii} - lse${ii}), i0 + ${ii}u < u.Tq);`);
+    for (let c = 0; c < D4; c++) body.push(`dv${c} = fma(vec4f(p${ii}), ${rowG(ii)}${c}, dv${c});`);
+    body.push(`let dp${ii} = ${vec('v').map((v, c) => `dot(${v}, ${rowG(ii)}${c})`).join(' + ')};`);
+    body.push(`let ds${ii} = p${ii} * (dp${ii} - dl${ii});`);
+    for (let c = 0; c < D4; c++) body.push(`dk${c} = fma(vec4f(ds${ii}), ${rowQ(ii)}${c}, dk${c});`);
+  }
+  return `
+${sg ? 'enable subgroups;' : ''}
+${header(['q', 'k', 'v', 'g', 'dk', 'dv'])}
+@group(0) @binding(1) var<storage, read> Q: array<vec4f>;
+@group(0) @binding(2) var<storage, read> K: array<vec4f>;
+@group(0) @binding(3) var<storage, read> V: array<vec4f>;
+@group(0) @binding(4) var<storage, read> G: array<vec4f>;
+@group(0) @binding(5) var<storage, read> LSE: array<f32>;
+@group(0) @binding(6) var<storage, read> Dl: array<f32>;
+@group(0) @binding(7) var<storage, read_write> DK: array<vec4f>;
+${packed ? '' : '@group(0) @binding(8) var<storage, read_write> DV: array<vec4f>;'}
+@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u${sg ? ', @builtin(subgroup_invocation_id) sgid: u32' : ''}) {
+  let bh = vec2u(wid.y / u.H, wid.y % u.H);
+  let j = wid.x * ${WG}u + lid.x;
+  let jc = min(j, u.Tk - 1u);
+  ${loadRow('k', 'k', 'jc', 'bh', dh)}
+  ${loadRow('v', 'v', 'jc', 'bh', dh)}
+  ${vec('dk').map((o) => `var ${o} = vec4f(0.0);`).join(' ')}
+  ${vec('dv').map((o) => `var ${o} = vec4f(0.0);`).join(' ')}
+  for (var i0 = 0u; i0 < u.Tq; i0 += ${KB}u) {
+    ${body.join('\n    ')}
+  }
+  if (j < u.Tk) {
+    let kb = (u.dk.off + bh.x * u.dk.sb + bh.y * u.dk.sh + j * u.dk.st) >> 2u;
+    let vb = (u.dv.off + bh.x * u.dv.sb + bh.y * u.dv.sh + j * u.dv.st) >> 2u;
+    ${vec('dk').map((o, c) => `DK[kb + ${c}u] = ${o} * u.scale;`).join('\n    ')}
+    ${vec('dv').map((o, c) => `${packed ? 'DK' : 'DV'}[vb + ${c}u] = ${o};`).join('\n    ')}
+  }
+}`;
+}
+
+function blockSize(): { sg: number; KB: number } {
+  const g = gpu();
+  const sg = g.hasSubgroups ? g.adapter.subgroupMinSize : 0;
+  // Blocks of one subgroup (at most 16 keys, so scores stay in registers); 4 keys per step without subgroups.
+  return sg >= 4 ? { sg, KB: Math.min(sg, 16) } : { sg: 0, KB: 4 };
+}
+
+function checkStrided(op: string, s: Strided, d: Dims, T: number): void {
+  check(s.t.dtype === 'f32', op, `expected f32, got ${s.t.dtype}`);
+  for (const v of [s.off, s.sb, s.sh, s.st]) check(v % 4 === 0, op, 'operand offsets and strides must be multiples of 4 elements');
+  const last = s.off + (d.B - 1) * s.sb + (d.H - 1) * s.sh + (T - 1) * s.st + d.dh;
+  check(last <= s.t.size, op, `operand ${fmtShape(s.t.shape)} is too small for B=${d.B} H=${d.H} T=${T} dh=${d.dh}`);
+}
+
+/**
+ * Fused attention on strided operands; returns O written at `out`'s strides and the log-sum-exp [B,H,Tq].
+ * No autograd (see `flashAttention`).
+ */
+export function flashForward(q: Strided, k: Strided, v: Strided, out: Strided, d: Dims): Tensor {
+  const op = 'flashAttention';
+  check(d.dh % 4 === 0 && d.dh <= 256, op, `head dim ${d.dh} must be a multiple of 4 and at most 256`);
+  checkStrided(op, q, d, d.Tq); checkStrided(op, k, d, d.Tk); checkStrided(op, v, d, d.Tk); checkStrided(op, out, d, d.Tq);
+  const { sg, KB } = blockSize();
+  const lse = Tensor.empty([d.B, d.H, d.Tq], 'f32', 'attention.lse');
+  launch(op, fwdKernel(d.dh, sg, KB), [q.t, k.t, v.t, out.t, lse], [Math.ceil(d.Tq / WG), d.B * d.H], paramsOf(d, [q, k, v, out]));
+  return lse;
+}
+
+/** Gradients of the fused attention into dq/dk/dv (strided, may share one buffer). No autograd. */
+export function flashBackward(q: Strided, k: Strided, v: Strided, o: Strided, g: Strided, lse: Tensor, dq: Strided, dk: Strided, dv: Strided, d: Dims): void {
+  const { sg, KB } = blockSize();
+  const delta = Tensor.empty([d.B, d.H, d.Tq], 'f32', 'attention.delta');
+  launch('flashAttention.backward', deltaKernel(d.dh), [o.t, g.t, delta], [Math.ceil(d.Tq / WG), d.B * d.H], paramsOf(d, [o, g]));
+  launch('flashAttention.backward', dqKernel(d.dh, sg, KB), [q.t, k.t, v.t, g.t, lse, delta, dq.t], [Math.ceil(d.Tq / WG), d.B * d.H], paramsOf(d, [q, k, v, g, dq]));
+  // dK and dV may live in one buffer (packed qkv gradient): then one writable binding serves both.
+  const packed = dk.t === dv.t;
+  launch('flashAttention.backward', dkvKernel(d.dh, sg, KB, packed), [q.t, k.t, v.t, g.t, lse, delta, dk.t, ...(packed ? [] : [dv.t])], [Math.ceil(d.Tk / WG), d.B * d.H], paramsOf(d, [q, k, v, g, dk, dv]));
+  delta.dispose();
+}
+
+/** Contiguous [B, H, T, dh] layout. */
+export function bhtd(t: Tensor): Strided {
+  const [, H, T, dh] = t.shape;
+  return { t, off: 0, sb: H * T * dh, sh: T * dh, st: dh };
+}
+
+/** Token-major [B, T, H·dh] layout of an [B, T, D] tensor viewed as H heads. */
+function btd(t: Tensor, H: number, off = 0, rowStride?: number): Strided {
+  const [, T, D] = t.shape;
+  const st = rowStride ?? D;
+  return { t, off, sb: T * st, sh: D / H, st };
+}
+
+/**
+ * Multi-head self-attention straight from a packed projection qkv [B, T, 3·D] (channel = which·D + head·dh + e,
+ * the timm/DiT layout), fused; returns [B, T, D] (channel = head·dh + e).
+ */
+export function flashAttentionPacked(qkv: Tensor, heads: number): Tensor {
+  const op = 'flashAttention';
+  check(qkv.ndim === 3 && qkv.shape[2] % (3 * heads) === 0, op, `qkv must be [B, T, 3·D] with D divisible by ${heads} heads, got ${fmtShape(qkv.shape)}`);
+  const [B, T, D3] = qkv.shape;
+  const D = D3 / 3, dh = D / heads;
+  const d: Dims = { B, H: heads, Tq: T, Tk: T, dh, scale: 1 / Math.sqrt(dh) };
+  const part = (which: number): Strided => ({ t: qkv, off: which * D, sb: T * D3, sh: dh, st: D3 });
+  const out = Tensor.empty([B, T, D], 'f32', op);
+  const lse = flashForward(part(0), part(1), part(2), btd(out, heads), d);
+  const y = record(op, out, [qkv], [qkv, out, lse], (g, [qs, os, ls]) => {
+    const dqkv = Tensor.empty(qs.shape, 'f32', `${op}.backward`);
+    const sp = (t: Tensor, which: number): Strided => ({ t, off: which * D, sb: T * D3, sh: dh, st: D3 });
+    flashBackward(sp(qs, 0), sp(qs, 1), sp(qs, 2), btd(os, heads), btd(g, heads), ls, sp(dqkv, 0), sp(dqkv, 1), sp(dqkv, 2), d);
+    return [dqkv];
+  });
+  lse.dispose();
+  return y;
+}
+
+/**
+ * Fused multi-head attention of separate q [B, Tq, D], k and v [B, Tk, D] (token-major heads, as a
+ * cross-attention layer produces them); returns [B, Tq, D].
+ */
+export function flashAttention(q: Tensor, k: Tensor, v: Tensor, heads: number): Tensor {
+  const op = 'flashAttention';
+  check(q.ndim === 3 && k.ndim === 3 && v.ndim === 3 && q.shape[0] === k.shape[0] && k.shape[0] === v.shape[0] && q.shape[2] === k.shape[2] && k.shape[2] === v.shape[2] && k.shape[1] === v.shape[1], op,
+    `q, k, v must be [B, Tq, D], [B, Tk, D], [B, Tk, D]; got ${fmtShape(q.shape)}, ${fmtShape(k.shape)}, ${fmtShape(v.shape)}`);
+  const [B, Tq, D] = q.shape, Tk = k.shape[1];
+  check(D % heads === 0, op, `D=${D} is not divisible by ${heads} heads`);
+  const dh = D / heads;
+  const d: Dims = { B, H: heads, Tq, Tk, dh, scale: 1 / Math.sqrt(dh) };
+  const out = Tensor.empty([B, Tq, D], 'f32', op);
+  const lse = flashForward(btd(q, heads), btd(k, heads), btd(v, heads), btd(out, heads), d);
+  const y = record(op, out, [q, k, v], [q, k, v, out, lse], (g, [qs, ks, vs, os, ls], need) => {
+    const dq = Tensor.empty(q.shape, 'f32', `${op}.backward`);
+    const dk = Tensor.empty(k.shape, 'f32', `${op}.backward`);
+    const dv = Tensor.empty(v.shape, 'f32', `${op}.backward`);
+    flashBackward(btd(qs, heads), btd(ks, heads), btd(vs, heads), btd(os, heads), btd(g, heads), ls, btd(dq, heads), btd(dk, heads), btd(dv, heads), d);
+    return [need[0] ? dq : null, need[1] ? dk : null, need[2] ? dv : null];
+  });
+  lse.dispose();
+  return y;
+}
+
+/** The same attention through matmul + softmax + matmul (materialises the Tq×Tk scores). */
+export function attentionUnfused(q: Tensor, k: Tensor, v: Tensor, heads: number): Tensor {
+  const [B, Tq, D] = q.shape, Tk = k.shape[1];
+  const dh = D / heads;
+  const split = (t: Tensor, T: number) => {
+    const r = reshape(t, [B, T, heads, dh]);
+    const p = permute(r, [0, 2, 1, 3]);
+    r.dispose();
+    return p;
+  };
+  const qh = split(q, Tq), kh = split(k, Tk), vh = split(v, Tk);
+  const s = matmul(qh, kh, { transB: true, alpha: 1 / Math.sqrt(dh) });
+  const p = softmax(s);
+  const o = matmul(p, vh);
+  const ot = permute(o, [0, 2, 1, 3]);
+  const y = reshape(ot, [B, Tq, D]);
+  for (const t of [qh, kh, vh, s, p, o, ot]) t.dispose();
+  return y;
+}
+
+/** Splits a packed qkv [B, T, 3D] into q, k, v [B, T, D] (copies; for the unfused path). */
+export function splitQkv(qkv: Tensor): [Tensor, Tensor, Tensor] {
+  const [B, T, D3] = qkv.shape;
+  const r = reshape(qkv, [B, T, 3, D3 / 3]);
+  const p = permute(r, [2, 0, 1, 3]);
+  r.dispose();
+  const out = [0, 1, 2].map((i) => {
+    const one = slice(p, 0, i, i + 1);
+    const t = reshape(one, [B, T, D3 / 3]);
+    one.dispose();
+    return t;
+  });
+  p.dispose();
+  return [out[0], out[1], out[2]];
+}
+
+/** Whether the fused kernel is used for attention of this shape (else the unfused path). */
+export function useFlash(dh: number, Tk: number): boolean {
+  return dh % 4 === 0 && dh <= 128 && (Tk >= 16 || !isGradEnabled());
+}
+
+/** Self-attention from a packed qkv [B, T, 3D]: fused where supported, else unfused. */
+export function selfAttention(qkv: Tensor, heads: number, opts: { fused?: boolean } = {}): Tensor {
+  const [, T, D3] = qkv.shape;
+  const dh = D3 / 3 / heads;
+  if (opts.fused ?? useFlash(dh, T)) return flashAttentionPacked(qkv, heads);
+  const [q, k, v] = splitQkv(qkv);
+  const y = attentionUnfused(q, k, v, heads);
+  q.dispose(); k.dispose(); v.dispose();
+  return y;
+}
+

@@ -1,0 +1,54 @@
+// Embedding gather out[i] = table[idx[i]] and its scatter-add backward, written as a gather over table rows
+// (each lane sums the gradient rows whose index equals its row), so no float atomics are needed.
+import { Tensor, record, check, fmtShape } from '../engine/tensor.js';
+import { Params, grid, gridArgs, launch, linearIndex } from './util.js';
+
+const GATHER = /* wgsl */`
+struct P { n: u32, D: u32, rows: u32, _p: u32 }
+@group(0) @binding(0) var<uniform> u: P;
+@group(0) @binding(1) var<storage, read> W: array<f32>;
+@group(0) @binding(2) var<storage, read> I: array<i32>;
+@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
+@compute @workgroup_size(64)
+fn main(${gridArgs}) {
+  let i = ${linearIndex(64)};
+  if (i >= u.n * u.D) { return; }
+  let r = u32(clamp(I[i / u.D], 0, i32(u.rows) - 1));
+  Y[i] = W[r * u.D + i % u.D];
+}`;
+
+const SCATTER = /* wgsl */`
+struct P { n: u32, D: u32, rows: u32, _p: u32 }
+@group(0) @binding(0) var<uniform> u: P;
+@group(0) @binding(1) var<storage, read> G: array<f32>;
+@group(0) @binding(2) var<storage, read> I: array<i32>;
+@group(0) @binding(3) var<storage, read_write> DW: array<f32>;
+@compute @workgroup_size(64)
+fn main(${gridArgs}) {
+  let j = ${linearIndex(64)};
+  if (j >= u.rows * u.D) { return; }
+  let r = i32(j / u.D);
+  let d = j % u.D;
+  var s = 0.0;
+  for (var i = 0u; i < u.n; i++) {
+    if (I[i] == r) { s += G[i * u.D + d]; }
+  }
+  DW[j] = s;
+}`;
+
+/** Rows of `table` [rows, D] at integer `indices` (any shape) → [...indices.shape, D]. */
+export function embedding(table: Tensor, indices: Tensor): Tensor {
+  const op = 'embedding';
+  check(table.ndim === 2 && table.dtype === 'f32', op, `table must be f32 [rows, D], got ${table.dtype} ${fmtShape(table.shape)}`);
+  check(indices.dtype === 'i32', op, `indices must be i32, got ${indices.dtype} ${fmtShape(indices.shape)}`);
+  const [rows, D] = table.shape;
+  const n = indices.size;
+  const y = Tensor.empty([...indices.shape, D], 'f32', op);
+  const p = new Params().u(n, D, rows, 0);
+  launch(op, GATHER, [table, indices, y], grid(n * D, 64), p);
+  return record(op, y, [table], [indices], (g, [idx]) => {
+    const dw = Tensor.empty(table.shape, 'f32', `${op}.backward`);
+    launch(`${op}.backward`, SCATTER, [g, idx, dw], grid(rows * D, 64), p);
+    return [dw];
+  });
+}

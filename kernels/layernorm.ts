@@ -1,0 +1,255 @@
+// LayerNorm over the last axis fused with DiT's adaptive modulation, y = LN(x)·(1 + scale[b]) + shift[b]
+// (no-affine LN, eps 1e-6), the gated residual x + gate[b]·f, and plain LayerNorm with an affine (w, b).
+// One lane per row; the row is kept in registers (unrolled over D) so x is read once. Backward: dx per row,
+// and the per-batch column sums that give dscale/dshift/dgate (or dw/db).
+import { Tensor, record, check, fmtShape } from '../engine/tensor.js';
+import { Params, grid, gridArgs, launch, linearIndex } from './util.js';
+
+type Mode = 'modulate' | 'affine' | 'none';
+
+/** Rows are unrolled in registers up to this width; wider rows loop and re-read x. */
+const UNROLL_MAX = 256;
+
+function forwardKernel(D: number, mode: Mode): string {
+  const D4 = D / 4;
+  const unroll = D <= UNROLL_MAX;
+  const mod = mode !== 'none';
+  // (1 + scale) for modulation, w for the affine.
+  const gain = (c: string) => (mode === 'modulate' ? `(1.0 + SC[sb + ${c}])` : `SC[sb + ${c}]`);
+  const body = unroll
+    ? `
+  ${Array.from({ length: D4 }, (_, c) => `let x${c} = X[base + ${c}u];`).join('\n  ')}
+  let s = ${Array.from({ length: D4 }, (_, c) => `x${c}`).join(' + ')};
+  let mean = (s.x + s.y + s.z + s.w) / ${D}.0;
+  ${Array.from({ length: D4 }, (_, c) => `let d${c} = x${c} - mean;`).join('\n  ')}
+  let q = ${Array.from({ length: D4 }, (_, c) => `d${c} * d${c}`).join(' + ')};
+  let rstd = inverseSqrt((q.x + q.y + q.z + q.w) / ${D}.0 + u.eps);
+  ${Array.from({ length: D4 }, (_, c) => `Y[base + ${c}u] = d${c} * rstd${mod ? ` * ${gain(`${c}u`)} + SH[sb + ${c}u]` : ''};`).join('\n  ')}`
+    : `
+  var s = vec4f(0.0);
+  for (var c = 0u; c < ${D4}u; c++) { s += X[base + c]; }
+  let mean = (s.x + s.y + s.z + s.w) / ${D}.0;
+  var q = vec4f(0.0);
+  for (var c = 0u; c < ${D4}u; c++) { let d = X[base + c] - mean; q += d * d; }
+  let rstd = inverseSqrt((q.x + q.y + q.z + q.w) / ${D}.0 + u.eps);
+  for (var c = 0u; c < ${D4}u; c++) { Y[base + c] = (X[base + c] - mean) * rstd${mod ? ` * ${gain('c')} + SH[sb + c]` : ''}; }`;
+  return /* wgsl */`
+struct P { rows: u32, T: u32, eps: f32, _p: u32 }
+@group(0) @binding(0) var<uniform> u: P;
+@group(0) @binding(1) var<storage, read> X: array<vec4f>;
+${mod ? `@group(0) @binding(2) var<storage, read> SC: array<vec4f>;
+@group(0) @binding(3) var<storage, read> SH: array<vec4f>;` : ''}
+@group(0) @binding(${mod ? 4 : 2}) var<storage, read_write> Y: array<vec4f>;
+@group(0) @binding(${mod ? 5 : 3}) var<storage, read_write> STATS: array<vec2f>;
+@compute @workgroup_size(64)
+fn main(${gridArgs}) {
+  let row = ${linearIndex(64)};
+  if (row >= u.rows) { return; }
+  let base = row * ${D4}u;
+  let sb = ${mode === 'modulate' ? `(row / u.T) * ${D4}u` : '0u'};
+  ${body}
+  STATS[row] = vec2f(mean, rstd);
+}`;
+}
+
+/** dx = rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)), dx̂ = dy·gain. One lane per row. */
+function backwardKernel(D: number, mode: Mode): string {
+  const D4 = D / 4;
+  const gainV = (c: string) => (mode === 'modulate' ? `(1.0 + SC[sb + ${c}])` : mode === 'affine' ? `SC[sb + ${c}]` : 'vec4f(1.0)');
+  return /* wgsl */`
+struct P { rows: u32, T: u32, eps: f32, _p: u32 }
+@group(0) @binding(0) var<uniform> u: P;
+@group(0) @binding(1) var<storage, read> X: array<vec4f>;
+@group(0) @binding(2) var<storage, read> G: array<vec4f>;
+@group(0) @binding(3) var<storage, read> STATS: array<vec2f>;
+${mode !== 'none' ? '@group(0) @binding(4) var<storage, read> SC: array<vec4f>;' : ''}
+@group(0) @binding(${mode !== 'none' ? 5 : 4}) var<storage, read_write> DX: array<vec4f>;
+@compute @workgroup_size(64)
+fn main(${gridArgs}) {
+  let row = ${linearIndex(64)};
+  if (row >= u.rows) { return; }
+  let base = row * ${D4}u;
+  let sb = ${mode === 'modulate' ? `(row / u.T) * ${D4}u` : '0u'};
+  let st = STATS[row];
+  var a = vec4f(0.0);
+  var b = vec4f(0.0);
+  for (var c = 0u; c < ${D4}u; c++) {
+    let xh = (X[base + c] - st.x) * st.y;
+    let dxh = G[base + c] * ${gainV('c')};
+    a += dxh;
+    b += dxh * xh;
+  }
+  let ma = (a.x + a.y + a.z + a.w) / ${D}.0;
+  let mb = (b.x + b.y + b.z + b.w) / ${D}.0;
+  for (var c = 0u; c < ${D4}u; c++) {
+    let xh = (X[base + c] - st.x) * st.y;
+    let dxh = G[base + c] * ${gainV('c')};
+    DX[base + c] = st.y * (dxh - ma - xh * mb);
+  }
+}`;
+}
+
+/**
+ * Per-batch column sums over the T rows of each batch: S1[b,d] = Σ_t G, S2[b,d] = Σ_t G·Z, where Z is x̂
+ * (recomputed from x and the row stats) or a given tensor F. One lane per column quad.
+ */
+function colSumsKernel(withStats: boolean): string {
+  return /* wgsl */`
+struct P { B: u32, T: u32, D4: u32, _p: u32 }
+@group(0) @binding(0) var<uniform> u: P;
+@group(0) @binding(1) var<storage, read> G: array<vec4f>;
+@group(0) @binding(2) var<storage, read> Z: array<vec4f>;
+${withStats ? '@group(0) @binding(3) var<storage, read> STATS: array<vec2f>;' : ''}
+@group(0) @binding(${withStats ? 4 : 3}) var<storage, read_write> S1: array<vec4f>;
+@group(0) @binding(${withStats ? 5 : 4}) var<storage, read_write> S2: array<vec4f>;
+@compute @workgroup_size(64)
+fn main(${gridArgs}) {
+  let i = ${linearIndex(64)};
+  if (i >= u.B * u.D4) { return; }
+  let b = i / u.D4;
+  let c = i % u.D4;
+  var s1 = vec4f(0.0);
+  var s2 = vec4f(0.0);
+  for (var t = 0u; t < u.T; t++) {
+    let row = b * u.T + t;
+    let g = G[row * u.D4 + c];
+    ${withStats ? 'let st = STATS[row]; let z = (Z[row * u.D4 + c] - st.x) * st.y;' : 'let z = Z[row * u.D4 + c];'}
+    s1 += g;
+    s2 += g * z;
+  }
+  S1[i] = s1;
+  S2[i] = s2;
+}`;
+}
+
+/** Column sums per batch ([B, T, D] → two [B, D]): Σ_t g and Σ_t g·z (z = x̂ when `stats` is given). */
+function colSums(g: Tensor, z: Tensor, B: number, T: number, D: number, stats?: Tensor): [Tensor, Tensor] {
+  const s1 = Tensor.empty([B, D], 'f32', 'colSums'), s2 = Tensor.empty([B, D], 'f32', 'colSums');
+  const ins = stats ? [g, z, stats, s1, s2] : [g, z, s1, s2];
+  launch('colSums', colSumsKernel(!!stats), ins, grid(B * D / 4, 64), new Params().u(B, T, D / 4, 0));
+  return [s1, s2];
+}
+
+function shape3(op: string, x: Tensor): [number, number, number] {
+  check(x.dtype === 'f32' && x.ndim >= 2, op, `expected f32 [..., D], got ${x.dtype} ${fmtShape(x.shape)}`);
+  const D = x.shape[x.ndim - 1];
+  check(D % 4 === 0, op, `the normalised width ${D} must be a multiple of 4`);
+  const B = x.ndim === 3 ? x.shape[0] : 1;
+  const T = x.size / D / B;
+  return [B, T, D];
+}
+
+/**
+ * DiT's `modulate(norm(x), shift, scale)`: y = LN(x)·(1 + scale[b]) + shift[b], x [B, T, D], shift/scale [B, D],
+ * LayerNorm without affine, eps 1e-6.
+ */
+export function adaLNModulate(x: Tensor, shift: Tensor, scale: Tensor, eps = 1e-6): Tensor {
+  const op = 'adaLNModulate';
+  check(x.ndim === 3, op, `x must be [B, T, D], got ${fmtShape(x.shape)}`);
+  const [B, T, D] = shape3(op, x);
+  for (const [n, t] of [['shift', shift], ['scale', scale]] as const) {
+    check(t.size === B * D && t.shape[t.ndim - 1] === D, op, `${n} must be [${B}, ${D}] for x ${fmtShape(x.shape)}, got ${fmtShape(t.shape)}`);
+  }
+  const y = Tensor.empty(x.shape, 'f32', op);
+  const stats = Tensor.empty([B * T, 2], 'f32', `${op}.stats`);
+  launch(op, forwardKernel(D, 'modulate'), [x, scale, shift, y, stats], grid(B * T, 64), new Params().u(B * T, T).f(eps).u(0));
+  const out = record(op, y, [x, shift, scale], [x, scale, stats], (g, [xs, scs, sts], need) => {
+    let dx: Tensor | null = null;
+    if (need[0]) {
+      dx = Tensor.empty(x.shape, 'f32', `${op}.backward`);
+      launch(`${op}.backward`, backwardKernel(D, 'modulate'), [xs, g, sts, scs, dx], grid(B * T, 64), new Params().u(B * T, T).f(eps).u(0));
+    }
+    let dshift: Tensor | null = null, dscale: Tensor | null = null;
+    if (need[1] || need[2]) {
+      const [s1, s2] = colSums(g, xs, B, T, D, sts);
+      dshift = s1.view(shift.shape); dscale = s2.view(scale.shape);
+      s1.dispose(); s2.dispose();
+    }
+    return [dx, need[1] ? dshift : null, need[2] ? dscale : null];
+  });
+  stats.dispose();
+  return out;
+}
+
+/** LayerNorm over the last axis, optionally with an affine (weight, bias of length D). */
+export function layerNorm(x: Tensor, weight: Tensor | null = null, bias: Tensor | null = null, eps = 1e-5): Tensor {
+  const op = 'layerNorm';
+  const [, , D] = shape3(op, x);
+  const rows = x.size / D;
+  check(!!weight === !!bias, op, 'give both weight and bias, or neither');
+  if (weight) check(weight.size === D && bias!.size === D, op, `weight/bias must have ${D} elements, got ${fmtShape(weight.shape)}, ${fmtShape(bias!.shape)}`);
+  const mode: Mode = weight ? 'affine' : 'none';
+  const y = Tensor.empty(x.shape, 'f32', op);
+  const stats = Tensor.empty([rows, 2], 'f32', `${op}.stats`);
+  const ins = weight ? [x, weight, bias!, y, stats] : [x, y, stats];
+  launch(op, forwardKernel(D, mode), ins, grid(rows, 64), new Params().u(rows, rows).f(eps).u(0));
+  const inputs = weight ? [x, weight, bias!] : [x];
+  const out = record(op, y, inputs, weight ? [x, stats, weight] : [x, stats], (g, [xs, sts, ws], need) => {
+    let dx: Tensor | null = null;
+    if (need[0]) {
+      dx = Tensor.empty(x.shape, 'f32', `${op}.backward`);
+      launch(`${op}.backward`, backwardKernel(D, mode), ws ? [xs, g, sts, ws, dx] : [xs, g, sts, dx], grid(rows, 64), new Params().u(rows, rows).f(eps).u(0));
+    }
+    if (!weight) return [dx];
+    const [s1, s2] = colSums(g, xs, 1, rows, D, sts);
+    const db = s1.view(bias!.shape), dw = s2.view(weight.shape);
+    s1.dispose(); s2.dispose();
+    return [dx, need[1] ? dw : null, need[2] ? db : null];
+  });
+  stats.dispose();
+  return out;
+}
+
+const GATED = /* wgsl */`
+struct P { n4: u32, TD4: u32, D4: u32, _p: u32 }
+@group(0) @binding(0) var<uniform> u: P;
+@group(0) @binding(1) var<storage, read> X: array<vec4f>;
+@group(0) @binding(2) var<storage, read> GATE: array<vec4f>;
+@group(0) @binding(3) var<storage, read> F: array<vec4f>;
+@group(0) @binding(4) var<storage, read_write> Y: array<vec4f>;
+@compute @workgroup_size(64)
+fn main(${gridArgs}) {
+  let i = ${linearIndex(64)};
+  if (i >= u.n4) { return; }
+  let gi = (i / u.TD4) * u.D4 + i % u.D4;
+  Y[i] = X[i] + GATE[gi] * F[i];
+}`;
+
+const SCALE_ROWS = /* wgsl */`
+struct P { n4: u32, TD4: u32, D4: u32, _p: u32 }
+@group(0) @binding(0) var<uniform> u: P;
+@group(0) @binding(1) var<storage, read> G: array<vec4f>;
+@group(0) @binding(2) var<storage, read> GATE: array<vec4f>;
+@group(0) @binding(3) var<storage, read_write> Y: array<vec4f>;
+@compute @workgroup_size(64)
+fn main(${gridArgs}) {
+  let i = ${linearIndex(64)};
+  if (i >= u.n4) { return; }
+  Y[i] = G[i] * GATE[(i / u.TD4) * u.D4 + i % u.D4];
+}`;
+
+/** DiT's gated residual x + gate[b]·f, x and f [B, T, D], gate [B, D]. */
+export function gatedResidual(x: Tensor, gate: Tensor, f: Tensor): Tensor {
+  const op = 'gatedResidual';
+  check(x.ndim === 3 && f.shape.every((d, i) => d === x.shape[i]) && f.ndim === 3, op, `x and f must be the same [B, T, D], got ${fmtShape(x.shape)} and ${fmtShape(f.shape)}`);
+  const [B, T, D] = x.shape;
+  check(D % 4 === 0, op, `D=${D} must be a multiple of 4`);
+  check(gate.size === B * D, op, `gate must be [${B}, ${D}], got ${fmtShape(gate.shape)}`);
+  const y = Tensor.empty(x.shape, 'f32', op);
+  const p = new Params().u(x.size / 4, T * D / 4, D / 4, 0);
+  launch(op, GATED, [x, gate, f, y], grid(x.size / 4, 64), p);
+  return record(op, y, [x, gate, f], [gate, f], (g, [gs, fs], need) => {
+    let df: Tensor | null = null, dgate: Tensor | null = null;
+    if (need[2]) {
+      df = Tensor.empty(x.shape, 'f32', `${op}.backward`);
+      launch(`${op}.backward`, SCALE_ROWS, [g, gs, df], grid(x.size / 4, 64), p);
+    }
+    if (need[1]) {
+      const [s1, s2] = colSums(g, fs, B, T, D);
+      s1.dispose();
+      dgate = s2.view(gate.shape);
+      s2.dispose();
+    }
+    return [g, dgate, df];
+  });
+}

@@ -1,0 +1,294 @@
+import { expect } from 'chai';
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Tensor, scope, keep, noGrad, memory } from '../engine/tensor.js';
+import { backward } from '../engine/autograd.js';
+import { Module, ModuleList, init } from '../engine/module.js';
+import { AdamW, EMA } from '../engine/optim.js';
+import { Safetensors, serializeSafetensors, readSafetensors, writeSafetensors, openTensors } from '../engine/safetensors.js';
+import { linear } from '../kernels/matmul.js';
+import { add, mul, gelu } from '../kernels/elementwise.js';
+import { mse, sum } from '../kernels/reduce.js';
+import { rand, randn, Generator, philoxUniform } from '../kernels/random.js';
+import { device, randArray, expectClose, read, t } from './helpers.js';
+
+const REF = path.resolve('../shared/reference');
+
+class Linear extends Module {
+  weight: Tensor; bias: Tensor;
+  constructor(inF: number, outF: number, gen: Generator) {
+    super();
+    this.weight = this.param('weight', init.torchDefault([outF, inF], inF, gen));
+    this.bias = this.param('bias', init.torchDefault([outF], inF, gen));
+  }
+  forward(x: Tensor, act?: 'gelu'): Tensor { return linear(x, this.weight, this.bias, { activation: act }); }
+}
+
+class MLP extends Module {
+  layers: ModuleList<Linear>;
+  constructor(gen: Generator) {
+    super();
+    this.layers = this.module('layers', new ModuleList([new Linear(8, 32, gen), new Linear(32, 4, gen)]));
+  }
+  forward(x: Tensor): Tensor { return this.layers.items[1].forward(this.layers.items[0].forward(x, 'gelu')); }
+}
+
+describe('device and tensors', () => {
+  before(device);
+
+  it('exposes the adapter, its features and the limits it requested', async () => {
+    const g = await device();
+    expect(g.adapter.description).to.be.a('string').and.not.empty;
+    expect(g.maxBindingBytes).to.equal(g.adapter.limits.maxStorageBufferBindingSize);
+    expect(g.maxBindingBytes).to.be.greaterThan(1 << 27 - 1);
+    expect(g.adapter.features).to.be.an('array');
+  });
+
+  it('uploads and reads back f32 and i32 data exactly', async () => {
+    const f = randArray(37, 1);
+    expect(Array.from(await read(Tensor.from(f, [37])))).to.deep.equal(Array.from(f));
+    const i = Int32Array.from([-3, 0, 7, 2 ** 30]);
+    expect(Array.from(await Tensor.from(i, [4]).data())).to.deep.equal(Array.from(i));
+  });
+
+  it('rejects data that does not fill the shape', () => {
+    expect(() => Tensor.from([1, 2, 3], [2, 2])).to.throw(/Tensor.from: 3 values do not fill shape \[2,2\]/);
+  });
+
+  it('scopes dispose what they created except returned and kept tensors', () => {
+    const before = memory().liveBuffers;
+    let kept: Tensor | null = null;
+    const out = scope(() => {
+      const a = t([1, 2, 3], [3]);
+      const b = add(a, a);
+      kept = keep(mul(b, b));
+      return { b };
+    });
+    expect(out.b.disposed).to.equal(false);
+    expect(kept!.disposed).to.equal(false);
+    expect(memory().liveBuffers).to.equal(before + 2);
+    out.b.dispose();
+    kept!.dispose();
+    expect(memory().liveBuffers).to.equal(before);
+  });
+
+  it('refuses a binding over the adapter limit with a clear error instead of corrupting it', async () => {
+    const g = await device();
+    const n = g.maxBindingBytes / 4 + 4;
+    if (n * 4 > g.maxBufferBytes) return;
+    const big = Tensor.empty([n]);
+    expect(() => add(big, big)).to.throw(/exceeds the adapter's maxStorageBufferBindingSize/);
+    big.dispose();
+    g.pool.trim();
+  });
+
+  it('a long training loop holds live GPU memory flat (500 steps of MLP forward, backward, AdamW)', async () => {
+    const gen = new Generator(1);
+    const model = new MLP(gen);
+    const opt = new AdamW(model.parameters(), { lr: 1e-2 });
+    const x = keep(randn([16, 8], 3)), y = keep(randn([16, 4], 4));
+    const samples: { liveBytes: number; liveBuffers: number }[] = [];
+    let first = 0, last = 0;
+    for (let step = 0; step < 500; step++) {
+      const loss = scope(() => {
+        const l = mse(model.forward(x), y);
+        backward(l);
+        opt.step();
+        opt.zeroGrad();
+        return l;
+      });
+      if (step === 0) first = await loss.item();
+      if (step === 499) last = await loss.item();
+      loss.dispose();
+      if (step >= 10 && step % 50 === 0) { await (await device()).sync(); samples.push(memory()); }
+    }
+    expect(last, 'the loss goes down').to.be.lessThan(first * 0.5);
+    for (const s of samples) expect(s).to.deep.include({ liveBytes: samples[0].liveBytes, liveBuffers: samples[0].liveBuffers });
+    model.dispose(); opt.dispose(); x.dispose(); y.dispose();
+  });
+});
+
+describe('autograd', () => {
+  before(device);
+
+  it('accumulates gradients of a tensor used twice and across backward calls', async () => {
+    const x = t([1, 2, 3], [3], true);
+    backward(sum(mul(x, x))); // d/dx Σx² = 2x
+    expect(Array.from(await read(x.grad!))).to.deep.equal([2, 4, 6]);
+    backward(sum(add(x, x))); // + 2
+    expect(Array.from(await read(x.grad!))).to.deep.equal([4, 6, 8]);
+  });
+
+  it('noGrad records nothing and backward on a freed graph is refused', () => {
+    const x = t([1, 2], [2], true);
+    const y = noGrad(() => mul(x, x));
+    expect(y.requiresGrad).to.equal(false);
+    const l = sum(mul(x, x));
+    backward(l);
+    expect(() => backward(l)).to.throw(/already backpropagated/);
+    expect(() => backward(t([1], [1]))).to.throw(/does not require grad/);
+    expect(() => backward(mul(x, x))).to.throw(/needs a one-element loss/);
+  });
+
+  it('releases saved tensors after backward', async () => {
+    const w = t(randArray(64 * 64, 1), [64, 64], true);
+    const base = memory().liveBuffers;
+    const l = scope(() => sum(gelu(linear(gelu(linear(t(randArray(64 * 64, 2), [64, 64]), w)), w))));
+    const during = memory().liveBuffers;
+    backward(l);
+    l.dispose();
+    w.grad!.dispose(); w.grad = null;
+    expect(during).to.be.greaterThan(base + 1);
+    expect(memory().liveBuffers).to.equal(base);
+  });
+});
+
+describe('modules and optimizers', () => {
+  before(device);
+
+  it('names nested parameters as PyTorch does and round-trips a state dict', async () => {
+    const m = new MLP(new Generator(2));
+    expect(m.namedParameters().map(([n]) => n)).to.deep.equal(['layers.0.weight', 'layers.0.bias', 'layers.1.weight', 'layers.1.bias']);
+    const sd = new Map<string, { shape: number[]; data: Float32Array }>();
+    for (const [n, p] of m.stateDict()) sd.set(n, { shape: [...p.shape], data: randArray(p.size, n.length) });
+    m.loadStateDict(sd);
+    expect(Array.from(await read(m.layers.items[1].bias))).to.deep.equal(Array.from(sd.get('layers.1.bias')!.data));
+  });
+
+  it('loadStateDict names missing, unexpected and mis-shaped keys', () => {
+    const m = new MLP(new Generator(2));
+    const sd = new Map([...m.stateDict()].map(([n, p]) => [n, { shape: [...p.shape], data: new Float32Array(p.size) }]));
+    sd.delete('layers.1.bias');
+    expect(() => m.loadStateDict(sd)).to.throw(/missing key: layers.1.bias/);
+    sd.set('layers.1.bias', { shape: [5], data: new Float32Array(5) });
+    expect(() => m.loadStateDict(sd)).to.throw(/shape mismatch for 'layers.1.bias'.*checkpoint \[5\], model \[4\]/);
+    sd.set('layers.9.weight', { shape: [1], data: new Float32Array(1) });
+    expect(() => m.loadStateDict(sd)).to.throw(/unexpected key.*layers.9.weight/);
+  });
+
+  it('AdamW matches torch.optim.AdamW (weight decay, bias correction) over several steps', async () => {
+    const n = 50;
+    const p0 = randArray(n, 1), grads = [randArray(n, 2), randArray(n, 3), randArray(n, 4)];
+    const p = t(p0, [n], true);
+    const opt = new AdamW([p], { lr: 0.01, betas: [0.9, 0.99], eps: 1e-8, weightDecay: 0.1 });
+    const ref = Float64Array.from(p0), m = new Float64Array(n), v = new Float64Array(n);
+    for (let s = 1; s <= 3; s++) {
+      p.grad = keep(t(grads[s - 1], [n]));
+      opt.step();
+      opt.zeroGrad();
+      for (let i = 0; i < n; i++) {
+        const g = grads[s - 1][i];
+        ref[i] *= 1 - 0.01 * 0.1;
+        m[i] = 0.9 * m[i] + 0.1 * g;
+        v[i] = 0.99 * v[i] + 0.01 * g * g;
+        ref[i] -= (0.01 / (1 - 0.9 ** s)) * m[i] / (Math.sqrt(v[i]) / Math.sqrt(1 - 0.99 ** s) + 1e-8);
+      }
+    }
+    expectClose(await read(p), ref, 1e-6, 'adamw');
+  });
+
+  it('global-norm clipping scales gradients like clip_grad_norm_', async () => {
+    const a = t([3, 4], [2], true);
+    const opt = new AdamW([a], { lr: 1, weightDecay: 0, clipGradNorm: 1 });
+    a.grad = keep(t([30, 40], [2]));
+    opt.step();
+    expectClose([await opt.lastGradNorm!.item()], [50], 1e-6, 'norm');
+    // first Adam step moves each coordinate by lr·sign(g) regardless of scale: check the moments saw the clip
+    const mm = await read(opt.moments(a)!.m);
+    expectClose(mm, [0.1 * 30 / 50, 0.1 * 40 / 50], 1e-5, 'clipped moment');
+  });
+
+  it('EMA follows decay·ema + (1 − decay)·p', async () => {
+    const p = t([1, 2], [2], true);
+    const ema = new EMA([p], 0.9);
+    noGrad(() => { const q = t([11, 12], [2]); add(q, q).dispose(); });
+    p.grad = null;
+    const upd = t([11, 12], [2]);
+    const { map } = await import('../kernels/elementwise.js');
+    map('x', { x: upd }, { out: p });
+    ema.update();
+    expectClose(await read(ema.shadow[0]), [2, 3], 1e-6, 'ema');
+  });
+});
+
+describe('random numbers', () => {
+  before(device);
+
+  it('Philox draws are reproducible, offset-consistent and equal to the CPU twin', async () => {
+    const a = await read(rand([1000], 42));
+    const b = await read(rand([1000], 42));
+    expect(Array.from(a)).to.deep.equal(Array.from(b));
+    const tail = await read(rand([500], 42, 500));
+    expect(Array.from(tail)).to.deep.equal(Array.from(a.subarray(500)));
+    expect(Array.from(a)).to.deep.equal(Array.from(philoxUniform(1000, 42), Math.fround));
+    expect(Array.from(await read(rand([10], 43)))).to.not.deep.equal(Array.from(a.subarray(0, 10)));
+  });
+
+  it('normal draws have mean 0 and variance 1', async () => {
+    const n = 200000;
+    const x = await read(randn([n], 7));
+    const m = x.reduce((s, v) => s + v, 0) / n;
+    const v = x.reduce((s, q) => s + (q - m) ** 2, 0) / n;
+    expect(Math.abs(m)).to.be.lessThan(0.01);
+    expect(Math.abs(v - 1)).to.be.lessThan(0.02);
+    expect(x.every(Number.isFinite)).to.equal(true);
+  });
+});
+
+describe('safetensors', () => {
+  before(device);
+
+  it('round-trips F32/F64/I32/I64/F16 tensors with metadata, aligned for zero-copy views', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'st-'));
+    const file = path.join(dir, 'x.safetensors');
+    const f32 = randArray(7, 1), f64 = Float64Array.from([1.5, -2.25, Math.PI]);
+    await writeSafetensors(file, { a: { shape: [7], data: f32 }, b: { shape: [3], data: f64 }, c: { shape: [2], data: Int32Array.from([5, -6]) }, d: { shape: [2], data: BigInt64Array.from([1n, -2n]) }, e: { shape: [2], data: Uint16Array.from([0x3c00, 0xc000]) } }, { note: 'hi' });
+    const st = await readSafetensors(file);
+    expect(st.metadata).to.deep.equal({ note: 'hi' });
+    expect(Array.from(st.f32('a'))).to.deep.equal(Array.from(f32));
+    expect(Array.from(st.f64('b'))).to.deep.equal(Array.from(f64));
+    expect(st.ints('c')).to.deep.equal([5, -6]);
+    expect(st.ints('d')).to.deep.equal([1, -2]);
+    expect(Array.from(st.f32('e'))).to.deep.equal([1, -2]);
+    const v = st.view('a');
+    expect(v.buffer).to.equal(st.bytes.buffer); // zero copy
+    expect((await fs.readdir(dir)).filter((f) => f.includes('tmp'))).to.deep.equal([]);
+  });
+
+  it('reads every shared reference file and the sharded VAE weights', async () => {
+    const files = (await fs.readdir(REF)).filter((f) => f.endsWith('.safetensors'));
+    expect(files.length).to.be.greaterThan(8);
+    for (const f of files) {
+      const st = await readSafetensors(path.join(REF, f));
+      for (const k of st.keys()) expect(st.f32(k).length).to.equal(st.shape(k).reduce((a, b) => a * b, 1));
+    }
+    const vae = await openTensors(path.join(REF, 'vae', 'vae_a.weights.index.json'));
+    expect(vae.keys()).to.have.length(124);
+    expect(vae.shape('encoder.conv_in.weight')).to.deep.equal([32, 3, 3, 3]);
+    // F64 and I64 tables read exactly.
+    const sch = await readSafetensors(path.join(REF, 'diffusion_schedules.safetensors'));
+    expect(sch.ints('7.timestep_map')).to.deep.equal([0, 166, 333, 500, 666, 832, 999]);
+  });
+
+  it('names the file and the problem for truncated or malformed input', () => {
+    const good = serializeSafetensors({ a: { shape: [4], data: randArray(4, 1) } });
+    const bytes = new Uint8Array(good.reduce((n, c) => n + c.byteLength, 0));
+    let off = 0;
+    for (const c of good) { bytes.set(c, off); off += c.byteLength; }
+    expect(() => new Safetensors(bytes.subarray(0, 5), 'f.st')).to.throw(/f.st: truncated: 5 bytes/);
+    expect(() => new Safetensors(bytes.subarray(0, bytes.length - 4), 'f.st')).to.throw(/f.st: truncated: tensor 'a' ends at byte 16 of a 12-byte data section/);
+    const bad = Uint8Array.from(bytes); bad[10] = 0x7b; bad[11] = 0x7b;
+    expect(() => new Safetensors(bad, 'f.st')).to.throw(/f.st: malformed header/);
+    const huge = Uint8Array.from(bytes); new DataView(huge.buffer).setUint32(0, 1e9, true);
+    expect(() => new Safetensors(huge, 'f.st')).to.throw(/f.st: truncated or not safetensors/);
+  });
+
+  it('names a missing shard', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'sh-'));
+    await fs.writeFile(path.join(dir, 'm.index.json'), JSON.stringify({ weight_map: { a: 'nope.safetensors' } }));
+    let err = '';
+    try { await openTensors(path.join(dir, 'm.index.json')); } catch (e) { err = (e as Error).message; }
+    expect(err).to.match(/nope.safetensors: no such file/);
+  });
+});
