@@ -14,14 +14,15 @@ export class Module {
   private readonly children = new Map<string, Module>();
 
   /** Registers a parameter (trainable unless `trainable: false`, e.g. a fixed position embedding). */
-  protected param<T extends Tensor>(name: string, t: T, trainable = true): T {
+  param<T extends Tensor>(name: string, t: T, trainable = true): T {
     t.keep();
     t.setRequiresGrad(trainable);
     this.ownParams.set(name, t);
     return t;
   }
 
-  protected module<M extends Module>(name: string, m: M): M {
+  /** Registers a child module under `name` (its parameters become `name.…`). */
+  module<M extends Module>(name: string, m: M): M {
     this.children.set(name, m);
     return m;
   }
