@@ -83,9 +83,11 @@ export function ditFromWeights(w: WeightSet, config?: Partial<DiTConfig>): DiT {
 }
 
 /** `dit convert`: a .pt checkpoint to safetensors with the official names (EMA weights of a training checkpoint by default). */
-export async function convertCheckpoint(input: string, output: string, opts: { ema?: boolean } = {}): Promise<{ tensors: number; config: DiTConfig }> {
+export async function convertCheckpoint(input: string, output: string, opts: { ema?: boolean; heads?: number } = {}): Promise<{ tensors: number; config: DiTConfig }> {
   const w = await readWeights(input, opts);
-  const config = inferConfig((n) => w.tensors.get(n)?.shape, [...w.tensors.keys()]);
+  const inferred = inferConfig((n) => w.tensors.get(n)?.shape, [...w.tensors.keys()]);
+  // Head count is not in the shapes: given, or DiT's table for the named widths.
+  const config = opts.heads ? ditConfig(undefined, { ...inferred, numHeads: opts.heads }) : inferred;
   const out = new Map<string, StWriteTensor>([...w.tensors].map(([k, t]) => [k, { shape: t.shape, data: t.data as Float32Array }]));
   await writeSafetensors(output, out, { format: 'pt', source: input, config: JSON.stringify(config) });
   return { tensors: out.size, config };

@@ -82,7 +82,7 @@ class TimestepEmbedder extends Module {
 
 class LabelEmbedder extends Module {
   readonly table: Tensor;
-  constructor(readonly numClasses: number, D: number, readonly dropoutProb: number, gen: Generator) {
+  constructor(readonly numClasses: number, D: number, public dropoutProb: number, gen: Generator) {
     super();
     const rows = numClasses + (dropoutProb > 0 ? 1 : 0);
     this.table = this.module('embedding_table', new Module()).param('weight', init.normal([rows, D], 0.02, gen));

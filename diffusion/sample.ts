@@ -1,0 +1,98 @@
+// Sampling loops: DDPM ancestral (p_sample_loop) and DDIM (ddim_sample_loop) over any respacing, with
+// classifier-free guidance (doubled batch, null label), a progress callback per step, optional x̂0 previews,
+// and seeded (or recorded) noise. One model forward and one fused update kernel per step; no readback.
+import { Tensor, noGrad, scope, keep, check, fmtShape } from '../engine/tensor.js';
+import { concat, slice } from '../kernels/shape.js';
+import { Generator } from '../kernels/random.js';
+import { GaussianDiffusion } from './gaussian.js';
+
+/** What a denoiser must provide: the DiT model does. */
+export interface Denoiser {
+  forward(x: Tensor, t: ArrayLike<number>, y: ArrayLike<number>): Tensor;
+  forwardWithCfg(x: Tensor, t: ArrayLike<number>, y: ArrayLike<number>, scale: number, opts?: { guideAllChannels?: boolean }): Tensor;
+}
+
+export interface StepInfo {
+  /** 0-based step number and the total. */
+  step: number;
+  total: number;
+  /** Spaced timestep index and the original timestep the model saw. */
+  t: number;
+  modelT: number;
+  /** The sample after this step and the predicted x̂0 (valid during the callback only; read or copy them). */
+  x: Tensor;
+  predXstart: Tensor;
+}
+
+export interface LoopOptions {
+  sampler?: 'ddpm' | 'ddim';
+  /** DDIM η (0 = deterministic). */
+  eta?: number;
+  /** Classifier-free guidance scale; > 1 runs the model on the doubled batch (second half: null labels). */
+  cfgScale?: number;
+  /** Guide all latent channels instead of the official first three. */
+  guideAllChannels?: boolean;
+  clipDenoised?: boolean;
+  /** Seed of the per-step noise (ignored when `noise` is given). */
+  seed?: number;
+  /** Recorded per-step noise: noise(k) is the z of step k (as official `randn_like`). */
+  noise?: (step: number) => Tensor;
+  onStep?: (info: StepInfo) => void | Promise<void>;
+}
+
+/**
+ * The official loop: starts from `z` (the whole batch; with guidance its second half mirrors the first and
+ * `y` holds the null label there) and runs every spaced step from T'−1 down to 0. Returns the final x.
+ */
+export async function sampleLoop(model: Denoiser, diffusion: GaussianDiffusion, z: Tensor, y: ArrayLike<number>, opts: LoopOptions = {}): Promise<Tensor> {
+  const B = z.shape[0];
+  check(y.length === B, 'sample', `need ${B} labels for z ${fmtShape(z.shape)}, got ${y.length}`);
+  const cfg = opts.cfgScale ?? 1;
+  const sampler = opts.sampler ?? 'ddpm';
+  const gen = new Generator(opts.seed ?? 0);
+  const total = diffusion.numTimesteps;
+  let x = keep(z.detach());
+  for (let k = 0; k < total; k++) {
+    const i = total - 1 - k;
+    const t = new Array(B).fill(i);
+    const modelT = diffusion.modelTimesteps(t);
+    const step = scope(() => noGrad(() => {
+      const out = cfg !== 1 ? model.forwardWithCfg(x, modelT, y, cfg, { guideAllChannels: opts.guideAllChannels }) : model.forward(x, modelT, y);
+      const noise = opts.noise ? opts.noise(k) : (sampler === 'ddpm' || (opts.eta ?? 0) > 0 ? gen.randn(z.shape) : null);
+      const r = sampler === 'ddpm'
+        ? diffusion.pSample(out, x, t, noise!, opts.clipDenoised)
+        : diffusion.ddimSample(out, x, t, opts.eta ?? 0, noise, opts.clipDenoised);
+      return { sample: r.sample, pred: r.predXstart };
+    }));
+    x.dispose();
+    x = step.sample.keep();
+    if (opts.onStep) await opts.onStep({ step: k, total, t: i, modelT: modelT[0], x, predXstart: step.pred });
+    step.pred.dispose();
+  }
+  return x;
+}
+
+export interface GenerateOptions extends LoopOptions {
+  /** The null class label (DiT: numClasses). */
+  nullLabel: number;
+}
+
+/**
+ * Samples one latent per label as DiT's sample.py: z ~ N(0, I) from `seed`; with guidance, z and the labels
+ * are doubled (null labels second) and the first half of the result is kept.
+ */
+export async function generate(model: Denoiser, diffusion: GaussianDiffusion, labels: number[], latentShape: [number, number, number], opts: GenerateOptions): Promise<Tensor> {
+  const n = labels.length;
+  const cfg = opts.cfgScale ?? 1;
+  const seed = opts.seed ?? 0;
+  const z0 = new Generator(seed + 0x5eed).randn([n, ...latentShape]);
+  const z = cfg !== 1 ? concat([z0, z0], 0) : z0;
+  const y = cfg !== 1 ? [...labels, ...new Array(n).fill(opts.nullLabel)] : labels;
+  const x = await sampleLoop(model, diffusion, z, y, { ...opts, seed });
+  if (z !== z0) z.dispose();
+  z0.dispose();
+  if (cfg === 1) return x;
+  const half = slice(x, 0, 0, n);
+  x.dispose();
+  return half;
+}
