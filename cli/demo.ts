@@ -2,6 +2,7 @@
 // ../shared/reference is present), DiT-S/2 step timings, and a short sampling run written as a PNG.
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { getDevice, describeAdapter } from '../engine/device.js';
 import { scope, noGrad, memory } from '../engine/tensor.js';
 import { backward } from '../engine/autograd.js';
@@ -21,7 +22,7 @@ export async function runDemo(a: Args): Promise<number> {
   const A = g.adapter;
   process.stdout.write(`adapter: ${describeAdapter(A)}\n  features: ${A.features.filter((f) => ['shader-f16', 'subgroups', 'timestamp-query'].includes(f)).join(', ') || '(none of shader-f16, subgroups, timestamp-query)'}; subgroup size ${A.subgroupMinSize || '?'}–${A.subgroupMaxSize || '?'}\n  limits: maxStorageBufferBindingSize ${A.limits.maxStorageBufferBindingSize}, maxBufferSize ${A.limits.maxBufferSize}, workgroup storage ${A.limits.maxComputeWorkgroupStorageSize}, invocations ${A.limits.maxComputeInvocationsPerWorkgroup}\n`);
 
-  const ref = a.str('reference-dir') ?? path.resolve('../shared/reference');
+  const ref = a.str('reference-dir') ?? process.env.DIT_REFERENCE_DIR ?? fileURLToPath(new URL('../../../shared/reference', import.meta.url));
   if (existsSync(ref)) {
     process.stdout.write(`\nparity with the official PyTorch DiT (${ref}):\n`);
     for (const f of ['dit_tiny_p2.safetensors', 'dit_tiny_p4.safetensors', 'dit_tiny_p2_nosigma.safetensors', 'sample_loop_tiny_p2.safetensors', 'train_step_tiny.safetensors']) {

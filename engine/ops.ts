@@ -7,3 +7,5 @@ export { rand, randn, Generator, cast } from '../kernels/random.js';
 export { adaLNModulate, layerNorm, gatedResidual } from '../kernels/layernorm.js';
 export { embedding } from '../kernels/embedding.js';
 export { flashAttention, flashAttentionPacked, attentionUnfused, selfAttention } from '../kernels/attention.js';
+export { conv2d, upsampleNearest2x, type Conv2dOptions } from '../kernels/conv2d.js';
+export { groupNorm } from '../kernels/groupnorm.js';

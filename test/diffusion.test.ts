@@ -7,9 +7,9 @@ import { sum } from '../kernels/reduce.js';
 import { map } from '../kernels/elementwise.js';
 import { createTables, spaceTimesteps, roundHalfEven, type DiffusionTables } from '../diffusion/schedule.js';
 import { GaussianDiffusion, DIFFUSION_WGSL } from '../diffusion/gaussian.js';
-import { device, expectClose, read, relErr } from './helpers.js';
+import { device, expectClose, read, relErr, REFERENCE_DIR } from './helpers.js';
 
-const REF = path.resolve('../shared/reference');
+const REF = REFERENCE_DIR;
 const TAGS: Record<string, string> = { 1000: '', 250: '250', 100: '100', 50: '50', 10: '10', 7: '7', ddim50: 'ddim50', sections_10_15_20: '10,15,20' };
 const TABLES: [string, keyof DiffusionTables][] = [
   ['betas', 'betas'], ['alphas_cumprod', 'alphasCumprod'], ['alphas_cumprod_prev', 'alphasCumprodPrev'], ['alphas_cumprod_next', 'alphasCumprodNext'],

@@ -12,9 +12,9 @@ import { verifyReference } from '../dit/verify.js';
 import { DiT, sincosPosEmbed, timestepFrequencies } from '../dit/model.js';
 import { ditConfig, ditGflops, ditParams, DIT_MODEL_NAMES } from '../dit/config.js';
 import { readWeights, convertCheckpoint, inferConfig } from '../dit/checkpoint.js';
-import { device, read, randArray } from './helpers.js';
+import { device, read, randArray, REFERENCE_DIR } from './helpers.js';
 
-const REF = path.resolve('../shared/reference');
+const REF = REFERENCE_DIR;
 
 describe('DiT parity with the official PyTorch code (shared/reference)', function () {
   this.timeout(300000);

@@ -11,9 +11,9 @@ import { linear } from '../kernels/matmul.js';
 import { add, mul, gelu } from '../kernels/elementwise.js';
 import { mse, sum } from '../kernels/reduce.js';
 import { rand, randn, Generator, philoxUniform } from '../kernels/random.js';
-import { device, randArray, expectClose, read, t } from './helpers.js';
+import { device, randArray, expectClose, read, t, REFERENCE_DIR } from './helpers.js';
 
-const REF = path.resolve('../shared/reference');
+const REF = REFERENCE_DIR;
 
 class Linear extends Module {
   weight: Tensor; bias: Tensor;

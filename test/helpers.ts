@@ -1,6 +1,7 @@
 // Test helpers: one device for the suite (outputs poisoned with NaN), seeded host data, error measures,
 // and a finite-difference gradient checker that goes through the engine's autograd.
 import { expect } from 'chai';
+import { fileURLToPath } from 'node:url';
 import { getDevice, type Gpu } from '../engine/device.js';
 import { Tensor, noGrad, scope } from '../engine/tensor.js';
 import { backward } from '../engine/autograd.js';
@@ -115,3 +116,6 @@ export async function gradCheck(f: (xs: Tensor[]) => Tensor, inputs: { data: Flo
   loss.dispose();
   out.dispose();
 }
+
+/** The official reference dumps: $DIT_REFERENCE_DIR, else ../shared/reference beside the repository. */
+export const REFERENCE_DIR = process.env.DIT_REFERENCE_DIR ?? fileURLToPath(new URL('../../../shared/reference', import.meta.url));

@@ -1,0 +1,233 @@
+// conv2d (NCHW, any kernel size, stride, asymmetric zero padding) as im2col + the tuned matmul, in chunks so
+// no operand exceeds the adapter's binding limit (large images are processed a few rows at a time); its
+// backward (dX through col2im as a gather, dW and dbias), and nearest ×2 upsampling with its backward.
+import { gpu } from '../engine/device.js';
+import { Tensor, record, check, fmtShape, noGrad } from '../engine/tensor.js';
+import { Params, grid, gridArgs, launch, linearIndex } from './util.js';
+import { matmul } from './matmul.js';
+import { map, zeros } from './elementwise.js';
+import { sum } from './reduce.js';
+import { stridedCopy } from './shape.js';
+
+export interface Conv2dOptions {
+  stride?: number;
+  /** Zero padding [left, right, top, bottom], or one number for all sides (torch's `padding`). */
+  padding?: number | [number, number, number, number];
+}
+
+interface Geometry { B: number; Ci: number; H: number; W: number; Co: number; KH: number; KW: number; s: number; pl: number; pt: number; Ho: number; Wo: number }
+
+const geoParams = (g: Geometry) => [g.B, g.Ci, g.H, g.W, g.Co, g.KH, g.KW, g.s, g.pl, g.pt, g.Ho, g.Wo];
+const GEO_STRUCT = 'B: u32, Ci: u32, H: u32, W: u32, Co: u32, KH: u32, KW: u32, s: u32, pl: u32, pt: u32, Ho: u32, Wo: u32, n0: u32, nc: u32, _a: u32, _b: u32';
+
+/** col[n − n0, (ci, ky, kx)] = x[b, ci, oy·s + ky − pt, ox·s + kx − pl] (0 outside), n = b·Ho·Wo + oy·Wo + ox. */
+const IM2COL = /* wgsl */`
+struct P { ${GEO_STRUCT} }
+@group(0) @binding(0) var<uniform> u: P;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read_write> COL: array<f32>;
+@compute @workgroup_size(64)
+fn main(${gridArgs}) {
+  let i = ${linearIndex(64)};
+  let K = u.Ci * u.KH * u.KW;
+  if (i >= u.nc * K) { return; }
+  let k = i % K;
+  let n = u.n0 + i / K;
+  let hw = u.Ho * u.Wo;
+  let b = n / hw; let p = n % hw;
+  let oy = p / u.Wo; let ox = p % u.Wo;
+  let ci = k / (u.KH * u.KW); let kk = k % (u.KH * u.KW);
+  let iy = i32(oy * u.s + kk / u.KW) - i32(u.pt);
+  let ix = i32(ox * u.s + kk % u.KW) - i32(u.pl);
+  var v = 0.0;
+  if (iy >= 0 && iy < i32(u.H) && ix >= 0 && ix < i32(u.W)) { v = X[((b * u.Ci + ci) * u.H + u32(iy)) * u.W + u32(ix)]; }
+  COL[i] = v;
+}`;
+
+/** dX[b, ci, iy, ix] += Σ_(ky,kx) dcol[n − n0, (ci, ky, kx)] over the output pixels n of this chunk that read it. */
+const COL2IM = /* wgsl */`
+struct P { ${GEO_STRUCT} }
+@group(0) @binding(0) var<uniform> u: P;
+@group(0) @binding(1) var<storage, read> DCOL: array<f32>;
+@group(0) @binding(2) var<storage, read_write> DX: array<f32>;
+@compute @workgroup_size(64)
+fn main(${gridArgs}) {
+  let i = ${linearIndex(64)};
+  // Only the images this chunk touches.
+  let hw = u.Ho * u.Wo;
+  let b0 = u.n0 / hw;
+  let b1 = (u.n0 + u.nc - 1u) / hw;
+  let per = u.Ci * u.H * u.W;
+  if (i >= (b1 - b0 + 1u) * per) { return; }
+  let b = b0 + i / per;
+  let r = i % per;
+  let ci = r / (u.H * u.W);
+  let iy = (r / u.W) % u.H;
+  let ix = r % u.W;
+  let K = u.Ci * u.KH * u.KW;
+  var acc = 0.0;
+  for (var ky = 0u; ky < u.KH; ky++) {
+    let ty = i32(iy + u.pt) - i32(ky);
+    if (ty < 0 || ty % i32(u.s) != 0) { continue; }
+    let oy = u32(ty) / u.s;
+    if (oy >= u.Ho) { continue; }
+    for (var kx = 0u; kx < u.KW; kx++) {
+      let tx = i32(ix + u.pl) - i32(kx);
+      if (tx < 0 || tx % i32(u.s) != 0) { continue; }
+      let ox = u32(tx) / u.s;
+      if (ox >= u.Wo) { continue; }
+      let n = b * hw + oy * u.Wo + ox;
+      if (n < u.n0 || n >= u.n0 + u.nc) { continue; }
+      acc += DCOL[(n - u.n0) * K + (ci * u.KH + ky) * u.KW + kx];
+    }
+  }
+  let o = b * per + r;
+  DX[o] = DX[o] + acc;
+}`;
+
+function geometry(x: Tensor, w: Tensor, o: Conv2dOptions): Geometry {
+  const op = 'conv2d';
+  check(x.ndim === 4 && x.dtype === 'f32', op, `input must be f32 [B, C, H, W], got ${x.dtype} ${fmtShape(x.shape)}`);
+  check(w.ndim === 4 && w.dtype === 'f32', op, `weight must be f32 [Co, Ci, KH, KW], got ${w.dtype} ${fmtShape(w.shape)}`);
+  const [B, Ci, H, W] = x.shape;
+  const [Co, Ci2, KH, KW] = w.shape;
+  check(Ci === Ci2, op, `input has ${Ci} channels but the weight ${fmtShape(w.shape)} expects ${Ci2}`);
+  const s = o.stride ?? 1;
+  const [pl, pr, pt, pb] = typeof o.padding === 'number' ? [o.padding, o.padding, o.padding, o.padding] : o.padding ?? [0, 0, 0, 0];
+  const Ho = Math.floor((H + pt + pb - KH) / s) + 1, Wo = Math.floor((W + pl + pr - KW) / s) + 1;
+  check(Ho > 0 && Wo > 0, op, `input ${fmtShape(x.shape)} is smaller than the ${KH}×${KW} kernel with padding [${pl},${pr},${pt},${pb}]`);
+  return { B, Ci, H, W, Co, KH, KW, s, pl, pt, Ho, Wo };
+}
+
+let chunkBytes = 64 * 2 ** 20;
+
+/** Caps the bytes of one im2col chunk (tests use a small cap to exercise chunking). */
+export function setConvChunkBytes(bytes: number): void { chunkBytes = bytes; }
+
+/** Chunks of the flattened (b, output pixel) index so that an im2col chunk stays under the binding limit. */
+function chunks(g: Geometry): [number, number][] {
+  const K = g.Ci * g.KH * g.KW;
+  const limit = Math.min(gpu().maxBindingBytes, chunkBytes);
+  const perChunk = Math.max(1, Math.floor(limit / (4 * Math.max(K, g.Co))));
+  const total = g.B * g.Ho * g.Wo;
+  const out: [number, number][] = [];
+  for (let n0 = 0; n0 < total; n0 += perChunk) out.push([n0, Math.min(perChunk, total - n0)]);
+  return out;
+}
+
+function im2col(x: Tensor, g: Geometry, n0: number, nc: number): Tensor {
+  const K = g.Ci * g.KH * g.KW;
+  const col = Tensor.empty([nc, K], 'f32', 'im2col');
+  launch('conv2d.im2col', IM2COL, [x, col], grid(nc * K, 64), new Params().u(...geoParams(g), n0, nc, 0, 0));
+  return col;
+}
+
+/** Copies rows [n0, n0 + nc) of a [N, Co] chunk layout to/from an NCHW tensor (N = b·HoWo + pixel). */
+function chunkCopy(src: Tensor, dst: Tensor, g: Geometry, n0: number, nc: number, toNchw: boolean): void {
+  // Iterate (row n in chunk, co): NCHW offset = b·Co·HW + co·HW + p, with b, p from n. Rows of one chunk
+  // may span images: copy image by image.
+  const HW = g.Ho * g.Wo;
+  let n = n0;
+  while (n < n0 + nc) {
+    const b = Math.floor(n / HW), p = n % HW;
+    const len = Math.min(HW - p, n0 + nc - n);
+    const rowOff = (n - n0) * g.Co;
+    const nchwOff = b * g.Co * HW + p;
+    if (toNchw) stridedCopy(src, dst, [len, g.Co], [g.Co, 1], rowOff, [1, HW], nchwOff);
+    else stridedCopy(src, dst, [len, g.Co], [1, HW], nchwOff, [g.Co, 1], rowOff);
+    n += len;
+  }
+}
+
+/** 2-D convolution (cross-correlation, as torch) of x [B, Ci, H, W] with w [Co, Ci, KH, KW] (+ bias [Co]). */
+export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, opts: Conv2dOptions = {}): Tensor {
+  const g = geometry(x, w, opts);
+  if (bias) check(bias.size === g.Co, 'conv2d', `bias must have ${g.Co} elements, got ${fmtShape(bias.shape)}`);
+  const K = g.Ci * g.KH * g.KW;
+  const out = Tensor.empty([g.B, g.Co, g.Ho, g.Wo], 'f32', 'conv2d');
+  noGrad(() => {
+    const w2 = w.view([g.Co, K]);
+    for (const [n0, nc] of chunks(g)) {
+      const col = im2col(x, g, n0, nc);
+      const y = matmul(col, w2, { transB: true, bias: bias ?? undefined });
+      chunkCopy(y, out, g, n0, nc, true);
+      col.dispose(); y.dispose();
+    }
+    w2.dispose();
+  });
+  const inputs = bias ? [x, w, bias] : [x, w];
+  return record('conv2d', out, inputs, [x, w], (gy, [xs, ws], need) => {
+    const w2 = ws.view([g.Co, K]);
+    const dx = need[0] ? zeros(x.shape) : null;
+    let dw: Tensor | null = need[1] ? zeros([g.Co, K]) : null;
+    for (const [n0, nc] of chunks(g)) {
+      const gc = Tensor.empty([nc, g.Co], 'f32', 'conv2d.backward');
+      chunkCopy(gy, gc, g, n0, nc, false);
+      if (dx) {
+        const dcol = matmul(gc, w2); // [nc, K]
+        launch('conv2d.col2im', COL2IM, [dcol, dx], grid(colImages(g, n0, nc) * g.Ci * g.H * g.W, 64), new Params().u(...geoParams(g), n0, nc, 0, 0));
+        dcol.dispose();
+      }
+      if (dw) {
+        const col = im2col(xs, g, n0, nc);
+        const part = matmul(gc, col, { transA: true }); // [Co, K]
+        map('o + x', { x: part }, { label: 'conv2d.backward', out: dw });
+        part.dispose(); col.dispose();
+      }
+      gc.dispose();
+    }
+    w2.dispose();
+    if (dw) { const v = dw.view(w.shape); dw.dispose(); dw = v; }
+    const db = bias && need[2] ? sum(gy, [0, 2, 3]) : null;
+    return bias ? [dx, dw, db] : [dx, dw];
+  });
+}
+
+function colImages(g: Geometry, n0: number, nc: number): number {
+  const HW = g.Ho * g.Wo;
+  return Math.floor((n0 + nc - 1) / HW) - Math.floor(n0 / HW) + 1;
+}
+
+// ------------------------------------------------------------------------------------------ upsample
+const UPSAMPLE = /* wgsl */`
+struct P { n: u32, H: u32, W: u32, _p: u32 }
+@group(0) @binding(0) var<uniform> u: P;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
+@compute @workgroup_size(64)
+fn main(${gridArgs}) {
+  let i = ${linearIndex(64)};
+  if (i >= u.n) { return; }
+  let W2 = 2u * u.W;
+  let x = i % W2; let y = (i / W2) % (2u * u.H); let bc = i / (W2 * 2u * u.H);
+  Y[i] = X[(bc * u.H + y / 2u) * u.W + x / 2u];
+}`;
+
+const UPSAMPLE_BACKWARD = /* wgsl */`
+struct P { n: u32, H: u32, W: u32, _p: u32 }
+@group(0) @binding(0) var<uniform> u: P;
+@group(0) @binding(1) var<storage, read> G: array<f32>;
+@group(0) @binding(2) var<storage, read_write> DX: array<f32>;
+@compute @workgroup_size(64)
+fn main(${gridArgs}) {
+  let i = ${linearIndex(64)};
+  if (i >= u.n) { return; }
+  let x = i % u.W; let y = (i / u.W) % u.H; let bc = i / (u.W * u.H);
+  let W2 = 2u * u.W;
+  let o = (bc * 2u * u.H + 2u * y) * W2 + 2u * x;
+  DX[i] = G[o] + G[o + 1u] + G[o + W2] + G[o + W2 + 1u];
+}`;
+
+/** Nearest-neighbour ×2 upsampling of [B, C, H, W] (each pixel becomes a 2×2 block, as F.interpolate). */
+export function upsampleNearest2x(x: Tensor): Tensor {
+  check(x.ndim === 4 && x.dtype === 'f32', 'upsampleNearest2x', `expected f32 [B, C, H, W], got ${x.dtype} ${fmtShape(x.shape)}`);
+  const [B, C, H, W] = x.shape;
+  const y = Tensor.empty([B, C, 2 * H, 2 * W], 'f32', 'upsample');
+  launch('upsample', UPSAMPLE, [x, y], grid(y.size, 64), new Params().u(y.size, H, W, 0));
+  return record('upsample', y, [x], [], (g) => {
+    const dx = Tensor.empty(x.shape, 'f32', 'upsample.backward');
+    launch('upsample.backward', UPSAMPLE_BACKWARD, [g, dx], grid(x.size, 64), new Params().u(x.size, H, W, 0));
+    return [dx];
+  });
+}
+

@@ -1,0 +1,161 @@
+// GroupNorm over [B, C, ...spatial] with a per-channel affine (eps configurable, 1e-6 as the SD VAE), with
+// SiLU optionally fused after it (the VAE's norm → SiLU pairs), and its backward. Statistics per (b, group)
+// are reduced by one lane each (mean, then the variance around it); the rest is elementwise.
+import { Tensor, record, check, fmtShape } from '../engine/tensor.js';
+import { Params, grid, gridArgs, launch, linearIndex } from './util.js';
+
+const STATS = /* wgsl */`
+struct P { BG: u32, n: u32, eps: f32, _p: u32 }
+@group(0) @binding(0) var<uniform> u: P;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read_write> S: array<vec2f>;
+@compute @workgroup_size(64)
+fn main(${gridArgs}) {
+  let g = ${linearIndex(64)};
+  if (g >= u.BG) { return; }
+  let base = g * u.n;
+  var s = 0.0;
+  for (var i = 0u; i < u.n; i++) { s += X[base + i]; }
+  let mean = s / f32(u.n);
+  var q = 0.0;
+  for (var i = 0u; i < u.n; i++) { let d = X[base + i] - mean; q += d * d; }
+  S[g] = vec2f(mean, inverseSqrt(q / f32(u.n) + u.eps));
+}`;
+
+// Each group is contiguous in NCHW: channels g·C/G … (g+1)·C/G − 1, all spatial positions.
+const NORMALIZE = (silu: boolean) => /* wgsl */`
+struct P { total: u32, HW: u32, C: u32, cg: u32 }
+@group(0) @binding(0) var<uniform> u: P;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read> S: array<vec2f>;
+@group(0) @binding(3) var<storage, read> Wt: array<f32>;
+@group(0) @binding(4) var<storage, read> Bs: array<f32>;
+@group(0) @binding(5) var<storage, read_write> Y: array<f32>;
+@compute @workgroup_size(64)
+fn main(${gridArgs}) {
+  let i = ${linearIndex(64)};
+  if (i >= u.total) { return; }
+  let bc = i / u.HW;
+  let c = bc % u.C;
+  let st = S[(bc / u.C) * (u.C / u.cg) + c / u.cg];
+  let v = (X[i] - st.x) * st.y * Wt[c] + Bs[c];
+  Y[i] = ${silu ? 'v / (1.0 + exp(-v))' : 'v'};
+}`;
+
+// dŷ (gradient at the affine output, through SiLU when fused), recomputed from x and the stats.
+const DYHAT = (silu: boolean) => `
+  let xh = (X[i] - st.x) * st.y;
+  let v = xh * Wt[c] + Bs[c];
+  ${silu ? 'let sg = 1.0 / (1.0 + exp(-v)); let dv = G[i] * sg * (1.0 + v * (1.0 - sg));' : 'let dv = G[i];'}`;
+
+/** Per (b, group): Σ dx̂ and Σ dx̂·x̂ with dx̂ = dv·w[c]. */
+const GROUP_SUMS = (silu: boolean) => /* wgsl */`
+struct P { BG: u32, n: u32, HW: u32, C: u32, cg: u32, _a: u32, _b: u32, _c: u32 }
+@group(0) @binding(0) var<uniform> u: P;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read> G: array<f32>;
+@group(0) @binding(3) var<storage, read> S: array<vec2f>;
+@group(0) @binding(4) var<storage, read> Wt: array<f32>;
+@group(0) @binding(5) var<storage, read> Bs: array<f32>;
+@group(0) @binding(6) var<storage, read_write> R: array<vec2f>;
+@compute @workgroup_size(64)
+fn main(${gridArgs}) {
+  let g = ${linearIndex(64)};
+  if (g >= u.BG) { return; }
+  let st = S[g];
+  var a = 0.0; var b = 0.0;
+  for (var k = 0u; k < u.n; k++) {
+    let i = g * u.n + k;
+    let c = (i / u.HW) % u.C;
+    ${DYHAT(silu)}
+    let dxh = dv * Wt[c];
+    a += dxh; b += dxh * xh;
+  }
+  R[g] = vec2f(a / f32(u.n), b / f32(u.n));
+}`;
+
+const DX = (silu: boolean) => /* wgsl */`
+struct P { total: u32, HW: u32, C: u32, cg: u32 }
+@group(0) @binding(0) var<uniform> u: P;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read> G: array<f32>;
+@group(0) @binding(3) var<storage, read> S: array<vec2f>;
+@group(0) @binding(4) var<storage, read> Wt: array<f32>;
+@group(0) @binding(5) var<storage, read> Bs: array<f32>;
+@group(0) @binding(6) var<storage, read> R: array<vec2f>;
+@group(0) @binding(7) var<storage, read_write> DXo: array<f32>;
+@compute @workgroup_size(64)
+fn main(${gridArgs}) {
+  let i = ${linearIndex(64)};
+  if (i >= u.total) { return; }
+  let bc = i / u.HW;
+  let c = bc % u.C;
+  let gi = (bc / u.C) * (u.C / u.cg) + c / u.cg;
+  let st = S[gi];
+  ${DYHAT(silu)}
+  let r = R[gi];
+  DXo[i] = st.y * (dv * Wt[c] - r.x - xh * r.y);
+}`;
+
+/** Per channel: dw = Σ_(b,hw) dv·x̂, db = Σ dv. */
+const CHANNEL_SUMS = (silu: boolean) => /* wgsl */`
+struct P { B: u32, HW: u32, C: u32, cg: u32 }
+@group(0) @binding(0) var<uniform> u: P;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read> G: array<f32>;
+@group(0) @binding(3) var<storage, read> S: array<vec2f>;
+@group(0) @binding(4) var<storage, read> Wt: array<f32>;
+@group(0) @binding(5) var<storage, read> Bs: array<f32>;
+@group(0) @binding(6) var<storage, read_write> DW: array<f32>;
+@group(0) @binding(7) var<storage, read_write> DB: array<f32>;
+@compute @workgroup_size(64)
+fn main(${gridArgs}) {
+  let c = ${linearIndex(64)};
+  if (c >= u.C) { return; }
+  var dw = 0.0; var db = 0.0;
+  for (var b = 0u; b < u.B; b++) {
+    let st = S[b * (u.C / u.cg) + c / u.cg];
+    for (var p = 0u; p < u.HW; p++) {
+      let i = (b * u.C + c) * u.HW + p;
+      ${DYHAT(silu)}
+      dw += dv * xh; db += dv;
+    }
+  }
+  DW[c] = dw; DB[c] = db;
+}`;
+
+export interface GroupNormOptions { eps?: number; silu?: boolean }
+
+/** GroupNorm(groups) of x [B, C, ...] with weight/bias [C]; `silu` applies SiLU to the result (fused). */
+export function groupNorm(x: Tensor, groups: number, weight: Tensor, bias: Tensor, opts: GroupNormOptions = {}): Tensor {
+  const op = 'groupNorm';
+  check(x.ndim >= 2 && x.dtype === 'f32', op, `expected f32 [B, C, ...], got ${x.dtype} ${fmtShape(x.shape)}`);
+  const [B, C] = x.shape;
+  check(C % groups === 0, op, `${C} channels are not divisible into ${groups} groups`);
+  check(weight.size === C && bias.size === C, op, `weight and bias must have ${C} elements, got ${fmtShape(weight.shape)} and ${fmtShape(bias.shape)}`);
+  const HW = x.size / (B * C), cg = C / groups, n = cg * HW, BG = B * groups;
+  const eps = opts.eps ?? 1e-6, silu = !!opts.silu;
+  const stats = Tensor.empty([BG, 2], 'f32', `${op}.stats`);
+  launch(op, STATS, [x, stats], grid(BG, 64), new Params().u(BG, n).f(eps).u(0));
+  const y = Tensor.empty(x.shape, 'f32', op);
+  const shapeP = new Params().u(x.size, HW, C, cg);
+  launch(op, NORMALIZE(silu), [x, stats, weight, bias, y], grid(x.size, 64), shapeP);
+  const out = record(op, y, [x, weight, bias], [x, stats, weight, bias], (g, [xs, ss, ws, bs], need) => {
+    let dx: Tensor | null = null, dw: Tensor | null = null, db: Tensor | null = null;
+    if (need[0]) {
+      const r = Tensor.empty([BG, 2], 'f32', `${op}.backward`);
+      launch(`${op}.backward`, GROUP_SUMS(silu), [xs, g, ss, ws, bs, r], grid(BG, 64), new Params().u(BG, n, HW, C, cg, 0, 0, 0));
+      dx = Tensor.empty(x.shape, 'f32', `${op}.backward`);
+      launch(`${op}.backward`, DX(silu), [xs, g, ss, ws, bs, r, dx], grid(x.size, 64), new Params().u(x.size, HW, C, cg));
+      r.dispose();
+    }
+    if (need[1] || need[2]) {
+      dw = Tensor.empty(weight.shape, 'f32', `${op}.backward`);
+      db = Tensor.empty(bias.shape, 'f32', `${op}.backward`);
+      launch(`${op}.backward`, CHANNEL_SUMS(silu), [xs, g, ss, ws, bs, dw, db], grid(C, 64), new Params().u(B, HW, C, cg));
+    }
+    return [dx, need[1] ? dw : null, need[2] ? db : null];
+  });
+  stats.dispose();
+  return out;
+}
