@@ -85,9 +85,10 @@ export async function verifyReference(referenceFile: string, weightsFile?: strin
   if (ref.has('step0.loss')) { kind = 'train-step'; await verifyTrainStep(ref, referenceFile, r, log); }
   else if (ref.has('ddpm.x') || ref.has('ddim.x')) { kind = 'sample-loop'; await verifySampleLoop(ref, referenceFile, weightsFile, r, log); }
   else if (ref.has('inputs.x') && (ref.has('out.forward') || ref.has('inter.x_embed'))) { kind = 'dit-model'; await verifyModel(ref, referenceFile, weightsFile, r, log); }
-  else if (ref.has('enc.mean') || ref.has('dec.out') || ref.has('inter.decoder.conv_in') || ref.has('dist.mean')) {
+  else if (ref.has('enc.mean') || ref.has('dec.out') || ref.has('inter.decoder.conv_in') || ref.has('dist.params')) {
     kind = 'vae';
-    throw new Error(`${referenceFile}: VAE dumps are not supported yet`);
+    const { verifyVae } = await import('../vae/verify.js');
+    await verifyVae(ref, referenceFile, weightsFile, r, log);
   } else throw new Error(`${referenceFile}: not a recognised reference dump (no out.forward, ddpm.x, step0.loss or VAE keys)`);
   return { reference: referenceFile, kind, rows: r.rows, pass: r.rows.every((x) => x.pass), notes: r.notes };
 }
