@@ -7,6 +7,7 @@ import { DIT_MODEL_NAMES, ditConfig, ditGflops, ditParams, type DiTConfig, type 
 import { parseArgs, type Args } from './args.js';
 import { runDemo } from './demo.js';
 import { runSample } from './sample.js';
+import { runVae, runData } from './vae.js';
 
 const HELP = `dit — DiT on WebGPU
 
@@ -21,6 +22,11 @@ const HELP = `dit — DiT on WebGPU
   dit flops [--json] [--image-size 256|512] [--model DiT-XL/2 …] [--conditioning adaLN|cross-attention|in-context]
             [--hidden N --depth N --heads N --patch N]   Gflops and parameters (the paper's Table 4)
   dit sample --weights W [--labels 1,2,3] [--steps 250] [--cfg 4] [--sampler ddpm|ddim] [--seed 0] [--out samples.png]
+  dit vae train [--steps 2000] [--batch 32] [--channels 32,64,64] [--data synthetic|cifar10:DIR|folder:DIR] [--out out/vae.safetensors]
+  dit vae encode --weights VAE [--split train] [--out out/latents.safetensors]   latent cache + scale factor
+  dit vae decode --weights VAE --latents FILE [--out out/decoded.png]
+  dit vae psnr --weights VAE                 held-out reconstruction PSNR
+  dit data grid [--data …] [--out out/data-grid.png]                             samples per class
   dit help
 `;
 
@@ -33,6 +39,8 @@ async function main(argv: string[]): Promise<number> {
     case 'convert': return convert(args);
     case 'flops': return flops(args);
     case 'sample': return runSample(args);
+    case 'vae': return runVae(args);
+    case 'data': return runData(args);
     case undefined: case 'help': case '--help': case '-h': process.stdout.write(HELP); return 0;
     default: process.stderr.write(`dit: unknown command '${cmd}'\n\n${HELP}`); return 2;
   }

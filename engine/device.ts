@@ -25,6 +25,8 @@ export interface DispatchArgs {
   /** Uniform block contents (32-bit words), at most 256 bytes. */
   params?: Uint32Array;
   workgroups: [number, number?, number?];
+  /** Extra detail for the profile key (e.g. shape and variant). */
+  detail?: string;
 }
 
 /** Limits requested from the adapter instead of WebGPU's small defaults. */
@@ -66,8 +68,14 @@ export class Gpu {
   private lostReason: string | null = null;
   /** Buffers referenced by recorded-but-unsubmitted commands: destroyed right after the next submit. */
   private readonly destroyQueue: GPUBuffer[] = [];
-  /** Per-label dispatch counts since the last `resetStats()` (profiling aid). */
+  /** Dispatch, submit, readback and upload counts (profiling aid). */
   readonly stats = { dispatches: 0, submits: 0, readbacks: 0, uploads: 0 };
+  /** GPU time per kernel label (ms) and dispatch count, collected while `profiling` (timestamp queries). */
+  readonly profile = new Map<string, { ms: number; count: number }>();
+  private profiling = false;
+  private querySet: GPUQuerySet | null = null;
+  private queryLabels: string[] = [];
+  private readonly profileReads: Promise<void>[] = [];
 
   /** The GPU entry point is held for the device's lifetime: Dawn tears its instance down when it is collected. */
   constructor(readonly instance: GPU, device: GPUDevice, adapter: AdapterSummary) {
@@ -131,10 +139,52 @@ export class Gpu {
 
   get pipelineCount(): number { return this.pipelines.size; }
 
-  private beginPass(): GPUComputePassEncoder {
+  private beginPass(label?: string): GPUComputePassEncoder {
     if (!this.encoder) this.encoder = this.device.createCommandEncoder({ label: 'dit-webgpu' });
+    if (this.profiling && label !== undefined) {
+      // One pass per dispatch, bracketed by timestamps.
+      if (this.pass) { this.pass.end(); this.pass = null; }
+      const i = this.queryLabels.length;
+      this.queryLabels.push(label);
+      this.pass = this.encoder.beginComputePass({ timestampWrites: { querySet: this.querySet!, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
+      return this.pass;
+    }
     if (!this.pass) this.pass = this.encoder.beginComputePass();
     return this.pass;
+  }
+
+  /**
+   * Starts (or stops) per-kernel GPU timing with timestamp queries: each dispatch gets its own pass. Results
+   * accumulate in `profile` (read them after `await sync()`). Needs the timestamp-query feature.
+   */
+  setProfiling(on: boolean): void {
+    if (on && !this.hasTimestamps) throw new GpuError('profiling needs the timestamp-query feature, which this adapter lacks');
+    this.flush();
+    this.profiling = on;
+    if (on && !this.querySet) this.querySet = this.device.createQuerySet({ type: 'timestamp', count: 2 * MAX_DISPATCHES_PER_SUBMIT });
+  }
+
+  /** Records the timestamp resolve; returns what to run after the submit (mapping the results). */
+  private resolveProfile(enc: GPUCommandEncoder): () => void {
+    const n = this.queryLabels.length;
+    const bytes = 16 * n;
+    const resolve = this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+    const staging = this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    enc.resolveQuerySet(this.querySet!, 0, 2 * n, resolve, 0);
+    enc.copyBufferToBuffer(resolve, 0, staging, 0, bytes);
+    const labels = this.queryLabels.splice(0);
+    this.destroyQueue.push(resolve);
+    return () => this.profileReads.push(staging.mapAsync(GPUMapMode.READ).then(() => {
+      const t = new BigUint64Array(staging.getMappedRange());
+      labels.forEach((l, i) => {
+        const e = this.profile.get(l) ?? { ms: 0, count: 0 };
+        e.ms += Number(t[2 * i + 1] - t[2 * i]) / 1e6;
+        e.count++;
+        this.profile.set(l, e);
+      });
+      staging.unmap();
+      staging.destroy();
+    }));
   }
 
   private endPass(): GPUCommandEncoder {
@@ -169,7 +219,7 @@ export class Gpu {
       entries.push({ binding: binding++, resource: { buffer: b.buffer, offset: 0, size: Math.max(16, Math.ceil(b.bytes / 16) * 16) } });
     }
     const bindGroup = this.device.createBindGroup({ label: a.label, layout: pipeline.getBindGroupLayout(0), entries });
-    const pass = this.beginPass();
+    const pass = this.beginPass(a.detail ? `${a.label} ${a.detail}` : a.label);
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
@@ -182,8 +232,10 @@ export class Gpu {
   flush(): void {
     if (!this.encoder) return;
     const enc = this.endPass();
+    const afterSubmit = this.queryLabels.length ? this.resolveProfile(enc) : null;
     if (this.arenaUsed) this.device.queue.writeBuffer(this.arena, 0, this.arenaData, 0, (this.arenaUsed * UNIFORM_SLOT) / 4);
     this.device.queue.submit([enc.finish()]);
+    afterSubmit?.();
     this.stats.submits++;
     this.encoder = null;
     this.dispatches = 0;
@@ -249,6 +301,7 @@ export class Gpu {
     this.flush();
     await this.device.queue.onSubmittedWorkDone();
     await Promise.all(this.pendingChecks.splice(0));
+    await Promise.all(this.profileReads.splice(0));
     this.checkAlive(op);
   }
 

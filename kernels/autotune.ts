@@ -20,20 +20,26 @@ const table = new Map<string, string>();
 let recording: Map<string, MatmulProblem> | null = null;
 
 /** Register-blocked shapes worth trying on CPU drivers (rows per lane × shared columns). */
-const RB_CANDIDATES = ['rb2x8', 'rb4x4', 'rb4x8', 'rb2x12', 'rb2x16', 'rb1x16', 'rb4x12', 'rb1x24'];
+const RB_CANDIDATES = ['rb4x4', 'rb4x8', 'rb2x16', 'rb4x8g', 'rb4x16g', 'rb2x24g', 'rb3x16g', 'rb8x8g'];
 
 export function candidates(p: MatmulProblem): string[] {
   const soft = gpu().adapter.isSoftware;
   const list = soft ? [...RB_CANDIDATES] : ['tiled', 'rb4x4'];
   // The swapped problem (lanes along N) for short M.
-  if (p.M < 256) list.push(...(soft ? ['rb4x8s', 'rb2x8s'] : ['rb4x4s']));
+  if (p.M < 256 || p.N < 64) list.push(...(soft ? ['rb4x8gs', 'rb4x16gs', 'rb4x8s'] : ['rb4x4s']));
   if (p.K >= 4 * Math.max(p.M, p.N)) list.push('splitk4', 'splitk16');
   else if (!soft) list.push('splitk4');
   return list;
 }
 
 export function defaultVariant(p: MatmulProblem): string {
-  if (gpu().adapter.isSoftware) return p.M < 64 && p.N >= 4 * p.M ? 'rb4x8s' : 'rb4x8';
+  const g = gpu();
+  if (g.adapter.isSoftware) {
+    // Subgroup-shared loads when the adapter has subgroups (4× fewer load instructions on CPU drivers).
+    const sg = g.hasSubgroups && g.adapter.subgroupMinSize >= 4 ? 'g' : '';
+    // Lanes run along M (4 rows each, 64 per workgroup): for short M, run them along N instead.
+    return p.M < 256 && p.N > p.M ? `rb4x8${sg}s` : `rb4x8${sg}`;
+  }
   if (p.K >= 8 * Math.max(p.M, p.N) && p.M * p.N * p.batch < 65536) return 'splitk16';
   return 'tiled';
 }

@@ -20,8 +20,11 @@ interface Geometry { B: number; Ci: number; H: number; W: number; Co: number; KH
 const geoParams = (g: Geometry) => [g.B, g.Ci, g.H, g.W, g.Co, g.KH, g.KW, g.s, g.pl, g.pt, g.Ho, g.Wo];
 const GEO_STRUCT = 'B: u32, Ci: u32, H: u32, W: u32, Co: u32, KH: u32, KW: u32, s: u32, pl: u32, pt: u32, Ho: u32, Wo: u32, n0: u32, nc: u32, _a: u32, _b: u32';
 
-/** col[n − n0, (ci, ky, kx)] = x[b, ci, oy·s + ky − pt, ox·s + kx − pl] (0 outside), n = b·Ho·Wo + oy·Wo + ox. */
-const IM2COL = /* wgsl */`
+/**
+ * col[n − n0, (ci, ky, kx)] = x[b, ci, oy·s + ky − pt, ox·s + kx − pl] (0 outside), n = b·Ho·Wo + oy·Wo + ox.
+ * One lane per (n, ci) writes its KH·KW taps, so the index arithmetic is done once per tap row.
+ */
+const IM2COL = (KH: number, KW: number) => /* wgsl */`
 struct P { ${GEO_STRUCT} }
 @group(0) @binding(0) var<uniform> u: P;
 @group(0) @binding(1) var<storage, read> X: array<f32>;
@@ -29,19 +32,27 @@ struct P { ${GEO_STRUCT} }
 @compute @workgroup_size(64)
 fn main(${gridArgs}) {
   let i = ${linearIndex(64)};
-  let K = u.Ci * u.KH * u.KW;
-  if (i >= u.nc * K) { return; }
-  let k = i % K;
-  let n = u.n0 + i / K;
+  if (i >= u.nc * u.Ci) { return; }
+  let ci = i % u.Ci;
+  let n = u.n0 + i / u.Ci;
   let hw = u.Ho * u.Wo;
   let b = n / hw; let p = n % hw;
   let oy = p / u.Wo; let ox = p % u.Wo;
-  let ci = k / (u.KH * u.KW); let kk = k % (u.KH * u.KW);
-  let iy = i32(oy * u.s + kk / u.KW) - i32(u.pt);
-  let ix = i32(ox * u.s + kk % u.KW) - i32(u.pl);
-  var v = 0.0;
-  if (iy >= 0 && iy < i32(u.H) && ix >= 0 && ix < i32(u.W)) { v = X[((b * u.Ci + ci) * u.H + u32(iy)) * u.W + u32(ix)]; }
-  COL[i] = v;
+  let y0 = i32(oy * u.s) - i32(u.pt);
+  let x0 = i32(ox * u.s) - i32(u.pl);
+  let xb = (b * u.Ci + ci) * u.H;
+  let ob = i * ${KH * KW}u;
+  for (var ky = 0; ky < ${KH}; ky++) {
+    let iy = y0 + ky;
+    let rowOk = iy >= 0 && iy < i32(u.H);
+    let rb = (xb + u32(max(iy, 0))) * u.W;
+    for (var kx = 0; kx < ${KW}; kx++) {
+      let ix = x0 + kx;
+      var v = 0.0;
+      if (rowOk && ix >= 0 && ix < i32(u.W)) { v = X[rb + u32(ix)]; }
+      COL[ob + u32(ky * ${KW} + kx)] = v;
+    }
+  }
 }`;
 
 /** dX[b, ci, iy, ix] += Σ_(ky,kx) dcol[n − n0, (ci, ky, kx)] over the output pixels n of this chunk that read it. */
@@ -118,7 +129,7 @@ function chunks(g: Geometry): [number, number][] {
 function im2col(x: Tensor, g: Geometry, n0: number, nc: number): Tensor {
   const K = g.Ci * g.KH * g.KW;
   const col = Tensor.empty([nc, K], 'f32', 'im2col');
-  launch('conv2d.im2col', IM2COL, [x, col], grid(nc * K, 64), new Params().u(...geoParams(g), n0, nc, 0, 0));
+  launch('conv2d.im2col', IM2COL(g.KH, g.KW), [x, col], grid(nc * g.Ci, 64), new Params().u(...geoParams(g), n0, nc, 0, 0));
   return col;
 }
 

@@ -327,9 +327,9 @@ function run(pr: MatmulProblem, ops: Operands, variant: string, act: Activation 
   if (v.kind === 'rb') {
     const WG = 64;
     const sg = v.sg && spec.vecY ? subgroupSize() : 0;
-    launch('matmul', rbKernel(spec, v.R, v.C, WG, sg), tensors, [Math.ceil(Q / v.C), Math.ceil(P / (WG * v.R)), batch * nsplit], params);
+    launch('matmul', rbKernel(spec, v.R, v.C, WG, sg), tensors, [Math.ceil(Q / v.C), Math.ceil(P / (WG * v.R)), batch * nsplit], params, `${batch}x${M}x${N}x${K}${pr.transA ? 'T' : 'N'}${pr.transB ? 'T' : 'N'} ${variant}`);
   } else {
-    launch('matmul', tiledKernel(spec), tensors, [Math.ceil(Q / 64), Math.ceil(P / 64), batch * nsplit], params);
+    launch('matmul', tiledKernel(spec), tensors, [Math.ceil(Q / 64), Math.ceil(P / 64), batch * nsplit], params, `${batch}x${M}x${N}x${K}${pr.transA ? 'T' : 'N'}${pr.transB ? 'T' : 'N'} ${variant}`);
   }
   if (nsplit > 1) {
     // Sum the K slices, then apply the epilogue elementwise.

@@ -29,8 +29,8 @@ export class Params {
 }
 
 /** Records a dispatch whose bindings are tensors (uniform block first, if any). */
-export function launch(label: string, code: string, tensors: Tensor[], workgroups: [number, number?, number?], params?: Params): void {
-  gpu().dispatch({ label, code, buffers: tensors.map((t) => t.binding), params: params?.build(), workgroups });
+export function launch(label: string, code: string, tensors: Tensor[], workgroups: [number, number?, number?], params?: Params, detail?: string): void {
+  gpu().dispatch({ label, code, buffers: tensors.map((t) => t.binding), params: params?.build(), workgroups, detail });
 }
 
 /** Contiguous row-major strides. */

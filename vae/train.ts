@@ -1,0 +1,136 @@
+// Trains a VAE with the engine: reconstruction (L1 or MSE) of a posterior sample + a small KL weight, AdamW,
+// seeded batches with random flips, periodic held-out PSNR, atomic checkpoints. Also encodes a dataset into
+// a latent cache (posterior moments + the scale factor) for DiT training.
+import { Tensor, scope, noGrad, keep, memory, record } from '../engine/tensor.js';
+import { backward } from '../engine/autograd.js';
+import { AdamW } from '../engine/optim.js';
+import { writeSafetensors, type StWriteTensor } from '../engine/safetensors.js';
+import { map, abs, sub, add, square, exp, addScalar, scale } from '../kernels/elementwise.js';
+import { mean, mse } from '../kernels/reduce.js';
+import { Generator } from '../kernels/random.js';
+import { imageBatch, type ImageDataset } from '../data/dataset.js';
+import { AutoencoderKL, type VaeConfig } from './model.js';
+
+export interface VaeTrainOptions {
+  steps: number;
+  batch?: number;
+  lr?: number;
+  klWeight?: number;
+  loss?: 'l1' | 'mse';
+  seed?: number;
+  /** Evaluate held-out PSNR every N steps (and at the end). */
+  evalEvery?: number;
+  evalImages?: number;
+  checkpoint?: string;
+  checkpointEvery?: number;
+  onLog?: (m: { step: number; loss?: number; psnr?: number; secs: number; liveMiB: number }) => void;
+}
+
+/** PSNR in dB of reconstructions of [−1, 1] images: 10·log10(2² / MSE). */
+export async function psnr(vae: AutoencoderKL, d: ImageDataset, count: number, batch = 32): Promise<number> {
+  let se = 0, n = 0;
+  for (let i = 0; i < Math.min(count, d.count); i += batch) {
+    const idx = Array.from({ length: Math.min(batch, Math.min(count, d.count) - i) }, (_, k) => i + k);
+    const s = scope(() => noGrad(() => {
+      const x = imageBatch(d, idx);
+      return mean(map('(a - b) * (a - b)', { a: vae.forward(x), b: x }));
+    }));
+    se += (await s.item()) * idx.length;
+    n += idx.length;
+    s.dispose();
+  }
+  return 10 * Math.log10(4 / (se / n));
+}
+
+export async function trainVae(vae: AutoencoderKL, train: ImageDataset, test: ImageDataset, o: VaeTrainOptions): Promise<{ psnr: number; seconds: number }> {
+  const B = o.batch ?? 32, seed = o.seed ?? 0;
+  const opt = new AdamW(vae.parameters(), { lr: o.lr ?? 5e-4, weightDecay: 0 });
+  const gen = new Generator(seed);
+  const order = new Generator(seed + 1);
+  const flip = (() => { const g = new Generator(seed + 2); return () => g.randHost(1)[0]; })();
+  const t0 = performance.now();
+  const secs = () => (performance.now() - t0) / 1000;
+  const klWeight = o.klWeight ?? 1e-6;
+  let last = NaN;
+  vae.train();
+  for (let step = 1; step <= o.steps; step++) {
+    const idx = Array.from(order.randHost(B), (u) => Math.floor(u * train.count));
+    const loss = scope(() => {
+      const x = imageBatch(train, idx, flip);
+      const post = vae.encode(x);
+      const rec = vae.decode(post.sample(gen.randn(post.mean.shape)));
+      const r = o.loss === 'mse' ? mse(rec, x) : mean(abs(sub(rec, x)));
+      // KL per latent element ½(m² + e^l − 1 − l), weighted lightly (the latent scale is normalised afterwards).
+      const kl = scale(mean(sub(add(square(post.mean), exp(post.logvar)), addScalar(post.logvar, 1))), 0.5);
+      const l = recordSum(r, kl, klWeight);
+      backward(l);
+      opt.step();
+      opt.zeroGrad();
+      return l;
+    });
+    // Read the loss only every 25 steps: reading back stalls the GPU queue.
+    if (step % 25 === 0 || step === o.steps) last = await loss.item();
+    loss.dispose();
+    if (step % 25 === 0) o.onLog?.({ step, loss: last, secs: secs(), liveMiB: memory().liveBytes / 2 ** 20 });
+    const evalNow = (o.evalEvery && step % o.evalEvery === 0) || step === o.steps;
+    if (evalNow) {
+      vae.eval();
+      const p = await psnr(vae, test, o.evalImages ?? 512);
+      vae.train();
+      o.onLog?.({ step, psnr: p, secs: secs(), liveMiB: memory().liveBytes / 2 ** 20 });
+      if (step === o.steps) { await saveVae(vae, o.checkpoint); opt.dispose(); vae.eval(); return { psnr: p, seconds: secs() }; }
+    }
+    if (o.checkpoint && o.checkpointEvery && step % o.checkpointEvery === 0) await saveVae(vae, o.checkpoint);
+  }
+  opt.dispose();
+  return { psnr: NaN, seconds: secs() };
+}
+
+/** r + w·k for one-element tensors, with autograd. */
+function recordSum(r: Tensor, k: Tensor, w: number): Tensor {
+  const y = map('a + p * b', { a: r, b: k }, { label: 'vaeLoss', p: w });
+  return record('vaeLoss', y, [r, k], [], (g) => [g, map('g * p', { g }, { p: w })]);
+}
+
+/** Writes the VAE weights (diffusers names) with its config in the metadata. */
+export async function saveVae(vae: AutoencoderKL, file?: string, extra: Record<string, string> = {}): Promise<void> {
+  if (!file) return;
+  const tensors = new Map<string, StWriteTensor>();
+  for (const [n, t] of vae.namedTensors()) tensors.set(n, { shape: [...t.shape], data: (await t.data()) as Float32Array });
+  const c: VaeConfig = vae.config;
+  const config = { in_channels: c.inChannels, out_channels: c.outChannels, block_out_channels: c.blockOutChannels, layers_per_block: c.layersPerBlock, norm_num_groups: c.normNumGroups, latent_channels: c.latentChannels, scaling_factor: c.scalingFactor };
+  await writeSafetensors(file, tensors, { format: 'pt', config: JSON.stringify(config), ...extra });
+}
+
+/**
+ * Encodes a dataset into posterior moments (mean, logvar) [N, L, h, w] plus labels, and the latent scale
+ * factor: 1/std of posterior samples for a VAE trained here, or the config's (0.18215 for the SD VAE).
+ */
+export async function encodeDataset(vae: AutoencoderKL, d: ImageDataset, file: string, opts: { batch?: number; scaleFromData?: boolean; onProgress?: (done: number) => void } = {}): Promise<{ scale: number }> {
+  const B = opts.batch ?? 64;
+  const L = vae.config.latentChannels, f = vae.downsampling, h = d.height / f, w = d.width / f;
+  const per = L * h * w;
+  const means = new Float32Array(d.count * per), logvars = new Float32Array(d.count * per);
+  vae.eval();
+  for (let i = 0; i < d.count; i += B) {
+    const idx = Array.from({ length: Math.min(B, d.count - i) }, (_, k) => i + k);
+    const out = scope(() => noGrad(() => { const p = vae.encode(imageBatch(d, idx)); return [keep(p.mean.detach()), keep(p.logvar.detach())]; }));
+    means.set((await out[0].data()) as Float32Array, i * per);
+    logvars.set((await out[1].data()) as Float32Array, i * per);
+    out.forEach((t) => t.dispose());
+    opts.onProgress?.(Math.min(i + B, d.count));
+  }
+  let scale = vae.config.scalingFactor;
+  if (opts.scaleFromData) {
+    // std over posterior samples ≈ √(Var(mean) + E[exp(logvar)])
+    let s = 0, s2 = 0, ev = 0;
+    for (let i = 0; i < means.length; i++) { s += means[i]; s2 += means[i] * means[i]; ev += Math.exp(logvars[i]); }
+    const n = means.length, m = s / n;
+    scale = 1 / Math.sqrt(s2 / n - m * m + ev / n);
+  }
+  await writeSafetensors(file, {
+    mean: { shape: [d.count, L, h, w], data: means }, logvar: { shape: [d.count, L, h, w], data: logvars },
+    labels: { shape: [d.count], data: Int32Array.from(d.labels) },
+  }, { scale_factor: String(scale), classes: JSON.stringify(d.classes), image_size: `${d.height}x${d.width}` });
+  return { scale };
+}
