@@ -8,6 +8,7 @@ import { parseArgs, type Args } from './args.js';
 import { runDemo } from './demo.js';
 import { runSample } from './sample.js';
 import { runVae, runData } from './vae.js';
+import { runTrain } from './train.js';
 
 const HELP = `dit — DiT on WebGPU
 
@@ -22,6 +23,9 @@ const HELP = `dit — DiT on WebGPU
   dit flops [--json] [--image-size 256|512] [--model DiT-XL/2 …] [--conditioning adaLN|cross-attention|in-context]
             [--hidden N --depth N --heads N --patch N]   Gflops and parameters (the paper's Table 4)
   dit sample --weights W [--labels 1,2,3] [--steps 250] [--cfg 4] [--sampler ddpm|ddim] [--seed 0] [--out samples.png]
+  dit train --latents out/latents.safetensors [--vae out/vae-small.safetensors] [--steps 2000] [--batch 64]
+            [--lr 3e-4] [--ema 0.999] [--hidden 192 --depth 6 --heads 6 --patch 2 | --model DiT-S/2] [--out out/dit-small.safetensors]
+                                             train a DiT on cached latents, then sample a grid per class
   dit vae train [--steps 2000] [--batch 32] [--channels 32,64,64] [--data synthetic|cifar10:DIR|folder:DIR] [--out out/vae.safetensors]
   dit vae encode --weights VAE [--split train] [--out out/latents.safetensors]   latent cache + scale factor
   dit vae decode --weights VAE --latents FILE [--out out/decoded.png]
@@ -40,6 +44,7 @@ async function main(argv: string[]): Promise<number> {
     case 'flops': return flops(args);
     case 'sample': return runSample(args);
     case 'vae': return runVae(args);
+    case 'train': return runTrain(args);
     case 'data': return runData(args);
     case undefined: case 'help': case '--help': case '-h': process.stdout.write(HELP); return 0;
     default: process.stderr.write(`dit: unknown command '${cmd}'\n\n${HELP}`); return 2;

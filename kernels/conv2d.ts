@@ -2,7 +2,7 @@
 // no operand exceeds the adapter's binding limit (large images are processed a few rows at a time); its
 // backward (dX through col2im as a gather, dW and dbias), and nearest ×2 upsampling with its backward.
 import { gpu } from '../engine/device.js';
-import { Tensor, record, check, fmtShape, noGrad } from '../engine/tensor.js';
+import { Tensor, record, check, fmtShape } from '../engine/tensor.js';
 import { Params, grid, gridArgs, launch, linearIndex } from './util.js';
 import { matmul } from './matmul.js';
 import { map, zeros } from './elementwise.js';
@@ -110,6 +110,122 @@ function geometry(x: Tensor, w: Tensor, o: Conv2dOptions): Geometry {
   return { B, Ci, H, W, Co, KH, KW, s, pl, pt, Ho, Wo };
 }
 
+/**
+ * Direct convolution: each lane computes R consecutive output pixels of one row for C output channels shared
+ * by the workgroup. Per (ci, ky) a lane loads the input span its R pixels need once (scalar loads, zero
+ * outside) and the KW·C weights [ci, ky, ·, co0..] are loaded once per subgroup and broadcast (sg > 0) — the
+ * load-count economy that CPU drivers reward, with no im2col buffer.
+ */
+function directKernel(KH: number, KW: number, s: number, R: number, C: number, sg: number): string {
+  const SPAN = (R - 1) * s + KW;
+  const NV = (KW * C) / 4; // vec4s of weights per (ci, ky)
+  const loadW: string[] = [];
+  if (sg) {
+    const T = Math.ceil(NV / sg);
+    for (let t = 0; t < T; t++) {
+      loadW.push(`let wv${t}i = min(${t * sg}u + sgid, ${NV - 1}u);`);
+      loadW.push(`let wl${t} = Wt4[(wrow + (wv${t}i / ${C / 4}u) * u.CoPad + (wv${t}i % ${C / 4}u) * 4u) >> 2u];`);
+    }
+    for (let v = 0; v < NV; v++) loadW.push(`let wv${v} = subgroupBroadcast(wl${Math.floor(v / sg)}, ${v % sg}u);`);
+  } else {
+    for (let v = 0; v < NV; v++) loadW.push(`let wv${v} = Wt4[(wrow + ${Math.floor(v / (C / 4))}u * u.CoPad + ${(v % (C / 4)) * 4}u) >> 2u];`);
+  }
+  const fmas: string[] = [];
+  for (let kx = 0; kx < KW; kx++) for (let r = 0; r < R; r++) for (let c = 0; c < C; c++) {
+    const v = (kx * C + c) >> 2, comp = (kx * C + c) & 3;
+    fmas.push(`acc${r}_${c} = fma(sp${r * s + kx}, wv${v}[${comp}], acc${r}_${c});`);
+  }
+  return /* wgsl */`
+${sg ? 'enable subgroups;' : ''}
+struct P { B: u32, Ci: u32, H: u32, W: u32, Co: u32, Ho: u32, Wo: u32, pl: u32, pt: u32, groups: u32, hasBias: u32, CoPad: u32 }
+@group(0) @binding(0) var<uniform> u: P;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read> Wt4: array<vec4f>;
+@group(0) @binding(3) var<storage, read> BIAS: array<f32>;
+@group(0) @binding(4) var<storage, read_write> Y: array<f32>;
+@compute @workgroup_size(64)
+fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u${sg ? ', @builtin(subgroup_invocation_id) sgid: u32' : ''}) {
+  // lane → (b, oy, x-group); clamped lanes compute garbage that is not stored.
+  let gidx = wid.x * 64u + lid.x;
+  let xg = (u.Wo + ${R - 1}u) / ${R}u;
+  let lane = min(gidx, u.groups - 1u);
+  let b = lane / (u.Ho * xg);
+  let oy = (lane / xg) % u.Ho;
+  let ox0 = (lane % xg) * ${R}u;
+  let co0 = wid.y * ${C}u;
+  ${Array.from({ length: R }, (_, r) => Array.from({ length: C }, (_, c) => `var acc${r}_${c} = 0.0;`).join(' ')).join('\n  ')}
+  let x0 = i32(ox0 * ${s}u) - i32(u.pl);
+  for (var ci = 0u; ci < u.Ci; ci++) {
+    let xb = (b * u.Ci + ci) * u.H;
+    for (var ky = 0u; ky < ${KH}u; ky++) {
+      let iy = i32(oy * ${s}u + ky) - i32(u.pt);
+      let rowOk = iy >= 0 && iy < i32(u.H);
+      let rb = (xb + u32(clamp(iy, 0, i32(u.H) - 1))) * u.W;
+      ${Array.from({ length: SPAN }, (_, j) => `let sp${j} = select(0.0, X[rb + u32(clamp(x0 + ${j}, 0, i32(u.W) - 1))], rowOk && x0 + ${j} >= 0 && x0 + ${j} < i32(u.W));`).join('\n      ')}
+      let wrow = ((ci * ${KH}u + ky) * ${KW}u) * u.CoPad + co0;
+      ${loadW.join('\n      ')}
+      ${fmas.join('\n      ')}
+    }
+  }
+  if (gidx >= u.groups) { return; }
+  ${Array.from({ length: C }, (_, c) => `if (co0 + ${c}u < u.Co) {
+    let bias${c} = select(0.0, BIAS[co0 + ${c}u], u.hasBias != 0u);
+    let yb${c} = ((b * u.Co + co0 + ${c}u) * u.Ho + oy) * u.Wo + ox0;
+    ${Array.from({ length: R }, (_, r) => `if (ox0 + ${r}u < u.Wo) { Y[yb${c} + ${r}u] = acc${r}_${c} + bias${c}; }`).join(' ')}
+  }`).join('\n  ')}
+}`;
+}
+
+/** Weights rearranged for the direct kernel: [ci, ky, kx, co] (co padded to a multiple of C), optionally as
+ * the stride-1 transposed convolution's weights (spatially flipped, ci ↔ co). */
+const WEIGHTS_T = (flip: boolean) => /* wgsl */`
+struct P { Co: u32, Ci: u32, KH: u32, KW: u32, CoPad: u32, n: u32, _a: u32, _b: u32 }
+@group(0) @binding(0) var<uniform> u: P;
+@group(0) @binding(1) var<storage, read> W: array<f32>;
+@group(0) @binding(2) var<storage, read_write> WT: array<f32>;
+@compute @workgroup_size(64)
+fn main(${gridArgs}) {
+  let i = ${linearIndex(64)};
+  if (i >= u.n) { return; }
+  // output index over [A, KH, KW, CoPad] where (A, out-channel) = (ci, co) or, flipped, (co, ci)
+  let oc = i % u.CoPad;
+  let kx = (i / u.CoPad) % u.KW;
+  let ky = (i / (u.CoPad * u.KW)) % u.KH;
+  let a = i / (u.CoPad * u.KW * u.KH);
+  ${flip
+    ? `let co = a; let ci = oc; let valid = ci < u.Ci;
+  let src = ((co * u.Ci + min(ci, u.Ci - 1u)) * u.KH + (u.KH - 1u - ky)) * u.KW + (u.KW - 1u - kx);`
+    : `let ci = a; let co = oc; let valid = co < u.Co;
+  let src = ((min(co, u.Co - 1u) * u.Ci + ci) * u.KH + ky) * u.KW + kx;`}
+  WT[i] = select(0.0, W[src], valid);
+}`;
+
+const DIRECT_R = 4, DIRECT_C = 16;
+
+function subgroups(): number {
+  const g = gpu();
+  return g.hasSubgroups && g.adapter.subgroupMinSize >= 4 ? g.adapter.subgroupMinSize : 0;
+}
+
+/** y = conv(x, w) + bias with the direct kernel; `flip` runs the stride-1 transposed convolution of w instead. */
+function directConv(x: Tensor, w: Tensor, bias: Tensor | null, s: number, pad: [number, number, number, number], flip: boolean): Tensor {
+  const [B, Ci, H, W] = x.shape;
+  const [Wco, Wci, KH, KW] = w.shape;
+  const Co = flip ? Wci : Wco;
+  const [pl, pr, pt, pb] = pad;
+  const Ho = Math.floor((H + pt + pb - KH) / s) + 1, Wo = Math.floor((W + pl + pr - KW) / s) + 1;
+  const CoPad = Math.ceil(Co / DIRECT_C) * DIRECT_C;
+  const wt = Tensor.empty([Ci, KH, KW, CoPad], 'f32', 'conv2d.weights');
+  const n = wt.size;
+  launch('conv2d.weights', WEIGHTS_T(flip), [w, wt], grid(n, 64), new Params().u(Wco, Wci, KH, KW, CoPad, n, 0, 0));
+  const y = Tensor.empty([B, Co, Ho, Wo], 'f32', 'conv2d');
+  const groups = B * Ho * Math.ceil(Wo / DIRECT_R);
+  const b = bias ?? wt;
+  launch('conv2d', directKernel(KH, KW, s, DIRECT_R, DIRECT_C, subgroups()), [x, wt, b, y], [Math.ceil(groups / 64), CoPad / DIRECT_C], new Params().u(B, Ci, H, W, Co, Ho, Wo, pl, pt, groups, bias ? 1 : 0, CoPad), `${KH}x${KW}s${s} ${Ci}→${Co} ${H}x${W}`);
+  wt.dispose();
+  return y;
+}
+
 let chunkBytes = 64 * 2 ** 20;
 
 /** Caps the bytes of one im2col chunk (tests use a small cap to exercise chunking). */
@@ -155,26 +271,20 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, opts: C
   const g = geometry(x, w, opts);
   if (bias) check(bias.size === g.Co, 'conv2d', `bias must have ${g.Co} elements, got ${fmtShape(bias.shape)}`);
   const K = g.Ci * g.KH * g.KW;
-  const out = Tensor.empty([g.B, g.Co, g.Ho, g.Wo], 'f32', 'conv2d');
-  noGrad(() => {
-    const w2 = w.view([g.Co, K]);
-    for (const [n0, nc] of chunks(g)) {
-      const col = im2col(x, g, n0, nc);
-      const y = matmul(col, w2, { transB: true, bias: bias ?? undefined });
-      chunkCopy(y, out, g, n0, nc, true);
-      col.dispose(); y.dispose();
-    }
-    w2.dispose();
-  });
+  const pad: [number, number, number, number] = typeof opts.padding === 'number' ? [opts.padding, opts.padding, opts.padding, opts.padding] : opts.padding ?? [0, 0, 0, 0];
+  const out = directConv(x, w, bias, g.s, pad, false);
   const inputs = bias ? [x, w, bias] : [x, w];
   return record('conv2d', out, inputs, [x, w], (gy, [xs, ws], need) => {
     const w2 = ws.view([g.Co, K]);
-    const dx = need[0] ? zeros(x.shape) : null;
+    // dX: for stride 1 a convolution of dY with the flipped, transposed weights (padding K−1−p); for larger
+    // strides a gather over the im2col gradient (col2im).
+    const stride1 = g.s === 1;
+    const dx = need[0] ? (stride1 ? directConv(gy, ws, null, 1, [g.KW - 1 - pad[0], g.KW - 1 - pad[1], g.KH - 1 - pad[2], g.KH - 1 - pad[3]], true) : zeros(x.shape)) : null;
     let dw: Tensor | null = need[1] ? zeros([g.Co, K]) : null;
     for (const [n0, nc] of chunks(g)) {
       const gc = Tensor.empty([nc, g.Co], 'f32', 'conv2d.backward');
       chunkCopy(gy, gc, g, n0, nc, false);
-      if (dx) {
+      if (dx && !stride1) {
         const dcol = matmul(gc, w2); // [nc, K]
         launch('conv2d.col2im', COL2IM, [dcol, dx], grid(colImages(g, n0, nc) * g.Ci * g.H * g.W, 64), new Params().u(...geoParams(g), n0, nc, 0, 0));
         dcol.dispose();
