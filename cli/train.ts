@@ -32,7 +32,7 @@ export async function sampleGrid(model: DiT, vae: AutoencoderKL, latentScale: nu
   const progress = new Progress('  sampling', diffusion.numTimesteps);
   model.eval();
   const z = await generate(model, diffusion, labels, [c.inChannels, c.inputSize, c.inputSize], { sampler: 'ddim', cfgScale: opts.cfg ?? 3, nullLabel: c.numClasses, seed: opts.seed ?? 0, onStep: ({ step }) => progress.update(step + 1) });
-  const x = scope(() => noGrad(() => vae.decode(scale(z, 1 / latentScale))));
+  const x = scope(() => noGrad(() => vae.decodeLarge(scale(z, 1 / latentScale), (m) => process.stderr.write(`${m}\n`))));
   const data = (await x.data()) as Float32Array;
   const [, C, H, W] = x.shape;
   await writePng(file, grid(labels.map((_, i) => toImage(data.subarray(i * C * H * W, (i + 1) * C * H * W), C, H, W)), per, 2));

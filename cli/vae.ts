@@ -60,7 +60,7 @@ export async function runVae(a: Args): Promise<number> {
     const per = shape.slice(1).reduce((x, y) => x * y, 1);
     const scale = key === 'mean' ? 1 : Number(st.metadata.scale_factor ?? 1);
     const z = Tensor.from(st.f32(key).subarray(0, n * per).map((v) => v / scale), [n, ...shape.slice(1)]);
-    const x = scope(() => noGrad(() => vae.decode(z)));
+    const x = scope(() => noGrad(() => vae.decodeLarge(z, (m) => process.stderr.write(`${m}\n`))));
     const data = (await x.data()) as Float32Array;
     const [C, H, W] = x.shape.slice(1);
     const out = a.str('out') ?? 'out/decoded.png';

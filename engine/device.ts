@@ -216,7 +216,9 @@ export class Gpu {
       if (b.bytes > this.maxBindingBytes) {
         throw new GpuError(`${a.label}: a ${b.bytes}-byte operand exceeds the adapter's maxStorageBufferBindingSize (${this.maxBindingBytes} bytes); split the tensor`);
       }
-      entries.push({ binding: binding++, resource: { buffer: b.buffer, offset: 0, size: Math.max(16, Math.ceil(b.bytes / 16) * 16) } });
+      // Round to 16 bytes (vec4 arrays) but never past the binding limit (2^31 − 4 on some GPUs).
+      const size = Math.min(Math.max(16, Math.ceil(b.bytes / 16) * 16), this.maxBindingBytes - (this.maxBindingBytes % 4), b.buffer.size);
+      entries.push({ binding: binding++, resource: { buffer: b.buffer, offset: 0, size } });
     }
     const bindGroup = this.device.createBindGroup({ label: a.label, layout: pipeline.getBindGroupLayout(0), entries });
     const pass = this.beginPass(a.detail ? `${a.label} ${a.detail}` : a.label);

@@ -169,7 +169,7 @@ export class Tensor {
     const buffer = g.pool.acquire(bytes, label);
     const t = new Tensor(shape, dtype, new Storage(buffer, bytes));
     if (g.poison) {
-      const words = Math.min(bytes, g.maxBindingBytes) / 4;
+      const words = Math.floor(Math.min(bytes, g.maxBindingBytes) / 4);
       const nan = dtype === 'f16' ? 0x7e007e00 : dtype === 'i32' ? 0x7fffffff : 0x7fc00000;
       const groups = Math.ceil(words / 256);
       const x = Math.min(groups, 65535);

@@ -24,7 +24,7 @@ const RB_CANDIDATES = ['rb4x4', 'rb4x8', 'rb2x16', 'rb4x8g', 'rb4x16g', 'rb2x24g
 
 export function candidates(p: MatmulProblem): string[] {
   const soft = gpu().adapter.isSoftware;
-  const list = soft ? [...RB_CANDIDATES] : ['tiled', 'rb4x4'];
+  const list = soft ? [...RB_CANDIDATES] : ['tiled128', 'tiled', 'rb4x4'];
   // The swapped problem (lanes along N) for short M.
   if (p.M < 256 || p.N < 64) list.push(...(soft ? ['rb4x8gs', 'rb4x16gs', 'rb4x8s'] : ['rb4x4s']));
   if (p.K >= 4 * Math.max(p.M, p.N)) list.push('splitk4', 'splitk16');
@@ -41,7 +41,7 @@ export function defaultVariant(p: MatmulProblem): string {
     return p.M < 256 && p.N > p.M ? `rb4x8${sg}s` : `rb4x8${sg}`;
   }
   if (p.K >= 8 * Math.max(p.M, p.N) && p.M * p.N * p.batch < 65536) return 'splitk16';
-  return 'tiled';
+  return p.M >= 128 && p.N >= 128 ? 'tiled128' : 'tiled';
 }
 
 export function chooseMatmulVariant(p: MatmulProblem): string {

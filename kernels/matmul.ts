@@ -216,8 +216,6 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
 /** Workgroup-tiled kernel: 64×64 tile of D per 16×16 workgroup, 4×4 per thread, K staged in steps of 16. */
 export function tiledKernel(s: KernelSpec): string {
   const f32 = (e: string, dt: DType) => (dt === 'f16' ? `f32(${e})` : e);
-  const xAt = s.tX ? 'xoff + kk * u.ldx + pp' : 'xoff + pp * u.ldx + kk';
-  const yAt = s.tY ? 'yoff + qq * u.ldy + kk' : 'yoff + kk * u.ldy + qq';
   return /* wgsl */`
 ${enableF16(s)}
 ${UNIFORMS}
@@ -239,15 +237,14 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   for (var k0 = kbeg; k0 < kend; k0 += 16u) {
     for (var i = 0u; i < 4u; i++) {
       let idx = tid + i * 256u;
-      let lk = idx % 16u; let lp = idx / 16u;
-      let kk = k0 + lk;
-      let pp = min(p0 + lp, u.P - 1u);
-      let qq = min(q0 + lp, u.Q - 1u);
-      let inK = kk < kend;
-      let kc = min(kk, u.K - 1u);
-      _ = kc;
-      Xs[lk][lp] = select(0.0, ${f32(`X[${xAt.replace('kk', 'kc')}]`, s.dtX)}, inK);
-      Ys[lk][lp] = select(0.0, ${f32(`Y[${yAt.replace('kk', 'kc')}]`, s.dtY)}, inK);
+      // Neighbouring threads read neighbouring addresses (coalesced): along k, or along p/q when transposed.
+      ${s.tX ? 'let xk = idx / 64u; let xp = idx % 64u;' : 'let xk = idx % 16u; let xp = idx / 16u;'}
+      ${s.tY ? 'let yk = idx % 16u; let yq = idx / 16u;' : 'let yk = idx / 64u; let yq = idx % 64u;'}
+      let kx = min(k0 + xk, u.K - 1u); let ky = min(k0 + yk, u.K - 1u);
+      let pp = min(p0 + xp, u.P - 1u);
+      let qq = min(q0 + yq, u.Q - 1u);
+      Xs[xk][xp] = select(0.0, ${f32(`X[${s.tX ? 'xoff + kx * u.ldx + pp' : 'xoff + pp * u.ldx + kx'}]`, s.dtX)}, k0 + xk < kend);
+      Ys[yk][yq] = select(0.0, ${f32(`Y[${s.tY ? 'yoff + qq * u.ldy + ky' : 'yoff + ky * u.ldy + qq'}]`, s.dtY)}, k0 + yk < kend);
     }
     workgroupBarrier();
     for (var k = 0u; k < 16u; k++) {
@@ -267,6 +264,67 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
 }`;
 }
 
+/**
+ * 128×128 tiles, K in steps of 8, 16×16 threads of 8×8 outputs each (rows ty·8…, columns tx·4… and 64 + tx·4…,
+ * so shared-memory reads are vec4 and conflict-free): the register blocking GPUs need to approach their
+ * FMA rate. Only for adapters with enough workgroup memory (8 KiB here).
+ */
+export function tiled128Kernel(s: KernelSpec): string {
+  const f32 = (e: string, dt: DType) => (dt === 'f16' ? `f32(${e})` : e);
+  return /* wgsl */`
+${enableF16(s)}
+${UNIFORMS}
+${bindings({ ...s, vecX: false, vecY: false })}
+${epilogue(s)}
+var<workgroup> Xs: array<array<vec4f, 32>, 8>;
+var<workgroup> Ys: array<array<vec4f, 32>, 8>;
+@compute @workgroup_size(16, 16)
+fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
+  let split = wid.z % u.nsplit;
+  let bz = wid.z / u.nsplit;
+  let kbeg = split * u.kchunk;
+  let kend = min(kbeg + u.kchunk, u.K);
+  let tid = lid.y * 16u + lid.x;
+  let p0 = wid.y * 128u; let q0 = wid.x * 128u;
+  let xoff = bz * u.sx; let yoff = bz * u.sy;
+  let doff = bz * u.sd + split * u.batch * u.sd;
+  var acc: array<vec4f, 16>;
+  for (var k0 = kbeg; k0 < kend; k0 += 8u) {
+    for (var i = 0u; i < 4u; i++) {
+      let idx = tid + i * 256u;
+      ${s.tX ? 'let xk = idx / 128u; let xp = idx % 128u;' : 'let xk = idx % 8u; let xp = idx / 8u;'}
+      ${s.tY ? 'let yk = idx % 8u; let yq = idx / 8u;' : 'let yk = idx / 128u; let yq = idx % 128u;'}
+      let kx = min(k0 + xk, u.K - 1u); let ky = min(k0 + yk, u.K - 1u);
+      let pp = min(p0 + xp, u.P - 1u); let qq = min(q0 + yq, u.Q - 1u);
+      Xs[xk][xp / 4u][xp % 4u] = select(0.0, ${f32(`X[${s.tX ? 'xoff + kx * u.ldx + pp' : 'xoff + pp * u.ldx + kx'}]`, s.dtX)}, k0 + xk < kend);
+      Ys[yk][yq / 4u][yq % 4u] = select(0.0, ${f32(`Y[${s.tY ? 'yoff + qq * u.ldy + ky' : 'yoff + ky * u.ldy + qq'}]`, s.dtY)}, k0 + yk < kend);
+    }
+    workgroupBarrier();
+    for (var k = 0u; k < 8u; k++) {
+      let a0 = Xs[k][lid.y * 2u]; let a1 = Xs[k][lid.y * 2u + 1u];
+      let b0 = Ys[k][lid.x]; let b1 = Ys[k][lid.x + 16u];
+      for (var i = 0u; i < 4u; i++) {
+        acc[i * 2u] = fma(vec4f(a0[i]), b0, acc[i * 2u]);
+        acc[i * 2u + 1u] = fma(vec4f(a0[i]), b1, acc[i * 2u + 1u]);
+        acc[8u + i * 2u] = fma(vec4f(a1[i]), b0, acc[8u + i * 2u]);
+        acc[8u + i * 2u + 1u] = fma(vec4f(a1[i]), b1, acc[8u + i * 2u + 1u]);
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var r = 0u; r < 8u; r++) {
+    let p = p0 + lid.y * 8u + r;
+    for (var h = 0u; h < 2u; h++) {
+      let v = acc[(r / 4u) * 8u + (r % 4u) * 2u + h];
+      for (var j = 0u; j < 4u; j++) {
+        let q = q0 + h * 64u + lid.x * 4u + j;
+        if (p < u.P && q < u.Q) { store(v[j], p, q, doff); }
+      }
+    }
+  }
+}`;
+}
+
 // ------------------------------------------------------------------------------------------ launch
 /** The subgroup size kernels may assume (the adapter's minimum), or 0 without the subgroups feature. */
 export function subgroupSize(): number {
@@ -277,12 +335,13 @@ export function subgroupSize(): number {
 interface Operands { x: Tensor; y: Tensor; out: Tensor; pre: Tensor | null; bias?: Tensor; residual?: Tensor }
 
 /** Parses a variant name: rb{R}x{C}[s] | tiled | splitk{S}. */
-export function parseVariant(v: string): { kind: 'rb'; R: number; C: number; sg: boolean; swap: boolean } | { kind: 'tiled'; split: number } {
+export function parseVariant(v: string): { kind: 'rb'; R: number; C: number; sg: boolean; swap: boolean } | { kind: 'tiled'; split: number; big: boolean } {
   const m = /^rb(\d+)x(\d+)(g?)(s?)$/.exec(v);
   if (m) return { kind: 'rb', R: +m[1], C: +m[2], sg: m[3] === 'g', swap: m[4] === 's' };
-  if (v === 'tiled') return { kind: 'tiled', split: 1 };
+  if (v === 'tiled') return { kind: 'tiled', split: 1, big: false };
+  if (v === 'tiled128') return { kind: 'tiled', split: 1, big: true };
   const sk = /^splitk(\d+)$/.exec(v);
-  if (sk) return { kind: 'tiled', split: +sk[1] };
+  if (sk) return { kind: 'tiled', split: +sk[1], big: false };
   throw new Error(`matmul: unknown variant '${v}'`);
 }
 
@@ -328,6 +387,8 @@ function run(pr: MatmulProblem, ops: Operands, variant: string, act: Activation 
     const WG = 64;
     const sg = v.sg && spec.vecY ? subgroupSize() : 0;
     launch('matmul', rbKernel(spec, v.R, v.C, WG, sg), tensors, [Math.ceil(Q / v.C), Math.ceil(P / (WG * v.R)), batch * nsplit], params, `${batch}x${M}x${N}x${K}${pr.transA ? 'T' : 'N'}${pr.transB ? 'T' : 'N'} ${variant}`);
+  } else if (v.big) {
+    launch('matmul', tiled128Kernel(spec), tensors, [Math.ceil(Q / 128), Math.ceil(P / 128), batch * nsplit], params, `${batch}x${M}x${N}x${K}${pr.transA ? 'T' : 'N'}${pr.transB ? 'T' : 'N'} ${variant}`);
   } else {
     launch('matmul', tiledKernel(spec), tensors, [Math.ceil(Q / 64), Math.ceil(P / 64), batch * nsplit], params, `${batch}x${M}x${N}x${K}${pr.transA ? 'T' : 'N'}${pr.transB ? 'T' : 'N'} ${variant}`);
   }

@@ -6,7 +6,7 @@ import { cast } from '../kernels/random.js';
 import { device, randArray, expectClose, gradCheck, read, t } from './helpers.js';
 import { matmul64, gelu64, silu64 } from './ref.js';
 
-const VARIANTS = ['rb4x8', 'rb2x12', 'rb4x4', 'rb1x16', 'rb4x8g', 'rb4x16g', 'rb2x24g', 'rb4x8s', 'rb4x8gs', 'tiled', 'splitk4'];
+const VARIANTS = ['rb4x8', 'rb2x12', 'rb4x4', 'rb1x16', 'rb4x8g', 'rb4x16g', 'rb2x24g', 'rb4x8s', 'rb4x8gs', 'tiled', 'tiled128', 'splitk4'];
 
 describe('matmul kernels', () => {
   before(device);

@@ -50,6 +50,24 @@ describe('VAE (AutoencoderKL) parity with diffusers (shared/reference/vae)', fun
     vae.dispose();
   });
 
+  it('decodes latents larger than the binding limit allows in blended tiles, and says so', async () => {
+    const vae = await loadVae(path.join(VAE_REF, 'vae_a.weights.index.json'));
+    const z = Tensor.from(randArray(2 * 4 * 12 * 20, 3), [2, 4, 12, 20]);
+    const whole = await scope(() => noGrad(() => vae.decode(z))).data();
+    const same = await scope(() => noGrad(() => vae.decodeLarge(z))).data();
+    expect(Array.from(same)).to.deep.equal(Array.from(whole)); // under the limit: the plain decode
+    const logs: string[] = [];
+    const tiled = scope(() => noGrad(() => vae.decodeLarge(z, (m) => logs.push(m), vae.decodeBytes(8, 8))));
+    expect(tiled.shape).to.deep.equal([2, 3, 24, 40]);
+    const t = await tiled.data();
+    expect(Array.from(t).every(Number.isFinite)).to.equal(true);
+    expect(logs.join()).to.match(/decoding in \d+×\d+ tiles of \d+×\d+ latents/);
+    // Blending keeps values in the range of the untiled decode (no seams of double weight).
+    const max = Math.max(...Array.from(whole, Math.abs));
+    expect(Math.max(...Array.from(t, Math.abs))).to.be.lessThan(2 * max);
+    vae.dispose();
+  });
+
   it('the small 32×32 preset maps images to 8×8×4 latents', () => {
     const vae = new AutoencoderKL(SMALL_VAE_32);
     const post = scope(() => noGrad(() => { const p = vae.encode(Tensor.from(randArray(2 * 3 * 1024, 2), [2, 3, 32, 32])); return { m: p.mean }; }));

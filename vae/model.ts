@@ -10,7 +10,9 @@ import { groupNorm } from '../kernels/groupnorm.js';
 import { linear, matmul } from '../kernels/matmul.js';
 import { add, map, clamp, exp, mul, scale } from '../kernels/elementwise.js';
 import { softmax, sum } from '../kernels/reduce.js';
-import { reshape, permute, slice, pad2d } from '../kernels/shape.js';
+import { reshape, permute, slice, pad2d, concat } from '../kernels/shape.js';
+import { gpu } from '../engine/device.js';
+import { Params, grid, gridArgs, launch, linearIndex } from '../kernels/util.js';
 import { flashAttention } from '../kernels/attention.js';
 
 export interface VaeConfig {
@@ -111,9 +113,21 @@ class Attention extends Module {
     const v = cap(`${this.path}.to_v`, this.toV.forward(tokens));
     let o: Tensor;
     if (capturing || C % 4 !== 0 || C > 128) {
-      // Unfused (materialises the HW×HW probabilities: kept for parity, and for wide heads).
-      const p = cap(`${this.path}.attention_probs`, softmax(matmul(q, k, { transB: true, alpha: 1 / Math.sqrt(C) })));
-      o = matmul(p, v);
+      // Unfused (materialises the HW×HW probabilities: kept for parity, and for wide heads), in query chunks
+      // when the whole score matrix would not fit one binding.
+      const HW = H * W;
+      const rows = Math.max(1, Math.min(HW, Math.floor(gpu().maxBindingBytes / 2 / (4 * HW * B))));
+      if (rows >= HW) {
+        const p = cap(`${this.path}.attention_probs`, softmax(matmul(q, k, { transB: true, alpha: 1 / Math.sqrt(C) })));
+        o = matmul(p, v);
+      } else {
+        const parts: Tensor[] = [];
+        for (let r0 = 0; r0 < HW; r0 += rows) {
+          const qc = slice(q, 1, r0, Math.min(HW, r0 + rows));
+          parts.push(matmul(softmax(matmul(qc, k, { transB: true, alpha: 1 / Math.sqrt(C) })), v));
+        }
+        o = concat(parts, 1);
+      }
     } else o = flashAttention(q, k, v, 1);
     const out = cap(`${this.path}.to_out.0`, this.toOut.forward(o));
     return cap(this.path, add(x, reshape(permute(out, [0, 2, 1]), [B, C, H, W])));
@@ -285,6 +299,47 @@ export class AutoencoderKL extends Module {
     return this.decoder.forward(cap('post_quant_conv', this.postQuantConv.forward(z)), cap, !!this.intermediates);
   }
 
+  /** Bytes of the largest activation the decoder holds for one image with a latent of h×w. */
+  decodeBytes(h: number, w: number): number {
+    const ch = this.config.blockOutChannels, n = ch.length;
+    let m = 0;
+    for (let i = 0; i < n; i++) m = Math.max(m, Math.max(ch[i], ch[Math.min(i + 1, n - 1)]) * (h * 2 ** (n - 1 - i)) * (w * 2 ** (n - 1 - i)) * 4);
+    return m;
+  }
+
+  /**
+   * decode() for latents of any size: one image at a time, and in overlapping spatial tiles (blended
+   * linearly, as diffusers' tiled decoding) when one image's activations would exceed the adapter's binding
+   * limit. Reports what it does through `log`.
+   */
+  decodeLarge(z: Tensor, log: (m: string) => void = () => {}, limit = gpu().maxBindingBytes): Tensor {
+    const [B, , h, w] = z.shape;
+    if (B * this.decodeBytes(h, w) <= limit) return this.decode(z);
+    if (this.decodeBytes(h, w) <= limit) {
+      log(`decoding ${B} images one at a time (the batch's activations exceed the ${limit >> 20} MiB binding limit)`);
+      return concat(Array.from({ length: B }, (_, b) => this.decode(slice(z, 0, b, b + 1))), 0);
+    }
+    let t = Math.min(h, w);
+    while (t > 8 && this.decodeBytes(t, t) > limit) t = Math.floor(t / 2);
+    const overlap = Math.max(1, Math.floor(t / 4)), stride = t - overlap, f = this.downsampling;
+    const ys = tileStarts(h, t, stride), xs = tileStarts(w, t, stride);
+    log(`decoding in ${ys.length}×${xs.length} tiles of ${t}×${t} latents (overlap ${overlap}): a ${h * f}×${w * f} image's activations (${(this.decodeBytes(h, w) / 2 ** 20).toFixed(0)} MiB) exceed the ${limit >> 20} MiB binding limit`);
+    const C = this.config.outChannels, H = h * f, W = w * f;
+    const out = map('T(0.0)', {}, { out: Tensor.empty([B, C, H, W]) });
+    const wsum = map('T(0.0)', {}, { out: Tensor.empty([B, 1, H, W]) });
+    for (let b = 0; b < B; b++) for (const y0 of ys) for (const x0 of xs) {
+      const th = Math.min(t, h - y0), tw = Math.min(t, w - x0);
+      const tile = this.decode(slice(slice(slice(z, 0, b, b + 1), 2, y0, y0 + th), 3, x0, x0 + tw));
+      // Linear ramps over the overlap on edges shared with a neighbouring tile.
+      const ramp = [y0 > 0 ? overlap * f : 0, y0 + th < h ? overlap * f : 0, x0 > 0 ? overlap * f : 0, x0 + tw < w ? overlap * f : 0];
+      launch('vae.blendTile', BLEND_TILE, [tile, out, wsum], grid(tile.size, 64), new Params().u(tile.size, C, th * f, tw * f, H, W, b, y0 * f, x0 * f, ...ramp, 0, 0, 0));
+      tile.dispose();
+    }
+    const y = map('o / w', { w: wsum }, { label: 'vae.blend', out });
+    wsum.dispose();
+    return y;
+  }
+
   /** vae(x).sample: decode(encode(x).mode()). */
   forward(x: Tensor): Tensor { return this.decode(this.encode(x).mode()); }
 }
@@ -294,3 +349,36 @@ export function renameLegacyVaeKey(k: string): string {
   return k.replace(/attentions\.(\d+)\.query\./, 'attentions.$1.to_q.').replace(/attentions\.(\d+)\.key\./, 'attentions.$1.to_k.')
     .replace(/attentions\.(\d+)\.value\./, 'attentions.$1.to_v.').replace(/attentions\.(\d+)\.proj_attn\./, 'attentions.$1.to_out.0.');
 }
+
+function tileStarts(n: number, t: number, stride: number): number[] {
+  if (n <= t) return [0];
+  const s: number[] = [];
+  for (let p = 0; p + t < n; p += stride) s.push(p);
+  s.push(n - t);
+  return s;
+}
+
+/** out += tile·ramp, wsum += ramp over one tile's footprint (queue order serialises overlapping tiles). */
+const BLEND_TILE = /* wgsl */`
+struct P { n: u32, C: u32, th: u32, tw: u32, H: u32, W: u32, b: u32, y0: u32, x0: u32, rt: u32, rb: u32, rl: u32, rr: u32, _a: u32, _b: u32, _c: u32 }
+@group(0) @binding(0) var<uniform> u: P;
+@group(0) @binding(1) var<storage, read> TILE: array<f32>;
+@group(0) @binding(2) var<storage, read_write> OUT: array<f32>;
+@group(0) @binding(3) var<storage, read_write> WS: array<f32>;
+fn ramp(i: u32, n: u32, lo: u32, hi: u32) -> f32 {
+  var r = 1.0;
+  if (lo > 0u) { r = min(r, (f32(i) + 0.5) / f32(lo)); }
+  if (hi > 0u) { r = min(r, (f32(n - 1u - i) + 0.5) / f32(hi)); }
+  return r;
+}
+@compute @workgroup_size(64)
+fn main(${gridArgs}) {
+  let i = ${linearIndex(64)};
+  if (i >= u.n) { return; }
+  let x = i % u.tw; let y = (i / u.tw) % u.th; let c = i / (u.tw * u.th);
+  let wgt = ramp(y, u.th, u.rt, u.rb) * ramp(x, u.tw, u.rl, u.rr);
+  let p = (u.y0 + y) * u.W + u.x0 + x;
+  let o = (u.b * u.C + c) * u.H * u.W + p;
+  OUT[o] = OUT[o] + TILE[i] * wgt;
+  if (c == 0u) { WS[u.b * u.H * u.W + p] = WS[u.b * u.H * u.W + p] + wgt; }
+}`;
