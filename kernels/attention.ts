@@ -36,9 +36,9 @@ struct P { B: u32, H: u32, Tq: u32, Tk: u32, scale: f32, _a: u32, _b: u32, _c: u
 @group(0) @binding(0) var<uniform> u: P;`;
 
 /** WGSL lines that load row `row` of operand `name` (dh/4 vec4s) into `${dst}${c}`. */
-function loadRow(name: string, dst: string, row: string, bh: string, dh: number): string {
+function loadRow(name: string, dst: string, row: string, bh: string, dh: number, f16 = false): string {
   const lines = [`let ${dst}base = (u.${name}.off + ${bh}.x * u.${name}.sb + ${bh}.y * u.${name}.sh + ${row} * u.${name}.st) >> 2u;`];
-  for (let c = 0; c < dh / 4; c++) lines.push(`let ${dst}${c} = ${name.toUpperCase()}[${dst}base + ${c}u];`);
+  for (let c = 0; c < dh / 4; c++) lines.push(`let ${dst}${c} = ${f16 ? `vec4f(${name.toUpperCase()}[${dst}base + ${c}u])` : `${name.toUpperCase()}[${dst}base + ${c}u]`};`);
   return lines.join('\n    ');
 }
 
@@ -50,74 +50,73 @@ function shared(src: string, jj: number, dh: number, sg: number): string[] {
   return out;
 }
 
-function fwdKernel(dh: number, sg: number, KB: number): string {
+/**
+ * The forward kernel. Each lane owns R query rows (R = 2 halves the key/value loads and broadcasts per FMA);
+ * the workgroup covers WG·R queries of one (batch, head).
+ */
+function fwdKernel(dh: number, sg: number, KB: number, f16 = false, R = 1): string {
   const D4 = dh / 4;
-  const lines: string[] = [];
   const vec = (n: string) => Array.from({ length: D4 }, (_, c) => `${n}${c}`);
-  // Block loop body: scores, online softmax, accumulate.
+  const rs = Array.from({ length: R }, (_, r) => r);
   const body: string[] = [];
+  const kRow = (jj: number) => (sg ? `klb${jj}_` : `kr${jj}_`);
+  const vRow = (jj: number) => (sg ? `vlb${jj}_` : `vr${jj}_`);
   if (sg) {
     body.push(`let jl = min(j0 + sgid, u.Tk - 1u);`);
-    body.push(loadRow('k', 'kl', 'jl', 'bh', dh));
-    for (let jj = 0; jj < KB; jj++) {
-      body.push(...shared('kl', jj, dh, sg));
-      body.push(`var s${jj} = ${vec('q').map((q, c) => `dot(${q}, klb${jj}_${c})`).join(' + ')};`);
-    }
-  } else {
-    for (let jj = 0; jj < KB; jj++) {
+    body.push(loadRow('k', 'kl', 'jl', 'bh', dh, f16));
+  }
+  for (let jj = 0; jj < KB; jj++) {
+    if (sg) body.push(...shared('kl', jj, dh, sg));
+    else {
       body.push(`let jr${jj} = min(j0 + ${jj}u, u.Tk - 1u);`);
-      body.push(loadRow('k', `kr${jj}_`, `jr${jj}`, 'bh', dh));
-      body.push(`var s${jj} = ${vec('q').map((q, c) => `dot(${q}, kr${jj}_${c})`).join(' + ')};`);
+      body.push(loadRow('k', `kr${jj}_`, `jr${jj}`, 'bh', dh, f16));
     }
+    for (const r of rs) body.push(`var s${r}_${jj} = ${vec(`q${r}_`).map((q, c) => `dot(${q}, ${kRow(jj)}${c})`).join(' + ')};`);
   }
-  for (let jj = 0; jj < KB; jj++) body.push(`if (j0 + ${jj}u >= u.Tk) { s${jj} = -1e30; }`);
-  body.push(`let mb = max(${Array.from({ length: KB }, (_, jj) => `s${jj}`).reduce((a, b) => `max(${a}, ${b})`)}, m);`);
-  body.push(`let corr = exp(m - mb);`);
-  body.push(`m = mb;`);
-  for (let jj = 0; jj < KB; jj++) body.push(`let p${jj} = exp(s${jj} - m);`);
-  body.push(`l = l * corr + ${Array.from({ length: KB }, (_, jj) => `p${jj}`).join(' + ')};`);
-  for (let c = 0; c < D4; c++) body.push(`o${c} = o${c} * corr;`);
-  if (sg) {
-    body.push(loadRow('v', 'vl', 'jl', 'bh', dh));
-    for (let jj = 0; jj < KB; jj++) {
-      body.push(...shared('vl', jj, dh, sg));
-      for (let c = 0; c < D4; c++) body.push(`o${c} = fma(vec4f(p${jj}), vlb${jj}_${c}, o${c});`);
-    }
-  } else {
-    for (let jj = 0; jj < KB; jj++) {
-      body.push(loadRow('v', `vr${jj}_`, `jr${jj}`, 'bh', dh));
-      for (let c = 0; c < D4; c++) body.push(`o${c} = fma(vec4f(p${jj}), vr${jj}_${c}, o${c});`);
-    }
+  for (let jj = 0; jj < KB; jj++) body.push(`if (j0 + ${jj}u >= u.Tk) { ${rs.map((r) => `s${r}_${jj} = -1e30;`).join(' ')} }`);
+  for (const r of rs) {
+    body.push(`let mb${r} = max(${Array.from({ length: KB }, (_, jj) => `s${r}_${jj}`).reduce((a, b) => `max(${a}, ${b})`)}, m${r});`);
+    body.push(`let corr${r} = exp(m${r} - mb${r});`);
+    body.push(`m${r} = mb${r};`);
+    for (let jj = 0; jj < KB; jj++) body.push(`let p${r}_${jj} = exp(s${r}_${jj} - m${r});`);
+    body.push(`l${r} = l${r} * corr${r} + ${Array.from({ length: KB }, (_, jj) => `p${r}_${jj}`).join(' + ')};`);
+    for (let c = 0; c < D4; c++) body.push(`o${r}_${c} = o${r}_${c} * corr${r};`);
   }
-  lines.push(`
+  if (sg) body.push(loadRow('v', 'vl', 'jl', 'bh', dh, f16));
+  for (let jj = 0; jj < KB; jj++) {
+    if (sg) body.push(...shared('vl', jj, dh, sg));
+    else body.push(loadRow('v', `vr${jj}_`, `jr${jj}`, 'bh', dh, f16));
+    for (const r of rs) for (let c = 0; c < D4; c++) body.push(`o${r}_${c} = fma(vec4f(p${r}_${jj}), ${vRow(jj)}${c}, o${r}_${c});`);
+  }
+  return `
 ${sg ? 'enable subgroups;' : ''}
+${f16 ? 'enable f16;' : ''}
 ${header(['q', 'k', 'v', 'o'])}
-@group(0) @binding(1) var<storage, read> Q: array<vec4f>;
-@group(0) @binding(2) var<storage, read> K: array<vec4f>;
-@group(0) @binding(3) var<storage, read> V: array<vec4f>;
+@group(0) @binding(1) var<storage, read> Q: array<${f16 ? 'vec4<f16>' : 'vec4f'}>;
+@group(0) @binding(2) var<storage, read> K: array<${f16 ? 'vec4<f16>' : 'vec4f'}>;
+@group(0) @binding(3) var<storage, read> V: array<${f16 ? 'vec4<f16>' : 'vec4f'}>;
 @group(0) @binding(4) var<storage, read_write> O: array<vec4f>;
 @group(0) @binding(5) var<storage, read_write> LSE: array<f32>;
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u${sg ? ', @builtin(subgroup_invocation_id) sgid: u32' : ''}) {
   let bh = vec2u(wid.y / u.H, wid.y % u.H);
-  let i = wid.x * ${WG}u + lid.x;
-  let ic = min(i, u.Tq - 1u);
-  ${loadRow('q', 'qr', 'ic', 'bh', dh)}
-  ${vec('q').map((q, c) => `let ${q} = qr${c} * u.scale;`).join('\n  ')}
-  ${vec('o').map((o) => `var ${o} = vec4f(0.0);`).join(' ')}
-  var m = -1e30;
-  var l = 0.0;
+  ${rs.map((r) => `let i${r} = wid.x * ${WG * R}u + ${r * WG}u + lid.x;
+  let ic${r} = min(i${r}, u.Tq - 1u);
+  ${loadRow('q', `qr${r}_`, `ic${r}`, 'bh', dh, f16)}
+  ${vec(`q${r}_`).map((q, c) => `let ${q} = qr${r}_${c} * u.scale;`).join('\n  ')}
+  ${vec(`o${r}_`).map((o) => `var ${o} = vec4f(0.0);`).join(' ')}
+  var m${r} = -1e30;
+  var l${r} = 0.0;`).join('\n  ')}
   for (var j0 = 0u; j0 < u.Tk; j0 += ${KB}u) {
     ${body.join('\n    ')}
   }
-  if (i < u.Tq) {
-    let inv = 1.0 / l;
-    let ob = (u.o.off + bh.x * u.o.sb + bh.y * u.o.sh + i * u.o.st) >> 2u;
-    ${vec('o').map((o, c) => `O[ob + ${c}u] = ${o} * inv;`).join('\n    ')}
-    LSE[(bh.x * u.H + bh.y) * u.Tq + i] = m + log(l);
-  }
-}`);
-  return lines.join('\n');
+  ${rs.map((r) => `if (i${r} < u.Tq) {
+    let inv = 1.0 / l${r};
+    let ob = (u.o.off + bh.x * u.o.sb + bh.y * u.o.sh + i${r} * u.o.st) >> 2u;
+    ${vec(`o${r}_`).map((o, c) => `O[ob + ${c}u] = ${o} * inv;`).join('\n    ')}
+    LSE[(bh.x * u.H + bh.y) * u.Tq + i${r}] = m${r} + log(l${r});
+  }`).join('\n  ')}
+}`;
 }
 
 /** D_i = Σ_e dO_ie·O_ie, per query ([B, H, Tq]). */
@@ -267,8 +266,8 @@ function blockSize(): { sg: number; KB: number } {
   return sg >= 4 ? { sg, KB: Math.min(sg, 16) } : { sg: 0, KB: 4 };
 }
 
-function checkStrided(op: string, s: Strided, d: Dims, T: number): void {
-  check(s.t.dtype === 'f32', op, `expected f32, got ${s.t.dtype}`);
+function checkStrided(op: string, s: Strided, d: Dims, T: number, allowF16 = false): void {
+  check(s.t.dtype === 'f32' || (allowF16 && s.t.dtype === 'f16'), op, `expected f32${allowF16 ? ' or f16' : ''}, got ${s.t.dtype}`);
   for (const v of [s.off, s.sb, s.sh, s.st]) check(v % 4 === 0, op, 'operand offsets and strides must be multiples of 4 elements');
   const last = s.off + (d.B - 1) * s.sb + (d.H - 1) * s.sh + (T - 1) * s.st + d.dh;
   check(last <= s.t.size, op, `operand ${fmtShape(s.t.shape)} is too small for B=${d.B} H=${d.H} T=${T} dh=${d.dh}`);
@@ -281,10 +280,16 @@ function checkStrided(op: string, s: Strided, d: Dims, T: number): void {
 export function flashForward(q: Strided, k: Strided, v: Strided, out: Strided, d: Dims): Tensor {
   const op = 'flashAttention';
   check(d.dh % 4 === 0 && d.dh <= 256, op, `head dim ${d.dh} must be a multiple of 4 and at most 256`);
-  checkStrided(op, q, d, d.Tq); checkStrided(op, k, d, d.Tk); checkStrided(op, v, d, d.Tk); checkStrided(op, out, d, d.Tq);
+  const f16 = q.t.dtype === 'f16';
+  check(k.t.dtype === q.t.dtype && v.t.dtype === q.t.dtype, op, `q, k, v must share a dtype (${q.t.dtype}, ${k.t.dtype}, ${v.t.dtype})`);
+  if (f16) check(gpu().hasF16, op, 'f16 operands need the shader-f16 feature, which this adapter lacks');
+  checkStrided(op, q, d, d.Tq, true); checkStrided(op, k, d, d.Tk, true); checkStrided(op, v, d, d.Tk, true); checkStrided(op, out, d, d.Tq);
   const { sg, KB } = blockSize();
   const lse = Tensor.empty([d.B, d.H, d.Tq], 'f32', 'attention.lse');
-  launch(op, fwdKernel(d.dh, sg, KB), [q.t, k.t, v.t, out.t, lse], [Math.ceil(d.Tq / WG), d.B * d.H], paramsOf(d, [q, k, v, out]));
+  // f16 operands are addressed in elements as well: offsets/strides are in elements, loads are vec4<f16>.
+  // Two query rows per lane when there are enough queries to keep the lanes busy (and the head is not wide).
+  const R = d.Tq >= 2 * WG && d.dh <= 72 ? 2 : 1;
+  launch(op, fwdKernel(d.dh, sg, KB, f16, R), [q.t, k.t, v.t, out.t, lse], [Math.ceil(d.Tq / (WG * R)), d.B * d.H], paramsOf(d, [q, k, v, out]));
   return lse;
 }
 
@@ -350,6 +355,7 @@ export function flashAttention(q: Tensor, k: Tensor, v: Tensor, heads: number): 
   const d: Dims = { B, H: heads, Tq, Tk, dh, scale: 1 / Math.sqrt(dh) };
   const out = Tensor.empty([B, Tq, D], 'f32', op);
   const lse = flashForward(btd(q, heads), btd(k, heads), btd(v, heads), btd(out, heads), d);
+  if (q.dtype === 'f16') check(!q.requiresGrad && !k.requiresGrad && !v.requiresGrad, op, 'f16 attention is for inference: gradients need f32 operands');
   const y = record(op, out, [q, k, v], [q, k, v, out, lse], (g, [qs, ks, vs, os, ls], need) => {
     const dq = Tensor.empty(q.shape, 'f32', `${op}.backward`);
     const dk = Tensor.empty(k.shape, 'f32', `${op}.backward`);

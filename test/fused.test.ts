@@ -12,7 +12,7 @@ import { attention64, layerNorm64 } from './ref.js';
 describe('fused attention', () => {
   before(device);
 
-  for (const [B, Tq, Tk, H, dh] of [[2, 1, 1, 1, 4], [1, 17, 17, 2, 32], [2, 13, 9, 3, 16], [1, 33, 33, 1, 64], [1, 20, 20, 2, 72], [1, 9, 12, 1, 128]]) {
+  for (const [B, Tq, Tk, H, dh] of [[2, 1, 1, 1, 4], [1, 17, 17, 2, 32], [2, 13, 9, 3, 16], [1, 33, 33, 1, 64], [1, 20, 20, 2, 72], [1, 9, 12, 1, 128], [1, 150, 41, 2, 16]]) {
     it(`forward matches float64 and backward matches the unfused path: B${B} Tq${Tq} Tk${Tk} H${H} dh${dh}`, async () => {
       const D = H * dh;
       const q = randArray(B * Tq * D, 1), k = randArray(B * Tk * D, 2), v = randArray(B * Tk * D, 3), w = randArray(B * Tq * D, 4);
@@ -37,6 +37,16 @@ describe('fused attention', () => {
     expectClose(await read(flashAttentionPacked(t(qkv, [B, T, 3 * D]), H)), attention64(q, k, v, B, T, T, H, dh), 2e-6, 'packed');
     expectClose(await read(selfAttention(t(qkv, [B, T, 3 * D]), H, { fused: false })), attention64(q, k, v, B, T, T, H, dh), 2e-6, 'unfused packed');
     await gradCheck(([x]) => flashAttentionPacked(x, H), [{ data: randArray(B * T * 3 * D, 6), shape: [B, T, 3 * D] }], { samples: 8 });
+  });
+
+  it('accepts f16 q, k, v with f32 accumulation where the adapter has shader-f16', async function () {
+    const g = await device();
+    if (!g.hasF16) this.skip();
+    const { cast } = await import('../kernels/random.js');
+    const B = 2, T = 19, H = 2, dh = 32, D = H * dh;
+    const [q, k, v] = [1, 2, 3].map((s) => cast(t(randArray(B * T * D, s), [B, T, D]), 'f16'));
+    const [qh, kh, vh] = [await read(q), await read(k), await read(v)]; // the rounded f16 values
+    expectClose(await read(flashAttention(q, k, v, H)), attention64(qh, kh, vh, B, T, T, H, dh), 2e-6, 'f16 attention');
   });
 
   it('rejects mismatched operands with the shapes in the message', () => {
