@@ -1,0 +1,103 @@
+import { expect } from 'chai';
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { generateSynthetic, SYNTHETIC_CLASSES } from '../data/synthetic.js';
+import { parseCifar10, toCifar10Bytes, readPngFolder, imageBatch, writeClassGrid } from '../data/dataset.js';
+import { writePng, toImage, readPng } from '../data/png.js';
+import { AutoencoderKL, type VaeConfig } from '../vae/model.js';
+import { trainVae, encodeDataset, psnr, saveVae } from '../vae/train.js';
+import { loadVae } from '../vae/checkpoint.js';
+import { readSafetensors } from '../engine/safetensors.js';
+import { DiT } from '../dit/model.js';
+import { LatentSet, trainDiT, saveDiT } from '../dit/train.js';
+import { readWeights, ditFromWeights } from '../dit/checkpoint.js';
+import { GaussianDiffusion } from '../diffusion/gaussian.js';
+import { device, read } from './helpers.js';
+
+const TINY_VAE: VaeConfig = { inChannels: 3, outChannels: 3, blockOutChannels: [8, 16, 16], layersPerBlock: 1, normNumGroups: 4, latentChannels: 4, scalingFactor: 1 };
+
+describe('data, VAE training and DiT training (the pipeline)', function () {
+  this.timeout(300000);
+  let dir: string;
+  before(async () => { await device(); dir = await fs.mkdtemp(path.join(os.tmpdir(), 'pipe-')); });
+
+  it('the built-in dataset is deterministic per seed, balanced over 10 shape classes, and 32×32 RGB', () => {
+    const a = generateSynthetic(7, 0, 300), b = generateSynthetic(7, 0, 300), c = generateSynthetic(8, 0, 300);
+    expect(Buffer.from(a.images).equals(Buffer.from(b.images))).to.equal(true);
+    expect(Buffer.from(a.images).equals(Buffer.from(c.images))).to.equal(false);
+    expect(a.classes).to.deep.equal([...SYNTHETIC_CLASSES]);
+    const counts = Array.from({ length: 10 }, (_, k) => a.labels.filter((l) => l === k).length);
+    expect(Math.min(...counts)).to.be.greaterThan(15);
+    // Images are not flat: every image has contrast.
+    for (let i = 0; i < 20; i++) {
+      const im = a.images.subarray(i * 3072, (i + 1) * 3072);
+      expect(Math.max(...im) - Math.min(...im)).to.be.greaterThan(60);
+    }
+  });
+
+  it('reads CIFAR-10 binaries, rejects bad sizes and labels, and reads PNG folders', async () => {
+    const d = generateSynthetic(1, 0, 5);
+    const bin = toCifar10Bytes(d);
+    const back = parseCifar10([{ name: 'data_batch_1.bin', bytes: bin }]);
+    expect(Buffer.from(back.images).equals(Buffer.from(d.images))).to.equal(true);
+    expect(() => parseCifar10([{ name: 'x.bin', bytes: bin.subarray(0, 3072) }])).to.throw(/x.bin: 3072 bytes is not a whole number of CIFAR-10 records/);
+    const bad = Uint8Array.from(bin); bad[0] = 12;
+    expect(() => parseCifar10([{ name: 'y.bin', bytes: bad }])).to.throw(/y.bin: record 0 has label 12/);
+    for (const [cls, i] of [['cat', 0], ['cat', 1], ['dog', 2]] as const) {
+      await fs.mkdir(path.join(dir, 'pngs', cls), { recursive: true });
+      await writePng(path.join(dir, 'pngs', cls, `${i}.png`), toImage(Float32Array.from(d.images.subarray(i * 3072, (i + 1) * 3072), (v) => v / 127.5 - 1), 3, 32, 32));
+    }
+    const f = await readPngFolder(path.join(dir, 'pngs'));
+    expect(f.classes).to.deep.equal(['cat', 'dog']);
+    expect(Array.from(f.labels)).to.deep.equal([0, 0, 1]);
+    expect(Math.max(...Array.from(f.images.subarray(0, 3072), (v, k) => Math.abs(v - d.images[k])))).to.be.at.most(1);
+    await writeClassGrid(d, path.join(dir, 'grid.png'), 2);
+    expect((await readPng(path.join(dir, 'grid.png'))).width).to.be.greaterThan(64);
+  });
+
+  it('batches are [-1, 1] and random flips mirror the image', async () => {
+    const d = generateSynthetic(1, 0, 2);
+    const x = await read(imageBatch(d, [0]));
+    expect(x[0]).to.be.closeTo(d.images[0] / 127.5 - 1, 1e-6);
+    const f = await read(imageBatch(d, [0], () => 0));
+    expect(f[0]).to.be.closeTo(d.images[31] / 127.5 - 1, 1e-6);
+  });
+
+  it('a VAE trains (loss and PSNR improve), saves, reloads, and encodes a latent cache with its scale factor', async () => {
+    const train = generateSynthetic(2, 0, 256), test = generateSynthetic(2, 1, 32);
+    const vae = new AutoencoderKL(TINY_VAE, 1);
+    const before = await psnr(vae, test, 32);
+    const losses: number[] = [];
+    const r = await trainVae(vae, train, test, { steps: 50, batch: 8, lr: 2e-3, evalImages: 32, checkpoint: path.join(dir, 'vae.safetensors'), onLog: (m) => { if (m.loss !== undefined) losses.push(m.loss); } });
+    expect(r.psnr).to.be.greaterThan(before + 3);
+    expect(losses[losses.length - 1]).to.be.lessThan(losses[0]);
+    const re = await loadVae(path.join(dir, 'vae.safetensors'));
+    expect(re.config).to.deep.include({ blockOutChannels: [8, 16, 16], normNumGroups: 4 });
+    expect(await psnr(re, test, 32)).to.be.closeTo(r.psnr, 1e-3);
+    const enc = await encodeDataset(re, train, path.join(dir, 'lat.safetensors'), { scaleFromData: true });
+    const st = await readSafetensors(path.join(dir, 'lat.safetensors'));
+    expect(st.shape('mean')).to.deep.equal([256, 4, 8, 8]);
+    expect(Number(st.metadata.scale_factor)).to.equal(enc.scale);
+    await saveVae(re, path.join(dir, 'vae2.safetensors'));
+  });
+
+  it('a DiT trains on the latent cache (loss falls), and its EMA checkpoint reloads with its config', async () => {
+    const st = await readSafetensors(path.join(dir, 'lat.safetensors'));
+    const data = new LatentSet(st);
+    const model = new DiT(undefined, { inputSize: 8, inChannels: 4, hiddenSize: 32, depth: 2, numHeads: 2, numClasses: 10 }, 0);
+    const losses: number[] = [];
+    const r = await trainDiT(model, new GaussianDiffusion({}), data, { steps: 60, batch: 16, lr: 1e-3, emaDecay: 0.9, logEvery: 10, checkpoint: path.join(dir, 'dit.safetensors'), onLog: (m) => losses.push(m.loss) });
+    const first = losses.slice(0, 2).reduce((a, b) => a + b) / 2, last = losses.slice(-2).reduce((a, b) => a + b) / 2;
+    expect(last).to.be.lessThan(first);
+    const w = await readWeights(path.join(dir, 'dit.safetensors'));
+    expect(w.metadata.weights).to.equal('ema');
+    const re = ditFromWeights(w);
+    expect(re.config).to.deep.include({ hiddenSize: 32, depth: 2, numClasses: 10 });
+    // The saved weights are the EMA's.
+    const emaFirst = await read(r.ema.shadow[1]);
+    expect(Array.from(await read(re.namedTensors()[1][1]))).to.deep.equal(Array.from(emaFirst));
+    await saveDiT(re, path.join(dir, 'dit2.safetensors'), null);
+    data.dispose(); model.dispose(); re.dispose();
+  });
+});
