@@ -18,5 +18,6 @@ grep -q '"description"' "$OUT/adapter.json" || { echo "no adapter: stopping"; ex
 echo "== tests"; timeout 120 node node_modules/mocha/bin/mocha.js --reporter dot 2>&1 | grep -v '^Warning' | tail -25 | tee "$OUT/tests.txt"
 echo "== kernels"; timeout 150 node build/bench/kernels.js --quick --json "$OUT/kernels.json" 2>"$OUT/kernels.log" | tee "$OUT/kernels.md"
 echo "== dit"; timeout 60 node build/bench/dit.js --models DiT-S/2,DiT-XL/2 --batch 8 --json "$OUT/dit.json" 2>&1 | grep -v '^Warning' | tee "$OUT/dit.txt"
+echo "== profile"; timeout 60 node build/bench/profile.js --model DiT-XL/2 --batch 8 --top 25 2>&1 | grep -v '^Warning' | tee "$OUT/profile.txt"
 echo "== torch"; timeout 45 python3 bench/torch_dit.py 8 DiT-S/2,DiT-XL/2 2>&1 | tee "$OUT/torch.jsonl"
 echo done

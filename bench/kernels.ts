@@ -13,7 +13,7 @@ import { map, unary, binary } from '../kernels/elementwise.js';
 import { adaLNModulate } from '../kernels/layernorm.js';
 import { conv2d } from '../kernels/conv2d.js';
 import { timeGpu } from '../kernels/matmul_bench.js';
-import { tuneProblem, tuningTable, loadTuningTable, problemKey, chooseMatmulVariant, type MatmulProblem } from '../kernels/autotune.js';
+import { tuneProblem, tuningTable, loadTuningTable, problemKey, chooseMatmulVariant, recordAttentionChoice, type MatmulProblem } from '../kernels/autotune.js';
 import { flashAttention, attentionUnfused } from '../kernels/attention.js';
 import { Params, launch } from '../kernels/util.js';
 import { benchCases, type BenchCase } from './cases.js';
@@ -77,6 +77,7 @@ async function runOurs(c: BenchCase, reps: number, tune: boolean, log: (m: strin
         const q = r([c.B, c.T, D], 1), k = r([c.B, c.T, D], 2), v = r([c.B, c.T, D], 3);
         const flash = await timeGpu(() => { flashAttention(q, k, v, c.H); }, reps);
         const unfused = await timeGpu(() => { attentionUnfused(q, k, v, c.H); }, reps);
+        recordAttentionChoice(c.B, c.H, c.T, c.T, c.dh, flash <= unfused ? 'flash' : 'unfused');
         return flash <= unfused ? { ms: flash, variant: 'flash', note: `unfused ${unfused.toFixed(1)} ms` } : { ms: unfused, variant: 'unfused', note: `flash ${flash.toFixed(1)} ms` };
       }
       case 'layernorm': {

@@ -153,7 +153,7 @@ class CrossAttention extends Module {
     const D = x.shape[2];
     const q = this.q.forward(x);
     const [k, v] = chunk(this.kv.forward(cond), 2, 2);
-    const o = useFlash(D / this.heads, cond.shape[1]) ? flashAttention(q, k, v, this.heads) : attentionUnfused(q, k, v, this.heads);
+    const o = useFlash(x.shape[0], this.heads, x.shape[1], cond.shape[1], D / this.heads) ? flashAttention(q, k, v, this.heads) : attentionUnfused(q, k, v, this.heads);
     return this.proj.forward(o);
   }
 }

@@ -11,7 +11,8 @@
 // `attentionUnfused`: matmul, softmax, matmul through the ordinary ops (and their autograd); faster for short
 // sequences on some adapters and for large head dims. `attention` picks one.
 import { gpu } from '../engine/device.js';
-import { Tensor, record, check, fmtShape, isGradEnabled } from '../engine/tensor.js';
+import { Tensor, record, check, fmtShape } from '../engine/tensor.js';
+import { chooseAttention } from './autotune.js';
 import { Params, launch } from './util.js';
 import { matmul } from './matmul.js';
 import { softmax } from './reduce.js';
@@ -404,15 +405,15 @@ export function splitQkv(qkv: Tensor): [Tensor, Tensor, Tensor] {
 }
 
 /** Whether the fused kernel is used for attention of this shape (else the unfused path). */
-export function useFlash(dh: number, Tk: number): boolean {
-  return dh % 4 === 0 && dh <= 128 && (Tk >= 16 || !isGradEnabled());
+export function useFlash(B: number, H: number, Tq: number, Tk: number, dh: number): boolean {
+  return chooseAttention(B, H, Tq, Tk, dh) === 'flash';
 }
 
-/** Self-attention from a packed qkv [B, T, 3D]: fused where supported, else unfused. */
+/** Self-attention from a packed qkv [B, T, 3D]: fused or unfused as chosen for the adapter and shape. */
 export function selfAttention(qkv: Tensor, heads: number, opts: { fused?: boolean } = {}): Tensor {
-  const [, T, D3] = qkv.shape;
+  const [B, T, D3] = qkv.shape;
   const dh = D3 / 3 / heads;
-  if (opts.fused ?? useFlash(dh, T)) return flashAttentionPacked(qkv, heads);
+  if (opts.fused ?? useFlash(B, heads, T, T, dh)) return flashAttentionPacked(qkv, heads);
   const [q, k, v] = splitQkv(qkv);
   const y = attentionUnfused(q, k, v, heads);
   q.dispose(); k.dispose(); v.dispose();

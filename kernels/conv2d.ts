@@ -7,7 +7,7 @@ import { Params, grid, gridArgs, launch, linearIndex } from './util.js';
 import { matmul } from './matmul.js';
 import { map, zeros } from './elementwise.js';
 import { sum } from './reduce.js';
-import { stridedCopy } from './shape.js';
+import { stridedCopy, slice } from './shape.js';
 
 export interface Conv2dOptions {
   stride?: number;
@@ -52,6 +52,37 @@ fn main(${gridArgs}) {
       if (rowOk && ix >= 0 && ix < i32(u.W)) { v = X[rb + u32(ix)]; }
       COL[ob + u32(ky * ${KW} + kx)] = v;
     }
+  }
+}`;
+
+/** colT[b − b0, (ci, ky, kx), pixel] = x[b, ci, oy·s + ky − pt, ox·s + kx − pl] (0 outside): im2col with the pixel
+ * index fastest, so dY [Co, pixels] multiplies it without a transposition. */
+const IM2COL_T = /* wgsl */`
+struct P { ${GEO_STRUCT} }
+@group(0) @binding(0) var<uniform> u: P;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read_write> COL: array<f32>;
+@compute @workgroup_size(64)
+fn main(${gridArgs}) {
+  // One lane per output row (b, k, oy): the index arithmetic once, then a contiguous run of Wo outputs.
+  let i = ${linearIndex(64)};
+  let K = u.Ci * u.KH * u.KW;
+  if (i >= u.nc * K * u.Ho) { return; }
+  let oy = i % u.Ho;
+  let k = (i / u.Ho) % K;
+  let b = u.n0 + i / (u.Ho * K);
+  let ci = k / (u.KH * u.KW); let kk = k % (u.KH * u.KW);
+  let iy = i32(oy * u.s + kk / u.KW) - i32(u.pt);
+  let kx = i32(kk % u.KW) - i32(u.pl);
+  let ob = i * u.Wo;
+  if (iy < 0 || iy >= i32(u.H)) {
+    for (var ox = 0u; ox < u.Wo; ox++) { COL[ob + ox] = 0.0; }
+    return;
+  }
+  let rb = ((b * u.Ci + ci) * u.H + u32(iy)) * u.W;
+  for (var ox = 0u; ox < u.Wo; ox++) {
+    let ix = i32(ox * u.s) + kx;
+    COL[ob + ox] = select(0.0, X[rb + u32(clamp(ix, 0, i32(u.W) - 1))], ix >= 0 && ix < i32(u.W));
   }
 }`;
 
@@ -281,7 +312,27 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, opts: C
     const stride1 = g.s === 1;
     const dx = need[0] ? (stride1 ? directConv(gy, ws, null, 1, [g.KW - 1 - pad[0], g.KW - 1 - pad[1], g.KH - 1 - pad[2], g.KH - 1 - pad[3]], true) : zeros(x.shape)) : null;
     let dw: Tensor | null = need[1] ? zeros([g.Co, K]) : null;
-    for (const [n0, nc] of chunks(g)) {
+    const HW = g.Ho * g.Wo;
+    const perImage = 4 * K * HW;
+    // dW per group of whole images: im2col in [b, K, pixel] layout, then dY_b [Co, HW] · col_bᵀ batched over b
+    // (dY read as it is, NCHW); the per-row chunked path below only for images too large for one binding.
+    const imagesPerChunk = Math.floor(Math.min(gpu().maxBindingBytes, chunkBytes) / perImage);
+    if (dw && imagesPerChunk >= 1) {
+      for (let b0 = 0; b0 < g.B; b0 += imagesPerChunk) {
+        const nb = Math.min(imagesPerChunk, g.B - b0);
+        const colT = Tensor.empty([nb, K, HW], 'f32', 'conv2d.im2colT');
+        launch('conv2d.im2colT', IM2COL_T, [xs, colT], grid(nb * K * g.Ho, 64), new Params().u(...geoParams(g), b0, nb, 0, 0));
+        const gyb = gy.view([g.B, g.Co, HW]);
+        const gyc = nb === g.B ? gyb : slice(gyb, 0, b0, b0 + nb);
+        const part = matmul(gyc, colT, { transB: true }); // [nb, Co, K]
+        const s1 = nb === 1 ? part.view([g.Co, K]) : sum(part, 0);
+        map('o + x', { x: s1 }, { label: 'conv2d.backward', out: dw });
+        for (const t of [colT, gyb, part, s1]) t.dispose();
+        if (gyc !== gyb) gyc.dispose();
+      }
+    }
+    const rowPath = (dx && !stride1) || (dw && imagesPerChunk < 1);
+    for (const [n0, nc] of rowPath ? chunks(g) : []) {
       const gc = Tensor.empty([nc, g.Co], 'f32', 'conv2d.backward');
       chunkCopy(gy, gc, g, n0, nc, false);
       if (dx && !stride1) {
@@ -289,7 +340,7 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, opts: C
         launch('conv2d.col2im', COL2IM, [dcol, dx], grid(colImages(g, n0, nc) * g.Ci * g.H * g.W, 64), new Params().u(...geoParams(g), n0, nc, 0, 0));
         dcol.dispose();
       }
-      if (dw) {
+      if (dw && imagesPerChunk < 1) {
         const col = im2col(xs, g, n0, nc);
         const part = matmul(gc, col, { transA: true }); // [Co, K]
         map('o + x', { x: part }, { label: 'conv2d.backward', out: dw });

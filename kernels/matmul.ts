@@ -288,7 +288,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   let p0 = wid.y * 128u; let q0 = wid.x * 128u;
   let xoff = bz * u.sx; let yoff = bz * u.sy;
   let doff = bz * u.sd + split * u.batch * u.sd;
-  var acc: array<vec4f, 16>;
+  ${Array.from({ length: 16 }, (_, i) => `var acc${i} = vec4f(0.0);`).join(' ')}
   for (var k0 = kbeg; k0 < kend; k0 += 8u) {
     for (var i = 0u; i < 4u; i++) {
       let idx = tid + i * 256u;
@@ -300,28 +300,18 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
       Ys[yk][yq / 4u][yq % 4u] = select(0.0, ${f32(`Y[${s.tY ? 'yoff + qq * u.ldy + ky' : 'yoff + ky * u.ldy + qq'}]`, s.dtY)}, k0 + yk < kend);
     }
     workgroupBarrier();
-    for (var k = 0u; k < 8u; k++) {
-      let a0 = Xs[k][lid.y * 2u]; let a1 = Xs[k][lid.y * 2u + 1u];
-      let b0 = Ys[k][lid.x]; let b1 = Ys[k][lid.x + 16u];
-      for (var i = 0u; i < 4u; i++) {
-        acc[i * 2u] = fma(vec4f(a0[i]), b0, acc[i * 2u]);
-        acc[i * 2u + 1u] = fma(vec4f(a0[i]), b1, acc[i * 2u + 1u]);
-        acc[8u + i * 2u] = fma(vec4f(a1[i]), b0, acc[8u + i * 2u]);
-        acc[8u + i * 2u + 1u] = fma(vec4f(a1[i]), b1, acc[8u + i * 2u + 1u]);
-      }
-    }
+    // Fully unrolled so the 64 accumulators stay in registers (no dynamically indexed arrays).
+    ${Array.from({ length: 8 }, (_, k) => `{
+      let a0 = Xs[${k}][lid.y * 2u]; let a1 = Xs[${k}][lid.y * 2u + 1u];
+      let b0 = Ys[${k}][lid.x]; let b1 = Ys[${k}][lid.x + 16u];
+      ${Array.from({ length: 4 }, (_, i) => `acc${i * 2} = fma(vec4f(a0[${i}]), b0, acc${i * 2}); acc${i * 2 + 1} = fma(vec4f(a0[${i}]), b1, acc${i * 2 + 1}); acc${8 + i * 2} = fma(vec4f(a1[${i}]), b0, acc${8 + i * 2}); acc${8 + i * 2 + 1} = fma(vec4f(a1[${i}]), b1, acc${8 + i * 2 + 1});`).join('\n      ')}
+    }`).join('\n    ')}
     workgroupBarrier();
   }
-  for (var r = 0u; r < 8u; r++) {
-    let p = p0 + lid.y * 8u + r;
-    for (var h = 0u; h < 2u; h++) {
-      let v = acc[(r / 4u) * 8u + (r % 4u) * 2u + h];
-      for (var j = 0u; j < 4u; j++) {
-        let q = q0 + h * 64u + lid.x * 4u + j;
-        if (p < u.P && q < u.Q) { store(v[j], p, q, doff); }
-      }
-    }
-  }
+  ${Array.from({ length: 8 }, (_, r) => Array.from({ length: 2 }, (_, h) => {
+    const a = `acc${Math.floor(r / 4) * 8 + (r % 4) * 2 + h}`;
+    return `{ let p = p0 + lid.y * 8u + ${r}u; let q = q0 + ${h * 64}u + lid.x * 4u; if (p < u.P) { ${[0, 1, 2, 3].map((j) => `if (q + ${j}u < u.Q) { store(${a}[${j}], p, q + ${j}u, doff); }`).join(' ')} } }`;
+  }).join('\n  ')).join('\n  ')}
 }`;
 }
 
