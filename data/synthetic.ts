@@ -5,8 +5,8 @@ import type { ImageDataset } from './dataset.js';
 
 export const SYNTHETIC_CLASSES = ['disc', 'square', 'triangle', 'stripes', 'ring', 'cross', 'checkerboard', 'blob', 'star', 'pair'] as const;
 
-/** Deterministic PRNG (mulberry32) per image. */
-function rng(seed: number): () => number {
+/** Deterministic uniform [0, 1) stream (mulberry32), one per image. */
+export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -64,7 +64,7 @@ function inside(c: number, u: number, v: number, k: number[]): boolean {
 
 /** Renders image `index` of `split` into `out` (CHW uint8) and returns its label. */
 export function renderSynthetic(seed: number, split: number, index: number, out: Uint8Array, offset: number): number {
-  const r = rng(hash(seed, split, index));
+  const r = mulberry32(hash(seed, split, index));
   const label = Math.floor(r() * 10);
   const S = 32, SS = 4;
   const bg1 = colour(r, r() < 0.5), bg2 = colour(r, r() < 0.5), fg = colour(r, false);
@@ -77,7 +77,7 @@ export function renderSynthetic(seed: number, split: number, index: number, out:
   // Background: a gradient between two colours plus a low-frequency texture.
   const ga = r() * Math.PI * 2, gx = Math.cos(ga), gy = Math.sin(ga);
   const tf = [1 + r() * 3, 1 + r() * 3, r() * 6.28, r() * 6.28], tamp = 0.05 + 0.08 * r();
-  const noise = rng(hash(seed, split, index, 7));
+  const noise = mulberry32(hash(seed, split, index, 7));
   for (let y = 0; y < S; y++) for (let x = 0; x < S; x++) {
     let cover = 0;
     for (let sy = 0; sy < SS; sy++) for (let sx = 0; sx < SS; sx++) {

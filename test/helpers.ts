@@ -7,6 +7,7 @@ import { Tensor, noGrad, scope } from '../engine/tensor.js';
 import { backward } from '../engine/autograd.js';
 import { mul } from '../kernels/elementwise.js';
 import { sum } from '../kernels/reduce.js';
+import { mulberry32 } from '../data/synthetic.js';
 
 let dev: Gpu | null = null;
 
@@ -18,17 +19,8 @@ export async function device(): Promise<Gpu> {
   return dev;
 }
 
-/** Deterministic uniform [0,1) stream (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic uniform [0,1) stream. */
+export const rng = mulberry32;
 
 /** Normal(0, scale²) values (Box–Muller), never exactly zero. */
 export function randArray(n: number, seed: number, scale = 1): Float32Array {

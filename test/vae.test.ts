@@ -68,6 +68,20 @@ describe('VAE (AutoencoderKL) parity with diffusers (shared/reference/vae)', fun
     vae.dispose();
   });
 
+  it('encodes images larger than the binding limit allows in blended tiles, and says so', async () => {
+    const vae = await loadVae(path.join(VAE_REF, 'vae_a.weights.index.json'));
+    const x = Tensor.from(randArray(1 * 3 * 32 * 48, 4), [1, 3, 32, 48]);
+    const whole = await scope(() => noGrad(() => vae.encode(x).mean)).data();
+    const logs: string[] = [];
+    const tiled = scope(() => noGrad(() => vae.encodeLarge(x, (m) => logs.push(m), vae.encodeBytes(16, 16)).mean));
+    expect(tiled.shape).to.deep.equal([1, 4, 16, 24]);
+    const t = await tiled.data();
+    expect(logs.join()).to.match(/encoding in \d+×\d+ tiles of 16×16 pixels/);
+    expect(Array.from(t).every(Number.isFinite)).to.equal(true);
+    expect(Math.max(...Array.from(t, Math.abs))).to.be.lessThan(2 * Math.max(...Array.from(whole, Math.abs)));
+    vae.dispose();
+  });
+
   it('the small 32×32 preset maps images to 8×8×4 latents', () => {
     const vae = new AutoencoderKL(SMALL_VAE_32);
     const post = scope(() => noGrad(() => { const p = vae.encode(Tensor.from(randArray(2 * 3 * 1024, 2), [2, 3, 32, 32])); return { m: p.mean }; }));

@@ -340,6 +340,44 @@ export class AutoencoderKL extends Module {
     return y;
   }
 
+  /** Bytes of the largest activation the encoder holds for one H×W image. */
+  encodeBytes(H: number, W: number): number {
+    const ch = this.config.blockOutChannels;
+    return ch.reduce((m, c, i) => Math.max(m, c * (H / 2 ** i) * (W / 2 ** i) * 4), 0);
+  }
+
+  /**
+   * encode() for images of any size: one image at a time, and in overlapping tiles whose posterior moments
+   * are blended (as diffusers' tiled encoding) when one image's activations would exceed the binding limit.
+   */
+  encodeLarge(x: Tensor, log: (m: string) => void = () => {}, limit = gpu().maxBindingBytes): DiagonalGaussian {
+    const [B, , H, W] = x.shape;
+    const f = this.downsampling;
+    if (B * this.encodeBytes(H, W) <= limit) return this.encode(x);
+    if (this.encodeBytes(H, W) <= limit) {
+      log(`encoding ${B} images one at a time (the batch's activations exceed the ${limit >> 20} MiB binding limit)`);
+      const ms = Array.from({ length: B }, (_, b) => { const p = this.encode(slice(x, 0, b, b + 1)); return concat([p.mean, p.logvar], 1); });
+      return new DiagonalGaussian(concat(ms, 0));
+    }
+    let t = Math.min(H, W);
+    while (t > 2 * f && this.encodeBytes(t, t) > limit) t = Math.floor(t / 2 / f) * f;
+    const overlap = Math.max(f, Math.floor(t / 4 / f) * f), stride = t - overlap;
+    const ys = tileStarts(H, t, stride), xs = tileStarts(W, t, stride);
+    log(`encoding in ${ys.length}×${xs.length} tiles of ${t}×${t} pixels (overlap ${overlap}): a ${H}×${W} image's activations (${(this.encodeBytes(H, W) / 2 ** 20).toFixed(0)} MiB) exceed the ${limit >> 20} MiB binding limit`);
+    const L2 = 2 * this.config.latentChannels, h = H / f, w = W / f;
+    const out = map('T(0.0)', {}, { out: Tensor.empty([B, L2, h, w]) });
+    const wsum = map('T(0.0)', {}, { out: Tensor.empty([B, 1, h, w]) });
+    for (let b = 0; b < B; b++) for (const y0 of ys) for (const x0 of xs) {
+      const th = Math.min(t, H - y0), tw = Math.min(t, W - x0);
+      const p = this.encode(slice(slice(slice(x, 0, b, b + 1), 2, y0, y0 + th), 3, x0, x0 + tw));
+      const m = concat([p.mean, p.logvar], 1);
+      const ov = overlap / f;
+      const ramp = [y0 > 0 ? ov : 0, y0 + th < H ? ov : 0, x0 > 0 ? ov : 0, x0 + tw < W ? ov : 0];
+      launch('vae.blendTile', BLEND_TILE, [m, out, wsum], grid(m.size, 64), new Params().u(m.size, L2, th / f, tw / f, h, w, b, y0 / f, x0 / f, ...ramp, 0, 0, 0));
+    }
+    return new DiagonalGaussian(map('o / w', { w: wsum }, { label: 'vae.blend', out }));
+  }
+
   /** vae(x).sample: decode(encode(x).mode()). */
   forward(x: Tensor): Tensor { return this.decode(this.encode(x).mode()); }
 }

@@ -114,7 +114,7 @@ export async function encodeDataset(vae: AutoencoderKL, d: ImageDataset, file: s
   vae.eval();
   for (let i = 0; i < d.count; i += B) {
     const idx = Array.from({ length: Math.min(B, d.count - i) }, (_, k) => i + k);
-    const out = scope(() => noGrad(() => { const p = vae.encode(imageBatch(d, idx)); return [keep(p.mean.detach()), keep(p.logvar.detach())]; }));
+    const out = scope(() => noGrad(() => { const p = vae.encodeLarge(imageBatch(d, idx), (m) => process.stderr?.write?.(`${m}\n`)); return [keep(p.mean.detach()), keep(p.logvar.detach())]; }));
     means.set((await out[0].data()) as Float32Array, i * per);
     logvars.set((await out[1].data()) as Float32Array, i * per);
     out.forEach((t) => t.dispose());
