@@ -47,7 +47,7 @@ export async function runVae(a: Args): Promise<number> {
     const out = a.str('out') ?? 'out/latents.safetensors';
     const progress = new Progress('encoding', d.count);
     const sd = (vae.config.blockOutChannels.length === 4 && vae.config.blockOutChannels[0] === 128);
-    const r = await encodeDataset(vae, d, out, { scaleFromData: a.has('scale-from-data') ? a.bool('scale-from-data') : !sd, onProgress: (n) => progress.update(n) });
+    const r = await encodeDataset(vae, d, out, { scaleFromData: a.has('scale-from-data') ? a.bool('scale-from-data') : !sd, onProgress: (n) => progress.update(n), log: (m) => process.stderr.write(`${m}\n`) });
     process.stdout.write(`wrote ${out}: ${d.count} latents, scale factor ${r.scale.toFixed(5)}\n`);
     return 0;
   }

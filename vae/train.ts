@@ -106,7 +106,7 @@ export async function saveVae(vae: AutoencoderKL, file?: string, extra: Record<s
  * Encodes a dataset into posterior moments (mean, logvar) [N, L, h, w] plus labels, and the latent scale
  * factor: 1/std of posterior samples for a VAE trained here, or the config's (0.18215 for the SD VAE).
  */
-export async function encodeDataset(vae: AutoencoderKL, d: ImageDataset, file: string, opts: { batch?: number; scaleFromData?: boolean; onProgress?: (done: number) => void } = {}): Promise<{ scale: number }> {
+export async function encodeDataset(vae: AutoencoderKL, d: ImageDataset, file: string, opts: { batch?: number; scaleFromData?: boolean; onProgress?: (done: number) => void; log?: (m: string) => void } = {}): Promise<{ scale: number }> {
   const B = opts.batch ?? 64;
   const L = vae.config.latentChannels, f = vae.downsampling, h = d.height / f, w = d.width / f;
   const per = L * h * w;
@@ -114,7 +114,7 @@ export async function encodeDataset(vae: AutoencoderKL, d: ImageDataset, file: s
   vae.eval();
   for (let i = 0; i < d.count; i += B) {
     const idx = Array.from({ length: Math.min(B, d.count - i) }, (_, k) => i + k);
-    const out = scope(() => noGrad(() => { const p = vae.encodeLarge(imageBatch(d, idx), (m) => process.stderr?.write?.(`${m}\n`)); return [keep(p.mean.detach()), keep(p.logvar.detach())]; }));
+    const out = scope(() => noGrad(() => { const p = vae.encodeLarge(imageBatch(d, idx), opts.log); return [keep(p.mean.detach()), keep(p.logvar.detach())]; }));
     means.set((await out[0].data()) as Float32Array, i * per);
     logvars.set((await out[1].data()) as Float32Array, i * per);
     out.forEach((t) => t.dispose());
