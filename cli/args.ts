@@ -14,7 +14,7 @@ export class Args {
   list(k: string): number[] | undefined { return this.str(k)?.split(',').map((s) => { const n = Number(s); if (!Number.isFinite(n)) throw new Error(`--${k}: '${s}' is not a number`); return n; }); }
 }
 
-const BOOLEAN = new Set(['json', 'model', 'help', 'learn-sigma', 'quick', 'guide-all', 'fresh', 'ema']);
+const BOOLEAN = new Set(['json', 'model', 'help', 'learn-sigma', 'quick', 'guide-all', 'fresh', 'ema', 'cosine', 'no-peer', 'no-tune', 'skip-timing']);
 
 export function parseArgs(argv: string[]): Args {
   const flags = new Map<string, string | true>();

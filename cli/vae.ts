@@ -34,7 +34,7 @@ export async function runVae(a: Args): Promise<number> {
     const progress = new Progress('training', steps);
     const r = await trainVae(vae, train, test, {
       steps, batch: a.num('batch') ?? 32, lr: a.num('lr') ?? 1e-3, klWeight: a.num('kl') ?? 1e-6, loss: (a.str('loss') ?? 'l1') as 'l1' | 'mse',
-      evalEvery: a.num('eval-every') ?? 500, evalImages: a.num('eval-images') ?? 1000, checkpoint: out, checkpointEvery: 250, seed: a.num('seed') ?? 0,
+      evalEvery: a.num('eval-every') ?? 500, evalImages: a.num('eval-images') ?? 1000, checkpoint: out, checkpointEvery: 250, seed: a.num('seed') ?? 0, cosine: a.bool('cosine'),
       onLog: (m) => { if (m.psnr !== undefined) process.stderr.write(`\nstep ${m.step}: held-out PSNR ${m.psnr.toFixed(2)} dB (${m.secs.toFixed(0)} s)\n`); else progress.update(m.step, `loss ${m.loss!.toFixed(4)}, ${m.liveMiB.toFixed(0)} MiB live`); },
     });
     process.stdout.write(`trained ${steps} steps in ${r.seconds.toFixed(0)} s on ${describeAdapter(g.adapter)}; held-out PSNR ${r.psnr.toFixed(2)} dB; wrote ${out}\n`);

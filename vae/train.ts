@@ -17,6 +17,8 @@ export interface VaeTrainOptions {
   lr?: number;
   klWeight?: number;
   loss?: 'l1' | 'mse';
+  /** Cosine decay of the learning rate to 10% over the run (else constant). */
+  cosine?: boolean;
   seed?: number;
   /** Evaluate held-out PSNR every N steps (and at the end). */
   evalEvery?: number;
@@ -53,7 +55,9 @@ export async function trainVae(vae: AutoencoderKL, train: ImageDataset, test: Im
   const klWeight = o.klWeight ?? 1e-6;
   let last = NaN;
   vae.train();
+  const lr0 = o.lr ?? 5e-4;
   for (let step = 1; step <= o.steps; step++) {
+    if (o.cosine) opt.lr = lr0 * (0.1 + 0.9 * 0.5 * (1 + Math.cos((Math.PI * (step - 1)) / o.steps)));
     const idx = Array.from(order.randHost(B), (u) => Math.floor(u * train.count));
     const loss = scope(() => {
       const x = imageBatch(train, idx, flip);
