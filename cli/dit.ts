@@ -22,7 +22,7 @@ const HELP = `dit — DiT on WebGPU
                                              S/B/L/XL widths are known, give --heads for others)
   dit flops [--json] [--image-size 256|512] [--model DiT-XL/2 …] [--conditioning adaLN|cross-attention|in-context]
             [--hidden N --depth N --heads N --patch N]   Gflops and parameters (the paper's Table 4)
-  dit sample --weights W [--labels 1,2,3] [--steps 250] [--cfg 4] [--sampler ddpm|ddim] [--seed 0] [--out samples.png]
+  dit sample --weights W [--vae VAE] [--labels 1,2,3] [--steps 250] [--cfg 4] [--sampler ddpm|ddim] [--seed 0] [--out samples.png]
   dit train --latents out/latents.safetensors [--vae out/vae-small.safetensors] [--steps 2000] [--batch 64]
             [--lr 3e-4] [--ema 0.999] [--hidden 192 --depth 6 --heads 6 --patch 2 | --model DiT-S/2] [--out out/dit-small.safetensors]
                                              train a DiT on cached latents, then sample a grid per class
