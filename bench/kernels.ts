@@ -176,7 +176,7 @@ async function main(): Promise<void> {
     '',
     '| kernel | shape | variant | ms | GFLOP/s or GB/s | TF.js ms | speed-up vs TF.js |',
     '|---|---|---|---:|---:|---:|---:|',
-    ...rows.map((r) => `| ${r.kernel} | ${r.shape} | ${r.variant}${r.note ? ` (${r.note})` : ''} | ${r.ms.toFixed(1)} | ${r.gflops !== undefined ? `${r.gflops.toFixed(2)} GFLOP/s` : `${r.gbps!.toFixed(2)} GB/s${copy && r !== copy ? ` (${(copy.ms / r.ms).toFixed(2)}× copy speed)` : ''}`} | ${r.peer_ms !== null ? r.peer_ms.toFixed(1) : '—'} | ${r.peer_ms !== null ? `${(r.peer_ms / r.ms).toFixed(2)}×` : '—'} |`),
+    ...rows.map((r) => `| ${r.kernel} | ${r.shape} | ${r.variant}${r.note ? ` (${r.note})` : ''} | ${r.ms.toFixed(1)} | ${r.gflops !== undefined ? `${r.gflops.toFixed(2)} GFLOP/s` : `${r.gbps!.toFixed(2)} GB/s${copy && r !== copy ? ` (${(r.gbps! / copy.gbps!).toFixed(2)}× the copy's GB/s)` : ''}`} | ${r.peer_ms !== null ? r.peer_ms.toFixed(1) : '—'} | ${r.peer_ms !== null ? `${(r.peer_ms / r.ms).toFixed(2)}×` : '—'} |`),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
   const json = a.str('json');
