@@ -62,7 +62,7 @@ export class Gpu {
   private readonly arena: GPUBuffer;
   private readonly arenaData = new Uint32Array((ARENA_SLOTS * UNIFORM_SLOT) / 4);
   private arenaUsed = 0; // slots
-  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly pipelines = new Map<string, { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout }>();
   private readonly errors: string[] = [];
   private readonly pendingChecks: Promise<void>[] = [];
   private lostReason: string | null = null;
@@ -123,15 +123,17 @@ export class Gpu {
     return buffer;
   }
 
-  pipeline(code: string, label: string): GPUComputePipeline {
+  /** The cached pipeline for a shader source (and its bind-group layout, fetched once). */
+  pipeline(code: string, label: string): { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout } {
     let p = this.pipelines.get(code);
     if (!p) {
       this.device.pushErrorScope('validation');
       const module = this.device.createShaderModule({ label, code });
-      p = this.device.createComputePipeline({ label, layout: 'auto', compute: { module, entryPoint: 'main' } });
+      const pipeline = this.device.createComputePipeline({ label, layout: 'auto', compute: { module, entryPoint: 'main' } });
       this.pendingChecks.push(this.device.popErrorScope().then((e) => {
         if (e) this.errors.push(`kernel '${label}' failed to compile: ${e.message}`);
       }));
+      p = { pipeline, layout: pipeline.getBindGroupLayout(0) };
       this.pipelines.set(code, p);
     }
     return p;
@@ -203,7 +205,7 @@ export class Gpu {
       throw new GpuError(`${a.label}: dispatch [${x},${y},${z}] exceeds maxComputeWorkgroupsPerDimension ${maxWg}`);
     }
     if (a.params && this.arenaUsed >= ARENA_SLOTS) this.flush();
-    const pipeline = this.pipeline(a.code, a.label);
+    const { pipeline, layout } = this.pipeline(a.code, a.label);
     const entries: GPUBindGroupEntry[] = [];
     let binding = 0;
     if (a.params) {
@@ -220,7 +222,7 @@ export class Gpu {
       const size = Math.min(Math.max(16, Math.ceil(b.bytes / 16) * 16), this.maxBindingBytes - (this.maxBindingBytes % 4), b.buffer.size);
       entries.push({ binding: binding++, resource: { buffer: b.buffer, offset: 0, size } });
     }
-    const bindGroup = this.device.createBindGroup({ label: a.label, layout: pipeline.getBindGroupLayout(0), entries });
+    const bindGroup = this.device.createBindGroup({ label: a.label, layout, entries });
     const pass = this.beginPass(a.detail ? `${a.label} ${a.detail}` : a.label);
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);

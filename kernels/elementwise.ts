@@ -39,6 +39,7 @@ function modeOf(inShape: Shape, out: Shape): Mode {
 }
 
 const MAX_INPUTS = 5;
+const kernelCache = new Map<string, string>();
 const MAX_RANK = 8;
 
 function mapKernel(expr: string, names: string[], modes: Mode[], vec: boolean, rank: number, inplace: boolean, helpers: string): string {
@@ -121,7 +122,11 @@ export function map(expr: string, inputs: Record<string, Tensor>, opts: MapOptio
     const m = modes[k];
     params.u(...(m?.kind === 'general' ? [...m.strides, ...new Array(MAX_RANK - m.strides.length).fill(0)] : new Array(MAX_RANK).fill(0)));
   }
-  const code = mapKernel(expr, names, modes, vec, shape.length, !!opts.out, opts.helpers ?? '');
+  // The same string object for the same kernel: building and hashing the source every call costs more
+  // than the dispatch on fast GPUs.
+  const key = `${expr}|${names.join(',')}|${modes.map((m) => m.kind).join(',')}|${vec}|${shape.length}|${!!opts.out}|${opts.helpers ?? ''}`;
+  let code = kernelCache.get(key);
+  if (!code) kernelCache.set(key, (code = mapKernel(expr, names, modes, vec, shape.length, !!opts.out, opts.helpers ?? '')));
   launch(label, code, [...ts, out], grid(count, 64), params);
   return out;
 }
