@@ -89,7 +89,7 @@ async function runOurs(c: BenchCase, reps: number, tune: boolean, log: (m: strin
       case 'copy': { const x = r([c.n], 1); return { ms: await timeGpu(() => { map('x', { x }); }, reps), variant: 'vec4' }; }
       case 'conv': {
         const x = r([c.B, c.C, c.H, c.W], 1), w = r([c.Co, c.C, c.K, c.K], 2);
-        return { ms: await timeGpu(() => { conv2d(x, w, null, { padding: (c.K - 1) / 2 }); }, reps), variant: 'im2col+matmul' };
+        return { ms: await timeGpu(() => { conv2d(x, w, null, { padding: (c.K - 1) / 2 }); }, reps), variant: 'direct' };
       }
     }
   } finally {

@@ -4,6 +4,7 @@
 // and the per-batch column sums that give dscale/dshift/dgate (or dw/db).
 import { Tensor, record, check, fmtShape } from '../engine/tensor.js';
 import { Params, grid, gridArgs, launch, linearIndex } from './util.js';
+import { gpu } from '../engine/device.js';
 
 type Mode = 'modulate' | 'affine' | 'none';
 
@@ -26,13 +27,16 @@ function forwardKernel(D: number, mode: Mode): string {
   let rstd = inverseSqrt((q.x + q.y + q.z + q.w) / ${D}.0 + u.eps);
   ${Array.from({ length: D4 }, (_, c) => `Y[base + ${c}u] = d${c} * rstd${mod ? ` * ${gain(`${c}u`)} + SH[sb + ${c}u]` : ''};`).join('\n  ')}`
     : `
+  // One pass for the statistics, shifted by the row's first value (no cancellation for offset rows).
+  let x0 = X[base].x;
   var s = vec4f(0.0);
-  for (var c = 0u; c < ${D4}u; c++) { s += X[base + c]; }
-  let mean = (s.x + s.y + s.z + s.w) / ${D}.0;
   var q = vec4f(0.0);
-  for (var c = 0u; c < ${D4}u; c++) { let d = X[base + c] - mean; q += d * d; }
-  let rstd = inverseSqrt((q.x + q.y + q.z + q.w) / ${D}.0 + u.eps);
+  for (var c = 0u; c < ${D4}u; c++) { let d = X[base + c] - x0; s += d; q += d * d; }
+  let ms = (s.x + s.y + s.z + s.w) / ${D}.0;
+  let mean = x0 + ms;
+  let rstd = inverseSqrt(max((q.x + q.y + q.z + q.w) / ${D}.0 - ms * ms, 0.0) + u.eps);
   for (var c = 0u; c < ${D4}u; c++) { Y[base + c] = (X[base + c] - mean) * rstd${mod ? ` * ${gain('c')} + SH[sb + c]` : ''}; }`;
+
   return /* wgsl */`
 struct P { rows: u32, T: u32, eps: f32, _p: u32 }
 @group(0) @binding(0) var<uniform> u: P;
@@ -49,6 +53,51 @@ fn main(${gridArgs}) {
   let sb = ${mode === 'modulate' ? `(row / u.T) * ${D4}u` : '0u'};
   ${body}
   STATS[row] = vec2f(mean, rstd);
+}`;
+}
+
+/**
+ * Rows across a subgroup: lanes run along the feature axis (lane l holds vec4s l, l+S, …, so each load
+ * instruction reads S contiguous vec4s like a copy), the row stays in registers, mean and variance come
+ * from subgroupAdd, and the modulation of batch element b is loaded once for the R rows a subgroup handles.
+ */
+function forwardSubgroupKernel(D: number, mode: Mode, S: number, R: number): string {
+  const J = D / 4 / S;
+  const mod = mode !== 'none';
+  const js = Array.from({ length: J }, (_, j) => j);
+  const gainOf = (j: number) => (mode === 'modulate' ? `(1.0 + sc${j})` : `sc${j}`);
+  return /* wgsl */`
+enable subgroups;
+struct P { rows: u32, T: u32, eps: f32, _p: u32 }
+@group(0) @binding(0) var<uniform> u: P;
+@group(0) @binding(1) var<storage, read> X: array<vec4f>;
+${mod ? `@group(0) @binding(2) var<storage, read> SC: array<vec4f>;
+@group(0) @binding(3) var<storage, read> SH: array<vec4f>;` : ''}
+@group(0) @binding(${mod ? 4 : 2}) var<storage, read_write> Y: array<vec4f>;
+@group(0) @binding(${mod ? 5 : 3}) var<storage, read_write> STATS: array<vec2f>;
+@compute @workgroup_size(64)
+fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sgid: u32) {
+  let sub = (wid.x + wid.y * nwg.x) * ${64 / S}u + lid.x / ${S}u;
+  // No early exit: subgroupAdd needs uniform control flow, so spare subgroups compute a clamped row and
+  // skip the stores.
+  let r0 = min(sub * ${R}u, u.rows - 1u);
+  let sb = ${mode === 'modulate' ? `(r0 / u.T) * ${D / 4}u` : '0u'};
+  ${mod ? js.map((j) => `let sc${j} = SC[sb + ${j * S}u + sgid]; let sh${j} = SH[sb + ${j * S}u + sgid];`).join('\n  ') : ''}
+  for (var i = 0u; i < ${R}u; i++) {
+    let live = sub * ${R}u + i < u.rows;
+    let r = min(sub * ${R}u + i, u.rows - 1u);
+    let base = r * ${D / 4}u + sgid;
+    ${js.map((j) => `let x${j} = X[base + ${j * S}u];`).join(' ')}
+    let s = ${js.map((j) => `x${j}`).join(' + ')};
+    let mean = subgroupAdd(s.x + s.y + s.z + s.w) / ${D}.0;
+    ${js.map((j) => `let d${j} = x${j} - mean;`).join(' ')}
+    let q = ${js.map((j) => `d${j} * d${j}`).join(' + ')};
+    let rstd = inverseSqrt(subgroupAdd(q.x + q.y + q.z + q.w) / ${D}.0 + u.eps);
+    if (live) {
+      ${js.map((j) => `Y[base + ${j * S}u] = d${j} * rstd${mod ? ` * ${gainOf(j)} + sh${j}` : ''};`).join('\n      ')}
+      if (sgid == 0u) { STATS[r] = vec2f(mean, rstd); }
+    }
+  }
 }`;
 }
 
@@ -122,6 +171,14 @@ fn main(${gridArgs}) {
 }`;
 }
 
+/** The subgroup size for the rows-across-a-subgroup kernel (0: use one lane per row). Needs a fixed subgroup
+ * size, rows that split into whole vec4s per lane, and at most 36 vec4s per lane (registers). */
+function subgroupRows(D: number): number {
+  const g = gpu();
+  const S = g.hasSubgroups && g.adapter.subgroupMinSize === g.adapter.subgroupMaxSize ? g.adapter.subgroupMinSize : 0;
+  return S >= 4 && 64 % S === 0 && D % (4 * S) === 0 && D / (4 * S) <= 36 ? S : 0;
+}
+
 /** Column sums per batch ([B, T, D] → two [B, D]): Σ_t g and Σ_t g·z (z = x̂ when `stats` is given). */
 function colSums(g: Tensor, z: Tensor, B: number, T: number, D: number, stats?: Tensor): [Tensor, Tensor] {
   const s1 = Tensor.empty([B, D], 'f32', 'colSums'), s2 = Tensor.empty([B, D], 'f32', 'colSums');
@@ -152,7 +209,15 @@ export function adaLNModulate(x: Tensor, shift: Tensor, scale: Tensor, eps = 1e-
   }
   const y = Tensor.empty(x.shape, 'f32', op);
   const stats = Tensor.empty([B * T, 2], 'f32', `${op}.stats`);
-  launch(op, forwardKernel(D, 'modulate'), [x, scale, shift, y, stats], grid(B * T, 64), new Params().u(B * T, T).f(eps).u(0));
+  const S = subgroupRows(D);
+  if (S) {
+    // R rows per subgroup, all in one batch element (T % R == 0).
+    const R = T % 4 === 0 ? 4 : T % 2 === 0 ? 2 : 1;
+    const subgroups = Math.ceil((B * T) / R);
+    launch(op, forwardSubgroupKernel(D, 'modulate', S, R), [x, scale, shift, y, stats], grid(subgroups * S, 64), new Params().u(B * T, T).f(eps).u(0));
+  } else {
+    launch(op, forwardKernel(D, 'modulate'), [x, scale, shift, y, stats], grid(B * T, 64), new Params().u(B * T, T).f(eps).u(0));
+  }
   const out = record(op, y, [x, shift, scale], [x, scale, stats], (g, [xs, scs, sts], need) => {
     let dx: Tensor | null = null;
     if (need[0]) {

@@ -57,9 +57,9 @@ describe('fused attention', () => {
 describe('layernorm, adaLN modulate and gated residual', () => {
   before(device);
 
-  for (const D of [4, 72, 1152, 2048]) {
-    it(`adaLNModulate = LN(x)·(1 + scale[b]) + shift[b] (D=${D}) matches float64`, async () => {
-      const B = 3, T = 5;
+  for (const [D, T] of [[4, 5], [72, 5], [1152, 5], [2048, 5], [384, 8], [128, 6], [1152, 12]]) {
+    it(`adaLNModulate = LN(x)·(1 + scale[b]) + shift[b] (D=${D}, T=${T}) matches float64`, async () => {
+      const B = 3;
       const x = randArray(B * T * D, 1, 2), sh = randArray(B * D, 2), sc = randArray(B * D, 3);
       const n = layerNorm64(x, D, 1e-6);
       const ref = Array.from(n, (v, i) => { const b = Math.floor(i / (T * D)), d = i % D; return v * (1 + sc[b * D + d]) + sh[b * D + d]; });
@@ -69,6 +69,8 @@ describe('layernorm, adaLN modulate and gated residual', () => {
 
   it('adaLNModulate gradients (x, shift, scale) match finite differences', async () => {
     await gradCheck(([x, s, c]) => adaLNModulate(x, s, c), [{ data: randArray(2 * 3 * 8, 1), shape: [2, 3, 8] }, { data: randArray(16, 2), shape: [2, 8] }, { data: randArray(16, 3), shape: [2, 8] }], { samples: 8 });
+    // and through the rows-across-a-subgroup forward (T % 4 == 0, D a multiple of 4·subgroup size)
+    await gradCheck(([x, s, c]) => adaLNModulate(x, s, c), [{ data: randArray(2 * 4 * 64, 4), shape: [2, 4, 64] }, { data: randArray(128, 5), shape: [2, 64] }, { data: randArray(128, 6), shape: [2, 64] }], { samples: 8 });
   });
 
   it('plain LayerNorm with and without affine, forward and backward', async () => {
