@@ -1,7 +1,7 @@
 // `npm run bench:dit [-- --models DiT-S/2,DiT-XL/2] [-- --batch 8] [-- --json FILE]`: DiT forward and training
 // step (forward + backward + AdamW) throughput, images/s and achieved GFLOP/s by the paper's flop count
 // (one multiply-add = 2 FLOP here; a training step counted as 3× the forward).
-import { getDevice, describeAdapter } from '../engine/device.js';
+import { getDevice, describeAdapter, closeDevice } from '../engine/device.js';
 import { scope, noGrad, keep, memory } from '../engine/tensor.js';
 import { backward } from '../engine/autograd.js';
 import { AdamW } from '../engine/optim.js';
@@ -45,6 +45,7 @@ async function main(): Promise<void> {
   }
   const json = a.str('json');
   if (json) await writeFileAtomic(json, [new TextEncoder().encode(JSON.stringify({ adapter: describeAdapter(g.adapter), rows }, null, 1))]);
+  await closeDevice();
   process.exit(0);
 }
 main().catch((e: Error) => { process.stderr.write(`${e.stack}\n`); process.exit(1); });

@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { getDevice, describeAdapter } from '../engine/device.js';
+import { getDevice, describeAdapter, closeDevice } from '../engine/device.js';
 import { Tensor, keep } from '../engine/tensor.js';
 import { writeFileAtomic } from '../engine/node.js';
 import { matmul } from '../kernels/matmul.js';
@@ -184,6 +184,7 @@ async function main(): Promise<void> {
     await writeFileAtomic(json, [new TextEncoder().encode(JSON.stringify({ adapter, adapterInfo: g.adapter, fmaCeilingGflops: ceiling, date: new Date().toISOString(), rows }, null, 1))]);
     log(`wrote ${json}`);
   }
+  await closeDevice();
   process.exit(0);
 }
 

@@ -1,6 +1,6 @@
 // `node build/bench/profile.js [--model DiT-S/2] [--batch 2] [--top 20]`: GPU time per kernel (timestamp queries)
 // of one DiT training step, to see what limits it on an adapter.
-import { getDevice, describeAdapter } from '../engine/device.js';
+import { getDevice, describeAdapter, closeDevice } from '../engine/device.js';
 import { scope, keep } from '../engine/tensor.js';
 import { backward } from '../engine/autograd.js';
 import { randn, Generator } from '../kernels/random.js';
@@ -34,6 +34,7 @@ async function main(): Promise<void> {
   const total = rows.reduce((s, [, v]) => s + v.ms, 0);
   process.stdout.write(`${describeAdapter(g.adapter)} — ${name} batch ${B}, one training step: wall ${wall.toFixed(1)} ms (profiled, one pass per dispatch), GPU ${total.toFixed(1)} ms in ${g.stats.dispatches - before} dispatches\n`);
   for (const [k, v] of rows.slice(0, top)) process.stdout.write(`${k.padEnd(48)} ${v.ms.toFixed(2).padStart(10)} ms ${String(v.count).padStart(5)}× ${((100 * v.ms) / total).toFixed(1).padStart(5)}%\n`);
+  await closeDevice();
   process.exit(0);
 }
 main().catch((e: Error) => { process.stderr.write(`${e.stack}\n`); process.exit(1); });

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The `dit` command: demo, verify, convert, flops, sample (and the VAE/training commands as they land).
-import { getDevice, describeAdapter } from '../engine/device.js';
+import { getDevice, describeAdapter, closeDevice } from '../engine/device.js';
 import { verifyReference, type VerifyReport } from '../dit/verify.js';
 import { convertCheckpoint } from '../dit/checkpoint.js';
 import { DIT_MODEL_NAMES, ditConfig, ditGflops, ditParams, type DiTConfig, type Conditioning } from '../dit/config.js';
@@ -104,8 +104,13 @@ function flops(a: Args): number {
   return 0;
 }
 
-main(process.argv.slice(2)).then((code) => process.exit(code), (e: Error) => {
+// The device is destroyed before exiting: process.exit with Dawn still holding it can segfault.
+main(process.argv.slice(2)).then(async (code) => {
+  await closeDevice();
+  process.exit(code);
+}, async (e: Error) => {
   process.stderr.write(`dit: ${e.message}\n`);
   if (process.env.DIT_DEBUG) process.stderr.write(`${e.stack}\n`);
+  await closeDevice().catch(() => undefined);
   process.exit(1);
 });

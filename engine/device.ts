@@ -311,6 +311,16 @@ export class Gpu {
 
   /** Bytes of one uniform slot, for kernels that pack several dispatches. */
   static readonly uniformSlotBytes = UNIFORM_SLOT;
+
+  /** Waits for the queue, frees every buffer and destroys the device (the instance may then be collected). */
+  async close(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone().catch(() => undefined);
+    this.pool.trim();
+    this.arena.destroy();
+    this.device.destroy();
+    await this.device.lost;
+  }
 }
 
 let current: Gpu | null = null;
@@ -327,6 +337,17 @@ export function getDevice(opts: DeviceOptions = {}): Promise<Gpu> {
   if (current) return Promise.resolve(current);
   if (!pending) pending = createGpu(opts).then((g) => (current = g), (e) => { pending = null; throw e; });
   return pending;
+}
+
+/**
+ * Finishes queued work and destroys the engine's device. Call before exiting a Node process: Dawn's
+ * background threads must not be torn down mid-work by process.exit (that can segfault).
+ */
+export async function closeDevice(): Promise<void> {
+  const g = current ?? (pending ? await pending.catch(() => null) : null);
+  current = null;
+  pending = null;
+  if (g) await g.close();
 }
 
 /** The device after `getDevice()` resolved; throws otherwise. Ops use this. */
