@@ -71,7 +71,9 @@ export async function runVae(a: Args): Promise<number> {
   if (sub === 'psnr') {
     const vae = await loadVae(need(a, 'weights'));
     const d = await loadData(a, 'test');
-    process.stdout.write(`held-out PSNR ${(await psnr(vae, d, a.num('count') ?? d.count)).toFixed(2)} dB over ${Math.min(a.num('count') ?? d.count, d.count)} images\n`);
+    const n = Math.min(a.num('count') ?? d.count, d.count);
+    const progress = new Progress('reconstructing', n);
+    process.stdout.write(`held-out PSNR ${(await psnr(vae, d, n, 32, (k) => progress.update(k))).toFixed(2)} dB over ${n} images\n`);
     return 0;
   }
   process.stderr.write('usage: dit vae train|encode|decode|psnr [options] (see dit help)\n');

@@ -29,7 +29,8 @@ export interface VaeTrainOptions {
 }
 
 /** PSNR in dB of reconstructions of [−1, 1] images: 10·log10(2² / MSE). */
-export async function psnr(vae: AutoencoderKL, d: ImageDataset, count: number, batch = 32): Promise<number> {
+/** Held-out PSNR of the pooled MSE over the first `count` images (pixels in [-1, 1], so the peak-to-peak range is 2). */
+export async function psnr(vae: AutoencoderKL, d: ImageDataset, count: number, batch = 32, onProgress?: (done: number) => void): Promise<number> {
   let se = 0, n = 0;
   for (let i = 0; i < Math.min(count, d.count); i += batch) {
     const idx = Array.from({ length: Math.min(batch, Math.min(count, d.count) - i) }, (_, k) => i + k);
@@ -40,6 +41,7 @@ export async function psnr(vae: AutoencoderKL, d: ImageDataset, count: number, b
     se += (await s.item()) * idx.length;
     n += idx.length;
     s.dispose();
+    onProgress?.(n);
   }
   return 10 * Math.log10(4 / (se / n));
 }
