@@ -24,7 +24,7 @@ const HELP = `dit — DiT on WebGPU
             [--hidden N --depth N --heads N --patch N]   Gflops and parameters (the paper's Table 4)
   dit sample --weights W [--vae VAE] [--labels 1,2,3] [--steps 250] [--cfg 4] [--sampler ddpm|ddim] [--seed 0] [--out samples.png]
   dit train --latents out/latents.safetensors [--vae out/vae-small.safetensors] [--steps 2000] [--batch 64]
-            [--lr 3e-4] [--ema 0.999] [--hidden 192 --depth 6 --heads 6 --patch 2 | --model DiT-S/2] [--out out/dit-small.safetensors]
+            [--lr 3e-4] [--ema 0.999] [--ema-warmup true|false] [--hidden 192 --depth 6 --heads 6 --patch 2 | --model DiT-S/2] [--out out/dit-small.safetensors]
                                              train a DiT on cached latents, then sample a grid per class
   dit vae train [--steps 2000] [--batch 32] [--channels 32,64,64] [--data synthetic|cifar10:DIR|folder:DIR] [--out out/vae.safetensors]
   dit vae encode --weights VAE [--split train] [--out out/latents.safetensors]   latent cache + scale factor

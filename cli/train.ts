@@ -52,7 +52,7 @@ export async function runTrain(a: Args): Promise<number> {
   process.stderr.write(`DiT ${JSON.stringify({ D: config.hiddenSize, depth: config.depth, heads: config.numHeads, patch: config.patchSize, tokens: (config.inputSize / config.patchSize) ** 2 })}, ${model.numParameters().toLocaleString('en-US')} parameters; ${data.count} latents ${JSON.stringify(data.shape)}, scale ${data.scale.toFixed(4)}; ${steps} steps\n`);
   const progress = new Progress('training', steps);
   const r = await trainDiT(model, new GaussianDiffusion({}), data, {
-    steps, batch: a.num('batch') ?? 64, lr: a.num('lr') ?? 3e-4, emaDecay: a.num('ema') ?? 0.999, seed: a.num('seed') ?? 0, checkpoint: out, checkpointEvery: 500, logEvery: 25,
+    steps, batch: a.num('batch') ?? 64, lr: a.num('lr') ?? 3e-4, emaDecay: a.num('ema') ?? 0.999, emaWarmup: a.has('ema-warmup') ? a.bool('ema-warmup') : true, seed: a.num('seed') ?? 0, checkpoint: out, checkpointEvery: 500, logEvery: 25,
     onLog: (m) => progress.update(m.step, `loss ${m.loss.toFixed(4)}, ${m.stepsPerSec.toFixed(2)} steps/s, ${m.liveMiB.toFixed(0)} MiB live`),
   });
   process.stdout.write(`trained ${steps} steps in ${r.seconds.toFixed(0)} s (${(steps / r.seconds).toFixed(2)} steps/s at batch ${a.num('batch') ?? 64}); final loss ${r.lastLoss.toFixed(4)}; wrote ${out} (EMA weights)\n`);
