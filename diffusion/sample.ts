@@ -2,6 +2,7 @@
 // classifier-free guidance (doubled batch, null label), a progress callback per step, optional x̂0 previews,
 // and seeded (or recorded) noise. One model forward and one fused update kernel per step; no readback.
 import { Tensor, noGrad, scope, keep, check, fmtShape } from '../engine/tensor.js';
+import { gpu } from '../engine/device.js';
 import { concat, slice } from '../kernels/shape.js';
 import { Generator } from '../kernels/random.js';
 import { GaussianDiffusion } from './gaussian.js';
@@ -37,6 +38,7 @@ export interface LoopOptions {
   seed?: number;
   /** Recorded per-step noise: noise(k) is the z of step k (as official `randn_like`). */
   noise?: (step: number) => Tensor;
+  /** Called after each step's GPU work has finished (so progress shown from it is real progress). */
   onStep?: (info: StepInfo) => void | Promise<void>;
 }
 
@@ -66,7 +68,10 @@ export async function sampleLoop(model: Denoiser, diffusion: GaussianDiffusion, 
     }));
     x.dispose();
     x = step.sample.keep();
-    if (opts.onStep) await opts.onStep({ step: k, total, t: i, modelT: modelT[0], x, predXstart: step.pred });
+    if (opts.onStep) {
+      await gpu().sync('sample');
+      await opts.onStep({ step: k, total, t: i, modelT: modelT[0], x, predXstart: step.pred });
+    }
     step.pred.dispose();
   }
   return x;
