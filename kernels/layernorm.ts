@@ -38,13 +38,7 @@ function forwardKernel(D: number, mode: Mode): string {
   for (var c = 0u; c < ${D4}u; c++) { Y[base + c] = (X[base + c] - mean) * rstd${mod ? ` * ${gain('c')} + SH[sb + c]` : ''}; }`;
 
   return /* wgsl */`
-struct P { rows: u32, T: u32, eps: f32, _p: u32 }
-@group(0) @binding(0) var<uniform> u: P;
-@group(0) @binding(1) var<storage, read> X: array<vec4f>;
-${mod ? `@group(0) @binding(2) var<storage, read> SC: array<vec4f>;
-@group(0) @binding(3) var<storage, read> SH: array<vec4f>;` : ''}
-@group(0) @binding(${mod ? 4 : 2}) var<storage, read_write> Y: array<vec4f>;
-@group(0) @binding(${mod ? 5 : 3}) var<storage, read_write> STATS: array<vec2f>;
+${forwardBindings(mod)}
 @compute @workgroup_size(64)
 fn main(${gridArgs}) {
   let row = ${linearIndex(64)};
@@ -54,6 +48,17 @@ fn main(${gridArgs}) {
   ${body}
   STATS[row] = vec2f(mean, rstd);
 }`;
+}
+
+/** The forward kernels' bindings: x, optional scale/shift, y and the saved (mean, rstd) per row. */
+function forwardBindings(mod: boolean): string {
+  return /* wgsl */`struct P { rows: u32, T: u32, eps: f32, _p: u32 }
+@group(0) @binding(0) var<uniform> u: P;
+@group(0) @binding(1) var<storage, read> X: array<vec4f>;
+${mod ? `@group(0) @binding(2) var<storage, read> SC: array<vec4f>;
+@group(0) @binding(3) var<storage, read> SH: array<vec4f>;` : ''}
+@group(0) @binding(${mod ? 4 : 2}) var<storage, read_write> Y: array<vec4f>;
+@group(0) @binding(${mod ? 5 : 3}) var<storage, read_write> STATS: array<vec2f>;`;
 }
 
 /**
@@ -68,13 +73,7 @@ function forwardSubgroupKernel(D: number, mode: Mode, S: number, R: number): str
   const gainOf = (j: number) => (mode === 'modulate' ? `(1.0 + sc${j})` : `sc${j}`);
   return /* wgsl */`
 enable subgroups;
-struct P { rows: u32, T: u32, eps: f32, _p: u32 }
-@group(0) @binding(0) var<uniform> u: P;
-@group(0) @binding(1) var<storage, read> X: array<vec4f>;
-${mod ? `@group(0) @binding(2) var<storage, read> SC: array<vec4f>;
-@group(0) @binding(3) var<storage, read> SH: array<vec4f>;` : ''}
-@group(0) @binding(${mod ? 4 : 2}) var<storage, read_write> Y: array<vec4f>;
-@group(0) @binding(${mod ? 5 : 3}) var<storage, read_write> STATS: array<vec2f>;
+${forwardBindings(mod)}
 @compute @workgroup_size(64)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sgid: u32) {
   let sub = (wid.x + wid.y * nwg.x) * ${64 / S}u + lid.x / ${S}u;
