@@ -1,6 +1,6 @@
 // Sampling loops: DDPM ancestral (p_sample_loop) and DDIM (ddim_sample_loop) over any respacing, with
 // classifier-free guidance (doubled batch, null label), a progress callback per step, optional x̂0 previews,
-// and seeded (or recorded) noise. One model forward and one fused update kernel per step; no readback.
+// and seeded (or recorded) noise. One model forward and one fused update kernel per step; no readback (a progress callback waits for each step).
 import { Tensor, noGrad, scope, keep, check, fmtShape } from '../engine/tensor.js';
 import { gpu } from '../engine/device.js';
 import { concat, slice } from '../kernels/shape.js';
