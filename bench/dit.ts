@@ -4,7 +4,7 @@
 import { getDevice, describeAdapter, closeDevice } from '../engine/device.js';
 import { scope, noGrad, keep, memory } from '../engine/tensor.js';
 import { backward } from '../engine/autograd.js';
-import { AdamW } from '../engine/optim.js';
+import { AdamW } from '../nn/optim.js';
 import { writeFileAtomic } from '../engine/node.js';
 import { randn, Generator } from '../kernels/random.js';
 import { DiT } from '../dit/model.js';

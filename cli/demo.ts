@@ -1,123 +1,188 @@
-// `dit demo`, the README's main job: the adapter, parity with the official PyTorch dumps (when
-// ../shared/reference is present), DiT-S/2 step timings, and a short sampling run written as a PNG.
-import { existsSync } from 'node:fs';
+// `dit demo`, the README's main job: the adapter and parity with the official PyTorch dumps, then on a
+// dataset (built in, or Fashion-MNIST) the small VAE → latents → the `quick` preset DiT → samples → `dit
+// eval`, ending with the accuracy, the Fréchet distance beside its floor, the time of each stage and the
+// pictures. The VAE and the judge classifier ship in weights/ (trained by the commands in weights/README.md);
+// --fresh trains everything here.
+import { existsSync, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Command } from 'commander';
 import { getDevice, describeAdapter } from '../engine/device.js';
-import { scope, noGrad, memory } from '../engine/tensor.js';
-import { backward } from '../engine/autograd.js';
-import { verifyReference } from '../dit/verify.js';
-import { DiT } from '../dit/model.js';
-import { ditGflops } from '../dit/config.js';
-import { GaussianDiffusion } from '../diffusion/gaussian.js';
-import { trainingLoss } from '../diffusion/train.js';
-import { Generator, randn } from '../kernels/random.js';
-import { syntheticDataset, writeClassGrid } from '../data/dataset.js';
+import { readSafetensors } from '../engine/safetensors.js';
+import { readFileBytes, writeFileAtomic } from '../engine/node.js';
+import { verifyReference } from '../verify/index.js';
+import { loadDataset, type DataSpec } from '../data/readers.js';
+import { writeClassGrid, subset } from '../data/dataset.js';
+import { crc32 } from '../engine/torchpt.js';
 import { AutoencoderKL, SMALL_VAE_32 } from '../vae/model.js';
 import { loadVae } from '../vae/checkpoint.js';
 import { trainVae, encodeDataset, psnr } from '../vae/train.js';
-import { readSafetensors } from '../engine/safetensors.js';
-import { readWeights, ditFromWeights } from '../dit/checkpoint.js';
-import { LatentSet, trainDiT, useEma } from '../dit/train.js';
+import { DiT } from '../dit/model.js';
+import { LatentSet, DiTTrainer } from '../dit/train.js';
+import { PRESETS } from '../dit/presets.js';
+import { GaussianDiffusion } from '../diffusion/gaussian.js';
+import { Run, trainLoop, resumeInto, type RunConfig } from '../runs/run.js';
+import { sampleImages, classLabels } from '../eval/samples.js';
+import { evaluateSamples, type QualityReport } from '../eval/quality.js';
+import { WEIGHTS_DIR } from '../eval/judge.js';
+import { dataOption, examples, log } from './options.js';
+import { buildConfigs } from './train.js';
+import { prepareJudge, formatReport } from './eval.js';
+import { writeSampleFolder, writeSampleGrid } from './sample.js';
 import { reconstructionGrid } from './vae.js';
-import { sampleGrid, smallDiTConfig } from './train.js';
 import { Progress } from './progress.js';
-import type { Args } from './args.js';
 
-export async function runDemo(a: Args): Promise<number> {
-  // CI (and --quick) runs a shorter pipeline; checkpoints in out/ are reused unless --fresh.
-  const quick = a.bool('quick') || process.env.CI === 'true';
+interface DemoOpts { data: DataSpec; out?: string; fresh?: boolean; quick?: boolean; referenceDir?: string }
+
+/** The lengths of the real job and of the short one CI runs. */
+const LENGTHS: Record<'full' | 'quick', { latents: number; samplesPerClass: number; vae: { l1: number; mse: number }; ditSteps: number | null }> = {
+  full: { latents: 20000, samplesPerClass: 50, vae: { l1: 500, mse: 1000 }, ditSteps: null },
+  quick: { latents: 4000, samplesPerClass: 10, vae: { l1: 120, mse: 120 }, ditSteps: 300 },
+};
+
+export function registerDemo(program: Command): void {
+  const cmd = program.command('demo')
+    .description('the main job: parity check, then VAE → latents → DiT (preset quick) → samples → dit eval on a dataset; prints the scores and writes DIR/summary.json')
+    .addOption(dataOption())
+    .option('--out <dir>', 'output folder (default out/<data>)')
+    .option('--fresh', 'train the VAE and the judge here too, and everything after them, instead of reusing')
+    .option('--quick', 'the short version CI runs (also when CI=true)')
+    .option('--reference-dir <dir>', 'the parity dumps (default ../shared/reference)')
+    .action(async (o: DemoOpts) => { process.exitCode = await runDemo(o); });
+  examples(cmd, ['dit demo', 'dit demo --data fashion-mnist']);
+}
+
+/** A file's CRC-32 as hex: what a latent cache records of the VAE that made it. */
+async function fileTag(file: string): Promise<string> { return crc32(await readFileBytes(file)).toString(16); }
+
+async function runDemo(o: DemoOpts): Promise<number> {
+  const quick = !!o.quick || process.env.CI === 'true';
+  const L = quick ? LENGTHS.quick : LENGTHS.full;
+  const name = o.data.kind, dir = o.out ?? path.join('out', name);
+  const times: Record<string, number> = {};
+  const stage = async <T,>(key: string, f: () => Promise<T>): Promise<T> => { const t0 = performance.now(); try { return await f(); } finally { times[key] = (performance.now() - t0) / 1000; } };
+  await fs.mkdir(dir, { recursive: true });
+
   const g = await getDevice();
   const A = g.adapter;
-  process.stdout.write(`adapter: ${describeAdapter(A)}\n  features: ${A.features.filter((f) => ['shader-f16', 'subgroups', 'timestamp-query'].includes(f)).join(', ') || '(none of shader-f16, subgroups, timestamp-query)'}; subgroup size ${A.subgroupMinSize || '?'}–${A.subgroupMaxSize || '?'}\n  limits: maxStorageBufferBindingSize ${A.limits.maxStorageBufferBindingSize}, maxBufferSize ${A.limits.maxBufferSize}, workgroup storage ${A.limits.maxComputeWorkgroupStorageSize}, invocations ${A.limits.maxComputeInvocationsPerWorkgroup}\n`);
+  process.stdout.write(`adapter: ${describeAdapter(A)}; features: ${A.features.filter((f) => ['shader-f16', 'subgroups', 'timestamp-query'].includes(f)).join(', ') || 'none of shader-f16, subgroups, timestamp-query'}\n`);
 
-  const ref = a.str('reference-dir') ?? process.env.DIT_REFERENCE_DIR ?? fileURLToPath(new URL('../../../shared/reference', import.meta.url));
-  if (existsSync(ref)) {
-    process.stdout.write(`\nparity with the official PyTorch DiT (${ref}):\n`);
-    for (const f of ['dit_tiny_p2.safetensors', 'dit_tiny_p4.safetensors', 'dit_tiny_p2_nosigma.safetensors', 'sample_loop_tiny_p2.safetensors', 'train_step_tiny.safetensors']) {
-      const file = path.join(ref, f);
+  const ref = o.referenceDir ?? process.env.DIT_REFERENCE_DIR ?? fileURLToPath(new URL('../../../shared/reference', import.meta.url));
+  if (existsSync(ref)) await stage('parity', async () => {
+    process.stdout.write(`\nparity with the official PyTorch DiT and diffusers VAE (${ref}):\n`);
+    for (const f of ['dit_tiny_p2', 'dit_tiny_p4', 'dit_tiny_p2_nosigma', 'sample_loop_tiny_p2', 'train_step_tiny', 'vae/vae_a', 'vae/vae_dist']) {
+      const file = path.join(ref, `${f}.safetensors`);
       if (!existsSync(file)) continue;
       const rep = await verifyReference(file);
       const worst = rep.rows.reduce((m, r) => (r.metric === 'rel' ? Math.max(m, r.error) : m), 0);
-      process.stdout.write(`  ${f.padEnd(34)} ${rep.kind.padEnd(11)} ${String(rep.rows.length).padStart(4)} checks  worst rel error ${worst.toExponential(2)}  ${rep.pass ? 'PASS' : 'FAIL'}\n`);
+      process.stdout.write(`  ${f.padEnd(22)} ${rep.kind.padEnd(11)} ${String(rep.rows.length).padStart(4)} checks  worst rel error ${worst.toExponential(2)}  ${rep.pass ? 'PASS' : 'FAIL'}\n`);
     }
-  }
+  });
 
-  // DiT-S/2 at 256 px (32×32×4 latents): one forward and one training step, timed.
-  const B = a.num('batch') ?? 2;
-  if (a.bool('skip-timing')) { await pipeline(a, quick); return 0; }
-  process.stdout.write(`\nDiT-S/2 at 256 px, batch ${B}:\n`);
-  const model = new DiT('DiT-S/2', {}, 0);
-  process.stdout.write(`  parameters ${model.numParameters().toLocaleString('en-US')} (trainable), ${ditGflops(model.config).toFixed(2)} Gflops per image forward\n`);
-  const diffusion = new GaussianDiffusion({});
-  const gen = new Generator(1);
-  const x = randn([B, 4, 32, 32], 7).keep();
-  const y = Array.from({ length: B }, (_, i) => i);
-  let t0 = performance.now();
-  await scope(() => noGrad(() => model.forward(x, y.map((i) => 100 * i), y))).data();
-  const fwd = performance.now() - t0;
-  t0 = performance.now();
-  const loss = scope(() => { const l = trainingLoss(model, diffusion, { x0: x, y }, gen).lossMean; backward(l); return l; });
-  const lv = await loss.item();
-  const step = performance.now() - t0;
-  process.stdout.write(`  forward ${(fwd / 1000).toFixed(2)} s (${((B * ditGflops(model.config) * 2) / (fwd / 1000)).toFixed(1)} GFLOP/s), forward+backward ${(step / 1000).toFixed(2)} s, loss ${lv.toFixed(4)}; live GPU memory ${(memory().liveBytes / 2 ** 20).toFixed(0)} MiB\n`);
+  process.stdout.write(`\nthe main job on ${name}${quick ? ' (quick: the short version CI runs)' : ''}; outputs in ${dir}/\n`);
+  const { train, test } = await stage('data', async () => {
+    const tr = await loadDataset(o.data, 'train', { onProgress: (m) => log(`  ${m}`) }), te = await loadDataset(o.data, 'test');
+    await writeClassGrid(tr, path.join(dir, 'data-grid.png'), 10, 3);
+    process.stdout.write(`  data: ${tr.count} train / ${te.count} test images, ${tr.channels === 1 ? 'grey' : 'RGB'} ${tr.height}×${tr.width}, classes ${tr.classes.join(', ')} → ${dir}/data-grid.png\n`);
+    return { train: tr, test: te };
+  });
+
+  // The VAE: shipped, or trained here with the documented recipe (L1, then MSE with cosine decay).
+  const shippedVae = path.join(WEIGHTS_DIR, `vae-${name}.safetensors`);
+  const vaeFile = !o.fresh && existsSync(shippedVae) ? shippedVae : path.join(dir, 'vae.safetensors');
+  const vae = await stage('vae', async () => {
+    if (vaeFile === shippedVae) { process.stdout.write(`  VAE: ${vaeFile} (shipped; its command is in weights/README.md)\n`); return loadVae(vaeFile); }
+    const v = new AutoencoderKL({ ...SMALL_VAE_32, inChannels: train.channels, outChannels: train.channels }, 0);
+    const p = new Progress('  VAE training', L.vae.l1 + L.vae.mse);
+    const log2 = (off: number) => (m: { step: number; loss?: number }) => { if (m.loss !== undefined) p.update(off + m.step, `loss ${m.loss.toFixed(4)}`); };
+    await trainVae(v, train, test, { steps: L.vae.l1, batch: 16, lr: 1e-3, loss: 'l1', evalEvery: 0, evalImages: 256, onLog: log2(0) });
+    await trainVae(v, train, test, { steps: L.vae.mse, batch: 16, lr: 5e-4, loss: 'mse', cosine: true, evalEvery: 0, evalImages: 256, checkpoint: vaeFile, onLog: log2(L.vae.l1) });
+    process.stdout.write(`  VAE: trained ${L.vae.l1} L1 + ${L.vae.mse} MSE steps → ${vaeFile}\n`);
+    return v;
+  });
+  const vaePsnr = await stage('vae_psnr', async () => {
+    const n = quick ? 1000 : test.count;
+    const p = new Progress('  reconstructing', n);
+    const db = await psnr(vae, test, n, 64, (k) => p.update(k));
+    await reconstructionGrid(vae, test, path.join(dir, 'vae-recon.png'));
+    process.stdout.write(`  VAE: held-out reconstruction PSNR ${db.toFixed(2)} dB over ${n} test images (originals above reconstructions: ${dir}/vae-recon.png)\n`);
+    return db;
+  });
+
+  const latFile = path.join(dir, 'latents.safetensors');
+  const vaeTag = await fileTag(vaeFile);
+  await stage('latents', async () => {
+    const cached = existsSync(latFile) && !o.fresh ? await readSafetensors(latFile) : null;
+    if (cached && cached.metadata.vae === vaeTag && Number(cached.shape('mean')[0]) === L.latents) { process.stdout.write(`  latents: reusing ${latFile}\n`); return; }
+    const p = new Progress('  encoding', L.latents);
+    const r = await encodeDataset(vae, subset(train, L.latents), latFile, { scaleFromData: true, dataset: name, extraMeta: { vae: vaeTag }, onProgress: (n) => p.update(n) });
+    process.stdout.write(`  latents: ${L.latents} train images encoded, scale factor ${r.scale.toFixed(4)} → ${latFile}\n`);
+  });
+
+  // The DiT: the quick preset in a run folder, continued if an earlier demo left it unfinished.
+  const data = new LatentSet(await readSafetensors(latFile));
+  const preset = PRESETS.quick;
+  const runDir = path.join(dir, 'run');
+  const { model: mc, train: tc } = buildConfigs({ preset: 'quick', latents: latFile, learnSigma: true, emaWarmup: true, seed: 0, which: 'ema', logEvery: 25, checkpointEvery: 500, keep: 2, sampleEvery: 0, samplesPerClass: 6 }, new Command(), data);
+  if (L.ditSteps) tc.steps = L.ditSteps;
+  if (o.fresh && existsSync(runDir)) await fs.rm(runDir, { recursive: true });
+  const run = existsSync(path.join(runDir, 'config.json')) ? await Run.open(runDir) : await Run.create(runDir, {
+    version: 1, model: mc, train: tc, diffusion: { schedule: 'linear', steps: 1000, learnSigma: mc.learnSigma },
+    data: { latents: path.resolve(latFile), dataset: name, count: data.count, shape: data.shape, scaleFactor: data.scale, classes: data.classes },
+    vae: path.resolve(vaeFile), logEvery: 25, checkpointEvery: 500, keep: 2, samples: { every: 500, perClass: 6, steps: preset.sample.steps, cfg: preset.sample.cfg }, preset: 'quick', init: null,
+  } satisfies RunConfig);
+  const model = new DiT(run.config.model, {}, run.config.train.seed);
+  const trainer = new DiTTrainer(model, new GaussianDiffusion({ learnSigma: run.config.model.learnSigma }), data, run.config.train);
+  await resumeInto(run, trainer);
+  const trainSeconds: number = await stage('dit', async (): Promise<number> => {
+    const steps = run.config.train.steps;
+    if (trainer.step >= steps) { process.stdout.write(`  DiT: reusing the finished run ${runDir} (${steps} steps; --fresh trains it again)\n`); return NaN; }
+    process.stdout.write(`  DiT: preset quick, D ${mc.hiddenSize}, depth ${mc.depth}, patch ${mc.patchSize}, ${model.numParameters().toLocaleString('en-US')} parameters; ${steps} steps at batch ${run.config.train.batch} → ${runDir}\n`);
+    const p = new Progress('  DiT training', steps);
+    const t0 = performance.now();
+    await trainLoop(run, trainer, vae, { onMetrics: (m) => p.update(m.step, `loss ${m.loss.toFixed(4)}, ${m.stepsPerSec.toFixed(2)} steps/s`) });
+    return (performance.now() - t0) / 1000;
+  });
+  trainer.useEma();
+
+  const samples = await stage('sample', async () => {
+    const K = test.classes.length, per = L.samplesPerClass;
+    const p = new Progress('  sampling', K * per);
+    const d = await sampleImages(model, vae, data.scale, classLabels(K, per), test.classes, { sampler: preset.sample.sampler, steps: preset.sample.steps, cfg: preset.sample.cfg, seed: 0, onProgress: (n) => p.update(n) });
+    await fs.rm(path.join(dir, 'samples'), { recursive: true, force: true });
+    await writeSampleFolder(d, path.join(dir, 'samples'));
+    await writeSampleGrid(subsetPerClass(d, Math.min(per, 10)), path.join(dir, 'samples.png'), Math.min(per, 10));
+    process.stdout.write(`  samples: ${d.count} (${per} per class, DDIM ${preset.sample.steps}, guidance ${preset.sample.cfg}) → ${dir}/samples/, grid ${dir}/samples.png\n`);
+    return d;
+  });
+
+  const report: QualityReport = await stage('eval', async () => {
+    const { judge, real } = await prepareJudge(o.data, { retrain: !!o.fresh });
+    process.stdout.write(`  judge: ${judge.file}${judge.trained ? ' (trained now)' : ''}\n`);
+    return evaluateSamples(judge.model, samples, real);
+  });
+  const summary = {
+    ...report, vae_psnr: vaePsnr, train_seconds: trainSeconds, steps: run.config.train.steps, preset: 'quick', data: name, quick,
+    adapter: describeAdapter(A), stage_seconds: times, pictures: { data: 'data-grid.png', vae: 'vae-recon.png', samples: 'samples.png', loss: 'run/loss.png' },
+  };
+  await writeFileAtomic(path.join(dir, 'summary.json'), [new TextEncoder().encode(`${JSON.stringify(summary, null, 1)}\n`)]);
+  process.stdout.write(`\n${formatReport(report)}\n`);
+  process.stdout.write(`stages (s): ${Object.entries(times).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', ')}\n`);
+  process.stdout.write(`pictures: ${dir}/data-grid.png, ${dir}/vae-recon.png, ${dir}/run/loss.png, ${dir}/samples.png; scores: ${dir}/summary.json\n`);
+  trainer.dispose();
   model.dispose();
-  x.dispose();
-  loss.dispose();
-
-  await pipeline(a, quick);
   return 0;
 }
 
-const exists = (f: string) => existsSync(f);
-
-/** Built-in data → VAE → latent cache → DiT → class-conditional samples, each stage reused when its file exists. */
-async function pipeline(a: Args, quick: boolean): Promise<void> {
-  const fresh = a.bool('fresh');
-  const vaeFile = 'out/vae-small.safetensors', latFile = 'out/latents.safetensors', ditFile = 'out/dit-small.safetensors';
-  process.stdout.write(`\nthe pipeline on the built-in dataset (${quick ? 'quick' : 'standard'} lengths; outputs in out/):\n`);
-  const t0 = performance.now();
-  const train = await syntheticDataset('train', { onProgress: (m) => process.stderr.write(`  ${m}\n`) });
-  const test = await syntheticDataset('test', { onProgress: (m) => process.stderr.write(`  ${m}\n`) });
-  await writeClassGrid(train, 'out/data-grid.png', 10, 3);
-  process.stdout.write(`  data: ${train.count} train / ${test.count} test images, classes ${train.classes.join(', ')} → out/data-grid.png\n`);
-
-  let vae: AutoencoderKL;
-  if (exists(vaeFile) && !fresh) {
-    vae = await loadVae(vaeFile);
-    process.stdout.write(`  VAE: reusing ${vaeFile}\n`);
-  } else {
-    const steps = a.num('vae-steps') ?? (quick ? 120 : 400);
-    vae = new AutoencoderKL(SMALL_VAE_32, 0);
-    const progress = new Progress('  VAE training', steps);
-    await trainVae(vae, train, test, { steps, batch: 16, lr: 1e-3, evalEvery: 0, evalImages: 256, checkpoint: vaeFile, onLog: (m) => { if (m.loss !== undefined) progress.update(m.step, `L1 ${m.loss.toFixed(4)}`); } });
+/** The first `n` samples of every class (the grid shows a few per class). */
+function subsetPerClass(d: import('../data/dataset.js').ImageDataset, n: number): import('../data/dataset.js').ImageDataset {
+  const per = d.channels * d.height * d.width;
+  const idx: number[] = [];
+  for (let k = 0; k < d.classes.length; k++) {
+    let c = 0;
+    for (let i = 0; i < d.count && c < n; i++) if (d.labels[i] === k) { idx.push(i); c++; }
   }
-  const p = await psnr(vae, test, quick ? 256 : 1000);
-  process.stdout.write(`  VAE: held-out reconstruction PSNR ${p.toFixed(2)} dB (32×32 RGB → 8×8×4 latents)\n`);
-  await reconstructionGrid(vae, test, 'out/vae-small-recon.png');
-
-  if (!exists(latFile) || fresh) {
-    const n = a.num('latents') ?? (quick ? 4000 : 20000);
-    const sub = { ...train, count: n, images: train.images.subarray(0, n * 3072), labels: train.labels.subarray(0, n) };
-    const progress = new Progress('  encoding', n);
-    const r = await encodeDataset(vae, sub, latFile, { scaleFromData: true, onProgress: (d) => progress.update(d) });
-    process.stdout.write(`  latents: ${n} images encoded, scale factor ${r.scale.toFixed(4)} → ${latFile}\n`);
-  }
-  const data = new LatentSet(await readSafetensors(latFile));
-  let model: DiT;
-  if (exists(ditFile) && !fresh) {
-    model = ditFromWeights(await readWeights(ditFile));
-    process.stdout.write(`  DiT: reusing ${ditFile}\n`);
-  } else {
-    const steps = a.num('dit-steps') ?? (quick ? 200 : 1500);
-    model = new DiT(smallDiTConfig(data, a), {}, 0);
-    process.stdout.write(`  DiT: ${model.numParameters().toLocaleString('en-US')} parameters, ${model.numTokens} tokens of width ${model.config.hiddenSize}, ${model.config.depth} blocks\n`);
-    const progress = new Progress('  DiT training', steps);
-    const r = await trainDiT(model, new GaussianDiffusion({}), data, { steps, batch: 64, lr: 3e-4, emaDecay: quick ? 0.99 : 0.999, checkpoint: ditFile, logEvery: 25, onLog: (m) => progress.update(m.step, `loss ${m.loss.toFixed(4)}, ${m.stepsPerSec.toFixed(2)} steps/s`) });
-    useEma(model, r.ema);
-    process.stdout.write(`  DiT: ${steps} steps in ${r.seconds.toFixed(0)} s, final loss ${r.lastLoss.toFixed(4)} → ${ditFile}\n`);
-  }
-  await sampleGrid(model, vae, data.scale, data.classes, 'out/dit-small-samples.png', { steps: quick ? 25 : 50, cfg: 3, perClass: quick ? 4 : 8 });
-  process.stdout.write(`  pipeline done in ${((performance.now() - t0) / 1000).toFixed(0)} s. See the pictures in out/, or the browser page: npm run web → http://127.0.0.1:8080/\n`);
-  model.dispose(); vae.dispose(); data.dispose();
+  const images = new Uint8Array(idx.length * per);
+  idx.forEach((i, j) => images.set(d.images.subarray(i * per, (i + 1) * per), j * per));
+  return { ...d, images, labels: Uint8Array.from(idx, (i) => d.labels[i]), count: idx.length };
 }

@@ -1,53 +1,114 @@
-// `dit sample`: class-conditional samples from a DiT checkpoint (DDPM or DDIM, classifier-free guidance),
-// decoded with a VAE when one is given, written as a PNG grid.
+// `dit sample`: class-conditional samples from a checkpoint or run folder (DDPM or DDIM, classifier-free
+// guidance), decoded by a VAE: a PNG grid, and with --out-dir one PNG per sample in a folder per class.
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { Command } from 'commander';
 import { getDevice, describeAdapter } from '../engine/device.js';
 import { readWeights, ditFromWeights } from '../dit/checkpoint.js';
+import type { DiT } from '../dit/model.js';
+import { loadVae } from '../vae/checkpoint.js';
+import type { AutoencoderKL } from '../vae/model.js';
 import { GaussianDiffusion } from '../diffusion/gaussian.js';
 import { generate } from '../diffusion/sample.js';
-import { toImage, grid, writePng } from '../data/png.js';
-import { scope, noGrad } from '../engine/tensor.js';
-import { scale } from '../kernels/elementwise.js';
-import { loadVae } from '../vae/checkpoint.js';
+import { sampleImages, classLabels } from '../eval/samples.js';
+import { resolveCheckpoint } from '../runs/run.js';
+import { toImage, grid, writePng, type Image } from '../data/png.js';
+import type { ImageDataset } from '../data/dataset.js';
+import { int, num, choice, intList, existing, examples, log, UsageError } from './options.js';
 import { Progress } from './progress.js';
-import type { Args } from './args.js';
 
-export async function runSample(a: Args): Promise<number> {
-  const weights = a.str('weights');
-  if (!weights) { process.stderr.write('dit sample: --weights FILE is required\n'); return 2; }
-  const g = await getDevice();
-  process.stderr.write(`adapter: ${describeAdapter(g.adapter)}\n`);
-  const w = await readWeights(weights, { ema: !a.bool('model') });
+export interface SamplerSource { model: DiT; vae: AutoencoderKL | null; scale: number; classes: string[]; file: string; weights: string; dataset: string | null }
+
+/** A DiT from a checkpoint or run folder, the VAE it names (or `vaeFile`), its latent scale and class names. */
+export async function loadSampler(src: string, which: 'ema' | 'model', vaeFile?: string, scaleFactor?: number): Promise<SamplerSource> {
+  const file = await resolveCheckpoint(src);
+  const w = await readWeights(file, { ema: which === 'ema' });
   const model = ditFromWeights(w);
   model.eval();
-  const c = model.config;
-  const labels = a.list('labels') ?? Array.from({ length: 8 }, (_, i) => i % c.numClasses);
-  const steps = a.num('steps') ?? 250;
-  const sampler = (a.str('sampler') ?? 'ddpm') as 'ddpm' | 'ddim';
-  const diffusion = new GaussianDiffusion({ respacing: sampler === 'ddim' && !a.has('respacing') ? `ddim${steps}` : a.str('respacing') ?? String(steps), learnSigma: c.learnSigma });
-  const cfgScale = a.num('cfg') ?? 4;
-  const progress = new Progress('sampling', diffusion.numTimesteps);
-  const x = await generate(model, diffusion, labels, [c.inChannels, c.inputSize, c.inputSize], {
-    sampler, cfgScale, seed: a.num('seed') ?? 0, nullLabel: c.numClasses, guideAllChannels: a.bool('guide-all'),
-    onStep: ({ step, total }) => progress.update(step + 1 === total ? total : step + 1),
-  });
-  const out = a.str('out') ?? 'samples.png';
-  let images;
-  const vaeFile = a.str('vae');
-  if (vaeFile) {
-    // Latents are scale·z: divide by the DiT checkpoint's scale factor (or --scale-factor, or the VAE's).
-    const vae = await loadVae(vaeFile);
-    const latentScale = a.num('scale-factor') ?? (w.metadata.scale_factor ? Number(w.metadata.scale_factor) : vae.config.scalingFactor);
-    const img = scope(() => noGrad(() => vae.decodeLarge(scale(x, 1 / latentScale), (m) => process.stderr.write(`${m}\n`))));
-    const [, C, H, W] = img.shape;
-    const data = (await img.data()) as Float32Array;
-    images = labels.map((_, i) => toImage(data.subarray(i * C * H * W, (i + 1) * C * H * W), C, H, W));
-  } else {
-    const data = (await x.data()) as Float32Array;
-    const per = c.inChannels * c.inputSize * c.inputSize;
-    images = labels.map((_, i) => toImage(data.subarray(i * per, (i + 1) * per), c.inChannels, c.inputSize, c.inputSize, 'minmax'));
-    process.stderr.write('no --vae: writing the latents (first 3 channels, min–max scaled)\n');
+  const vf = vaeFile ?? w.metadata.vae;
+  const vae = vf ? await loadVae(vf) : null;
+  const scale = scaleFactor ?? (w.metadata.scale_factor ? Number(w.metadata.scale_factor) : vae?.config.scalingFactor ?? 1);
+  const classes: string[] = w.metadata.classes ? JSON.parse(w.metadata.classes) : Array.from({ length: model.config.numClasses }, (_, i) => `class${i}`);
+  return { model, vae, scale, classes, file, weights: w.metadata.weights ?? 'model', dataset: w.metadata.dataset ?? null };
+}
+
+/** Folder name of class k: two-digit index, then the name with anything but letters, digits, '-' and '_' as '-'. */
+export function classFolder(k: number, name: string): string {
+  return `${String(k).padStart(2, '0')}-${name.replace(/[^A-Za-z0-9_-]+/g, '-')}`;
+}
+
+/** Writes `DIR/<class folder>/<index>.png` for every sample (the layout our PNG-folder reader and FID tools read). */
+export async function writeSampleFolder(d: ImageDataset, dir: string): Promise<void> {
+  const per = d.channels * d.height * d.width;
+  const next = new Array(d.classes.length).fill(0);
+  await Promise.all(d.classes.map((c, k) => fs.mkdir(path.join(dir, classFolder(k, c)), { recursive: true })));
+  for (let i = 0; i < d.count; i++) {
+    const k = d.labels[i];
+    await writePng(path.join(dir, classFolder(k, d.classes[k]), `${String(next[k]++).padStart(4, '0')}.png`), imageOf(d, i, per));
   }
-  await writePng(out, grid(images, Math.min(8, labels.length), Math.max(1, Math.floor(128 / images[0].width))));
-  process.stdout.write(`wrote ${out} (${labels.length} samples, labels ${labels.join(',')}, ${sampler} ${diffusion.numTimesteps} steps, cfg ${cfgScale})\n`);
+}
+
+function imageOf(d: ImageDataset, i: number, per: number): Image {
+  return toImage(Float32Array.from(d.images.subarray(i * per, (i + 1) * per), (v) => v / 127.5 - 1), d.channels, d.height, d.width);
+}
+
+/** A grid with one row per requested class (as many columns as samples per class). */
+export async function writeSampleGrid(d: ImageDataset, file: string, perRow: number): Promise<void> {
+  const per = d.channels * d.height * d.width;
+  await writePng(file, grid(Array.from({ length: d.count }, (_, i) => imageOf(d, i, per)), perRow, Math.max(1, Math.floor(64 / d.width))));
+}
+
+interface SampleOpts { weights: string; which: 'ema' | 'model'; vae?: string; labels?: number[]; perClass?: number; steps: number; cfg: number; sampler: 'ddpm' | 'ddim'; seed: number; out: string; outDir?: string; guide: 'all' | 'official'; scaleFactor?: number; batch: number }
+
+export function registerSample(program: Command): void {
+  const cmd = program.command('sample')
+    .description('class-conditional samples from a checkpoint or run folder, decoded by a VAE: a PNG grid (and one PNG per sample with --out-dir)')
+    .addOption(existing('--weights <ckpt-or-run>', 'a checkpoint (.safetensors / .pt) or a run folder (its latest checkpoint)').makeOptionMandatory())
+    .addOption(choice('--which <weights>', 'of a training checkpoint: EMA or raw model weights', ['ema', 'model'], 'ema'))
+    .addOption(existing('--vae <file>', 'the VAE to decode with (default: the one the run used)'))
+    .addOption(intList('--labels <list>', 'class of each sample, e.g. 1,2,3 (default: 8 cycling over the classes)'))
+    .addOption(int('--per-class <n>', 'n samples of every class instead of --labels', { min: 1 }))
+    .addOption(int('--steps <n>', 'sampling steps (respaced from 1000)', { min: 1, max: 1000, def: 250 }))
+    .addOption(num('--cfg <scale>', 'classifier-free guidance scale (1: none)', { min: 0, def: 4 }))
+    .addOption(choice('--sampler <name>', 'DDPM (ancestral) or DDIM (η = 0)', ['ddpm', 'ddim'], 'ddpm'))
+    .addOption(choice('--guide <channels>', 'guide all latent channels, or only the first three as the official sample.py', ['all', 'official'], 'all'))
+    .addOption(int('--seed <n>', 'noise seed', { min: 0, def: 0 }))
+    .addOption(int('--batch <n>', 'samples per GPU batch', { min: 1, def: 200 }))
+    .addOption(num('--scale-factor <x>', 'latent scale (default: the checkpoint\'s, else the VAE\'s)', { above: 0 }))
+    .option('--out <file.png>', 'the grid', 'samples.png')
+    .option('--out-dir <dir>', 'also write one PNG per sample: <dir>/<two-digit class>-<name>/<index>.png')
+    .action(async (o: SampleOpts) => { process.exitCode = await runSample(o); });
+  examples(cmd, [
+    'dit sample --weights out/runs/quick --per-class 8 --steps 50 --sampler ddim --cfg 3 --out out/samples.png --out-dir out/samples',
+    'dit sample --weights ../shared/reference/dit_tiny_p2.pt --labels 0,1,2 --steps 25 --cfg 4 --out out/tiny-latents.png',
+  ]);
+}
+
+async function runSample(o: SampleOpts): Promise<number> {
+  if (o.labels && o.perClass) throw new UsageError('give --labels or --per-class, not both');
+  const g = await getDevice();
+  log(`adapter: ${describeAdapter(g.adapter)}`);
+  const s = await loadSampler(o.weights, o.which, o.vae, o.scaleFactor);
+  const K = s.model.config.numClasses;
+  const labels = o.perClass ? classLabels(K, o.perClass) : o.labels ?? Array.from({ length: 8 }, (_, i) => i % K);
+  const badLabel = labels.find((l) => l >= K);
+  if (badLabel !== undefined) throw new UsageError(`--labels: ${badLabel} is not a class of this model (0–${K - 1})`);
+  log(`${s.file} (${s.weights} weights): ${labels.length} samples, ${o.sampler} ${o.steps} steps, guidance ${o.cfg} on ${o.guide} channels`);
+  const progress = new Progress('sampling', labels.length);
+  if (!s.vae) {
+    if (o.outDir) throw new UsageError('--out-dir needs a VAE to decode with (--vae)');
+    // No VAE: the latents themselves, first three channels min–max scaled.
+    const c = s.model.config;
+    const diffusion = new GaussianDiffusion({ respacing: o.sampler === 'ddim' ? `ddim${o.steps}` : String(o.steps), learnSigma: c.learnSigma });
+    const x = await generate(s.model, diffusion, labels, [c.inChannels, c.inputSize, c.inputSize], { sampler: o.sampler, cfgScale: o.cfg, seed: o.seed, nullLabel: K, guideAllChannels: o.guide === 'all' });
+    const data = (await x.data()) as Float32Array, per = c.inChannels * c.inputSize * c.inputSize;
+    await writePng(o.out, grid(labels.map((_, i) => toImage(data.subarray(i * per, (i + 1) * per), c.inChannels, c.inputSize, c.inputSize, 'minmax')), Math.min(8, labels.length), 4));
+    log('no --vae: wrote the latents (first 3 channels, min–max scaled)');
+  } else {
+    const d = await sampleImages(s.model, s.vae, s.scale, labels, s.classes, { sampler: o.sampler, steps: o.steps, cfg: o.cfg, seed: o.seed, guideAllChannels: o.guide === 'all', batch: o.batch, onProgress: (n) => progress.update(n) });
+    await writeSampleGrid(d, o.out, o.perClass ?? Math.min(8, labels.length));
+    if (o.outDir) await writeSampleFolder(d, o.outDir);
+  }
+  process.stdout.write(`wrote ${o.out}${o.outDir ? ` and ${labels.length} PNGs under ${o.outDir}/` : ''} (${labels.length} samples, ${o.sampler} ${o.steps} steps, cfg ${o.cfg})\n`);
   return 0;
 }

@@ -1,65 +1,166 @@
-// `dit train`: a DiT on a latent cache (from `dit vae encode`), then a grid of class-conditional samples
-// decoded by the VAE. Prints loss and speed as it goes; checkpoints atomically.
+// `dit train`: a DiT on a latent cache, in a run folder (config, metrics, checkpoints, loss and sample
+// pictures), resumable exactly, stopped by a non-finite loss before it can overwrite a good checkpoint.
+import * as path from 'node:path';
+import { Command } from 'commander';
 import { getDevice, describeAdapter } from '../engine/device.js';
-import { scope, noGrad } from '../engine/tensor.js';
 import { readSafetensors } from '../engine/safetensors.js';
 import { DiT } from '../dit/model.js';
-import { ditConfig, DIT_MODEL_NAMES, type DiTConfig } from '../dit/config.js';
-import { LatentSet, trainDiT, useEma } from '../dit/train.js';
+import { ditConfig, DIT_MODEL_NAMES, type DiTConfig, type Conditioning } from '../dit/config.js';
+import { LatentSet, DiTTrainer, TRAIN_DEFAULTS, type DiTTrainConfig } from '../dit/train.js';
+import { readWeights } from '../dit/checkpoint.js';
+import { PRESETS, PRESET_NAMES, type PresetName } from '../dit/presets.js';
 import { GaussianDiffusion } from '../diffusion/gaussian.js';
-import { generate } from '../diffusion/sample.js';
 import { loadVae } from '../vae/checkpoint.js';
-import { scale } from '../kernels/elementwise.js';
-import { toImage, grid, writePng } from '../data/png.js';
-import type { AutoencoderKL } from '../vae/model.js';
+import { Run, trainLoop, resumeInto, DivergenceError, type RunConfig } from '../runs/run.js';
+import { int, num, choice, existing, examples, log, usage, UsageError } from './options.js';
 import { Progress } from './progress.js';
-import type { Args } from './args.js';
 
-/** The small default for 8×8×4 latents: 16 tokens of width 192, 6 blocks. */
-export function smallDiTConfig(data: LatentSet, a: Args): DiTConfig {
+const CONDITIONINGS: Conditioning[] = ['adaLN-Zero', 'adaLN', 'cross-attention', 'in-context'];
+/** What may change when a run is resumed (everything else comes from its config.json). */
+const RESUMABLE = new Set(['resume', 'steps', 'logEvery', 'checkpointEvery', 'keep', 'sampleEvery', 'vae']);
+
+export interface TrainOpts {
+  preset?: PresetName; latents: string; model?: string; hidden?: number; depth?: number; heads?: number; patch?: number; mlpRatio?: number;
+  conditioning?: Conditioning; learnSigma: boolean; steps?: number; batch?: number; lr?: number; warmup?: number; lrSchedule?: 'constant' | 'cosine';
+  weightDecay?: number; clipGrad?: number; ema?: number; emaWarmup: boolean; seed: number; run?: string; resume?: string; init?: string;
+  which: 'ema' | 'model'; logEvery: number; checkpointEvery: number; keep: number; sampleEvery: number; samplesPerClass: number; vae?: string; cfg?: number;
+}
+
+export function registerTrain(program: Command): void {
+  const cmd = program.command('train')
+    .description('train a DiT on a latent cache (from `dit vae encode`) in a run folder; resumable')
+    .addOption(choice('--preset <name>', `a tested configuration (${PRESET_NAMES.map((n) => `${n}: ${PRESETS[n].description}`).join('; ')}); flags override it`, PRESET_NAMES))
+    .addOption(existing('--latents <file>', 'the latent cache (safetensors: mean, logvar, labels)').default('out/latents.safetensors'))
+    .addOption(choice('--model <name>', 'a named DiT config (its width, depth, heads, patch)', DIT_MODEL_NAMES))
+    .addOption(int('--hidden <n>', 'hidden size D', { min: 8 }))
+    .addOption(int('--depth <n>', 'number of DiT blocks', { min: 1 }))
+    .addOption(int('--heads <n>', 'attention heads (must divide D)', { min: 1 }))
+    .addOption(int('--patch <n>', 'patch size (must divide the latent side)', { min: 1 }))
+    .addOption(num('--mlp-ratio <r>', 'MLP width / D', { above: 0 }))
+    .addOption(choice('--conditioning <design>', 'the paper\'s conditioning design', CONDITIONINGS))
+    .option('--no-learn-sigma', 'predict ε only (fixed variance, MSE loss) instead of ε and the variance')
+    .addOption(int('--steps <n>', `total training steps (resuming: the new total) [default: preset's, else ${TRAIN_DEFAULTS.steps}]`, { min: 1 }))
+    .addOption(int('--batch <n>', `batch size [default: preset's, else ${TRAIN_DEFAULTS.batch}]`, { min: 1 }))
+    .addOption(num('--lr <x>', `peak learning rate [default: preset's, else ${TRAIN_DEFAULTS.lr}]`, { above: 0 }))
+    .addOption(int('--warmup <n>', 'linear learning-rate warm-up steps', { min: 0 }))
+    .addOption(choice('--lr-schedule <kind>', 'after warm-up: constant, or cosine decay to 10%', ['constant', 'cosine']))
+    .addOption(num('--weight-decay <x>', 'AdamW decoupled weight decay', { min: 0 }))
+    .addOption(num('--clip-grad <norm>', 'clip the global gradient norm to this', { above: 0 }))
+    .addOption(num('--ema <decay>', 'EMA decay', { min: 0, max: 1 }))
+    .option('--no-ema-warmup', 'a fixed EMA decay from the start (official; poor for short runs)')
+    .addOption(int('--seed <n>', 'seed of the model init and of every random stream', { min: 0, def: 0 }))
+    .option('--run <dir>', 'the run folder (default out/runs/<time>)')
+    .addOption(existing('--resume <dir>', 'continue the run in <dir> from its latest checkpoint (with --steps as the new total)'))
+    .addOption(existing('--init <ckpt>', 'start from these weights (.safetensors or .pt; released, exported or a run\'s checkpoint)'))
+    .addOption(choice('--which <weights>', 'with --init from a training checkpoint: its EMA or raw model weights', ['ema', 'model'], 'ema'))
+    .addOption(int('--log-every <n>', 'log metrics every n steps', { min: 1, def: 25 }))
+    .addOption(int('--checkpoint-every <n>', 'checkpoint every n steps (and at the end)', { min: 1, def: 500 }))
+    .addOption(int('--keep <n>', 'keep the newest n checkpoints', { min: 1, def: 3 }))
+    .addOption(int('--sample-every <n>', 'sample pictures every n steps (0: at the end only; needs --vae)', { min: 0, def: 500 }))
+    .addOption(int('--samples-per-class <n>', 'samples per class in each picture', { min: 1, def: 6 }))
+    .addOption(existing('--vae <file>', 'the VAE that decodes sample pictures'))
+    .addOption(num('--cfg <scale>', 'guidance scale of the sample pictures [default: the preset\'s, else 3]', { min: 0 }))
+    .action(async (o: TrainOpts, c: Command) => { process.exitCode = await runTrain(o, c); });
+  examples(cmd, [
+    'dit train --preset quick --latents out/latents.safetensors --vae out/vae-small.safetensors',
+    'dit train --model DiT-S/2 --steps 2000 --run out/runs/s2',
+    'dit train --resume out/runs/s2 --steps 4000',
+  ]);
+}
+
+const set = (c: Command, k: string) => c.getOptionValueSource(k) === 'cli';
+
+/** The model and training configs from preset, flags and the data (flags win). */
+export function buildConfigs(o: TrainOpts, c: Command, data: LatentSet): { model: DiTConfig; train: DiTTrainConfig } {
+  const preset = o.preset ? PRESETS[o.preset] : null;
   const [C, h] = data.shape;
-  const name = a.str('model');
-  const over: Partial<DiTConfig> = { inputSize: h, inChannels: C, numClasses: Math.max(data.classes.length, Math.max(...data.labels) + 1) };
-  if (name && DIT_MODEL_NAMES.includes(name)) return ditConfig(name, over);
-  return ditConfig(undefined, { ...over, patchSize: a.num('patch') ?? 2, hiddenSize: a.num('hidden') ?? 192, depth: a.num('depth') ?? 6, numHeads: a.num('heads') ?? 6 });
+  const named = o.model ? ditConfig(o.model) : null;
+  const base: Partial<DiTConfig> = { ...(named ? { hiddenSize: named.hiddenSize, depth: named.depth, numHeads: named.numHeads, patchSize: named.patchSize } : preset?.model ?? { hiddenSize: 192, depth: 6, numHeads: 6, patchSize: 2 }) };
+  const model = usage(() => ditConfig(undefined, {
+    ...base, inputSize: h, inChannels: C, numClasses: data.numClasses,
+    ...(o.hidden !== undefined ? { hiddenSize: o.hidden } : {}), ...(o.depth !== undefined ? { depth: o.depth } : {}),
+    ...(o.heads !== undefined ? { numHeads: o.heads } : {}), ...(o.patch !== undefined ? { patchSize: o.patch } : {}),
+    ...(o.mlpRatio !== undefined ? { mlpRatio: o.mlpRatio } : {}), ...(o.conditioning ? { conditioning: o.conditioning } : {}),
+    learnSigma: o.learnSigma,
+  }));
+  const p: Partial<DiTTrainConfig> = preset?.train ?? {};
+  const pick = <K extends keyof DiTTrainConfig>(k: K, v: DiTTrainConfig[K] | undefined): DiTTrainConfig[K] => v ?? (p[k] as DiTTrainConfig[K] | undefined) ?? TRAIN_DEFAULTS[k];
+  const train: DiTTrainConfig = {
+    steps: pick('steps', o.steps), batch: pick('batch', o.batch), lr: pick('lr', o.lr), warmup: pick('warmup', o.warmup),
+    lrSchedule: pick('lrSchedule', o.lrSchedule), minLrRatio: TRAIN_DEFAULTS.minLrRatio, weightDecay: pick('weightDecay', o.weightDecay),
+    clipGrad: o.clipGrad ?? p.clipGrad ?? null, emaDecay: pick('emaDecay', o.ema), emaWarmup: set(c, 'emaWarmup') ? o.emaWarmup : (p.emaWarmup ?? TRAIN_DEFAULTS.emaWarmup), seed: o.seed,
+  };
+  return { model, train };
 }
 
-export async function sampleGrid(model: DiT, vae: AutoencoderKL, latentScale: number, classes: string[], file: string, opts: { steps?: number; cfg?: number; perClass?: number; seed?: number } = {}): Promise<void> {
-  const c = model.config;
-  const per = opts.perClass ?? 8;
-  const labels = Array.from({ length: c.numClasses * per }, (_, i) => Math.floor(i / per));
-  const diffusion = new GaussianDiffusion({ respacing: `ddim${opts.steps ?? 50}`, learnSigma: c.learnSigma });
-  const progress = new Progress('  sampling', diffusion.numTimesteps);
-  model.eval();
-  const z = await generate(model, diffusion, labels, [c.inChannels, c.inputSize, c.inputSize], { sampler: 'ddim', cfgScale: opts.cfg ?? 3, nullLabel: c.numClasses, seed: opts.seed ?? 0, onStep: ({ step }) => progress.update(step + 1) });
-  const x = scope(() => noGrad(() => vae.decodeLarge(scale(z, 1 / latentScale), (m) => process.stderr.write(`${m}\n`))));
-  const data = (await x.data()) as Float32Array;
-  const [, C, H, W] = x.shape;
-  await writePng(file, grid(labels.map((_, i) => toImage(data.subarray(i * C * H * W, (i + 1) * C * H * W), C, H, W)), per, 2));
-  z.dispose(); x.dispose();
-  process.stdout.write(`  wrote ${file}: one row per class (${classes.join(', ')}), ${per} samples each\n`);
+function timestamp(): string {
+  return new Date().toISOString().replace(/[:.]/g, '-').replace('T', '_').slice(0, 19);
 }
 
-export async function runTrain(a: Args): Promise<number> {
-  const g = await getDevice();
-  process.stderr.write(`adapter: ${describeAdapter(g.adapter)}\n`);
-  const latents = a.str('latents') ?? 'out/latents.safetensors';
-  const data = new LatentSet(await readSafetensors(latents));
-  const config = smallDiTConfig(data, a);
-  const model = new DiT(config, {}, a.num('seed') ?? 0);
-  const steps = a.num('steps') ?? 2000;
-  const out = a.str('out') ?? 'out/dit-small.safetensors';
-  process.stderr.write(`DiT ${JSON.stringify({ D: config.hiddenSize, depth: config.depth, heads: config.numHeads, patch: config.patchSize, tokens: (config.inputSize / config.patchSize) ** 2 })}, ${model.numParameters().toLocaleString('en-US')} parameters; ${data.count} latents ${JSON.stringify(data.shape)}, scale ${data.scale.toFixed(4)}; ${steps} steps\n`);
-  const progress = new Progress('training', steps);
-  const r = await trainDiT(model, new GaussianDiffusion({}), data, {
-    steps, batch: a.num('batch') ?? 64, lr: a.num('lr') ?? 3e-4, emaDecay: a.num('ema') ?? 0.999, emaWarmup: a.has('ema-warmup') ? a.bool('ema-warmup') : true, seed: a.num('seed') ?? 0, checkpoint: out, checkpointEvery: 500, logEvery: 25,
-    onLog: (m) => progress.update(m.step, `loss ${m.loss.toFixed(4)}, ${m.stepsPerSec.toFixed(2)} steps/s, ${m.liveMiB.toFixed(0)} MiB live`),
-  });
-  process.stdout.write(`trained ${steps} steps in ${r.seconds.toFixed(0)} s (${(steps / r.seconds).toFixed(2)} steps/s at batch ${a.num('batch') ?? 64}); final loss ${r.lastLoss.toFixed(4)}; wrote ${out} (EMA weights)\n`);
-  const vaeFile = a.str('vae');
-  if (vaeFile) {
-    useEma(model, r.ema);
-    await sampleGrid(model, await loadVae(vaeFile), data.scale, data.classes, out.replace(/\.safetensors$/, '-samples.png'), { cfg: a.num('cfg') ?? 3 });
+async function runTrain(o: TrainOpts, c: Command): Promise<number> {
+  let run: Run;
+  let vaeFile = o.vae ?? null;
+  if (o.resume) {
+    const bad = c.options.map((x) => x.attributeName()).filter((k) => set(c, k) && !RESUMABLE.has(k));
+    if (bad.length) throw new UsageError(`--resume continues a run with its own configuration; these cannot change: ${bad.map((k) => `--${k.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`)}`).join(', ')}`);
+    run = await Run.open(o.resume);
+    for (const k of ['logEvery', 'checkpointEvery', 'keep'] as const) if (set(c, k)) run.config[k] = o[k];
+    if (set(c, 'sampleEvery')) run.config.samples.every = o.sampleEvery;
+    if (o.steps !== undefined) run.config.train.steps = o.steps;
+    vaeFile = o.vae ?? run.config.vae;
+  } else {
+    const data = new LatentSet(await readSafetensors(o.latents));
+    const { model, train } = buildConfigs(o, c, data);
+    if (vaeFile === null) log('no --vae: the run writes no sample pictures');
+    const preset = o.preset ? PRESETS[o.preset] : null;
+    const config: RunConfig = {
+      version: 1, model, train, diffusion: { schedule: 'linear', steps: 1000, learnSigma: model.learnSigma },
+      data: { latents: path.resolve(o.latents), dataset: data.dataset, count: data.count, shape: data.shape, scaleFactor: data.scale, classes: data.classes },
+      vae: vaeFile ? path.resolve(vaeFile) : null, logEvery: o.logEvery, checkpointEvery: o.checkpointEvery, keep: o.keep,
+      samples: { every: o.sampleEvery, perClass: o.samplesPerClass, steps: preset?.sample.steps ?? 50, cfg: o.cfg ?? preset?.sample.cfg ?? 3 },
+      preset: o.preset ?? null, init: o.init ? path.resolve(o.init) : null,
+    };
+    run = await Run.create(o.run ?? path.join('out', 'runs', timestamp()), config);
   }
+  const cfg = run.config;
+  const g = await getDevice();
+  log(`adapter: ${describeAdapter(g.adapter)}`);
+  const data = new LatentSet(await readSafetensors(cfg.data.latents));
+  const model = new DiT(cfg.model, {}, cfg.train.seed);
+  if (cfg.init && !o.resume) {
+    const w = await readWeights(cfg.init, { ema: o.which === 'ema' });
+    model.loadStateDict(w.tensors, { source: cfg.init });
+    log(`initialised from ${cfg.init}${w.metadata.weights ? ` (${w.metadata.weights} weights)` : ''}`);
+  }
+  const trainer = new DiTTrainer(model, new GaussianDiffusion({ learnSigma: cfg.model.learnSigma }), data, cfg.train);
+  if (o.resume) {
+    const from = await resumeInto(run, trainer);
+    if (!from) throw new Error(`${run.dir} has no checkpoint yet: nothing to resume (start it again without --resume)`);
+    await run.truncateMetrics(trainer.step);
+    log(`resumed ${run.dir} at step ${trainer.step} from ${from}; training to step ${cfg.train.steps}`);
+    if (trainer.step >= cfg.train.steps) { log(`already at step ${trainer.step}: give a larger --steps to continue`); return 0; }
+  }
+  const m = cfg.model;
+  log(`DiT D ${m.hiddenSize}, depth ${m.depth}, ${m.numHeads} heads, patch ${m.patchSize} (${(m.inputSize / m.patchSize) ** 2} tokens), ${m.conditioning}, ${model.numParameters().toLocaleString('en-US')} parameters; ${data.count} latents [${data.shape.join(', ')}]; batch ${cfg.train.batch}, lr ${cfg.train.lr}; run folder ${run.dir}`);
+  const vae = vaeFile ? await loadVae(vaeFile) : null;
+  const progress = new Progress('training', cfg.train.steps);
+  const t0 = performance.now(), start = trainer.step;
+  try {
+    await trainLoop(run, trainer, vae, {
+      onMetrics: (x) => progress.update(x.step, `loss ${x.loss.toFixed(4)}, ${x.stepsPerSec.toFixed(2)} steps/s, ${x.imagesPerSec.toFixed(0)} img/s, ${x.liveMiB.toFixed(0)} MiB live`),
+      onCheckpoint: (f) => log(`  checkpoint ${f}`),
+      onPicture: (f) => log(`  samples ${f}`),
+    });
+  } catch (e) {
+    if (!(e instanceof DivergenceError)) throw e;
+    const last = await run.latest();
+    log(`dit train: ${e.message}; stopped. The last good checkpoint is ${last ?? '(none: no checkpoint was written before it)'}. Try a lower --lr or --clip-grad 1.`);
+    return 3;
+  }
+  const secs = (performance.now() - t0) / 1000;
+  process.stdout.write(`trained steps ${start + 1}–${trainer.step} in ${secs.toFixed(0)} s (${((trainer.step - start) / secs).toFixed(2)} steps/s); run folder ${run.dir}: metrics.jsonl, loss.png, checkpoints/ (latest: ${path.basename((await run.latest()) ?? '')})${vae ? `, samples-${trainer.step}.png` : ''}\n`);
+  trainer.dispose();
+  model.dispose();
   return 0;
 }
+

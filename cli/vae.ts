@@ -1,107 +1,145 @@
-// `dit vae train|encode|decode` and `dit data grid`: the VAE on the built-in dataset (or CIFAR-10 / PNG folders).
+// `dit vae train|encode|decode|psnr` and `dit data grid`: the VAE on a dataset (built in, Fashion-MNIST,
+// CIFAR-10 binaries or PNG folders) and the latent cache DiT trains on.
+import { Command } from 'commander';
 import { getDevice, describeAdapter } from '../engine/device.js';
 import { Tensor, scope, noGrad } from '../engine/tensor.js';
 import { readSafetensors } from '../engine/safetensors.js';
-import { syntheticDataset, readCifar10, readPngFolder, writeClassGrid, type ImageDataset } from '../data/dataset.js';
+import { imageBatch, writeClassGrid, subset, type ImageDataset } from '../data/dataset.js';
+import { loadDataset, type DataSpec } from '../data/readers.js';
 import { AutoencoderKL, SMALL_VAE_32, SD_VAE_FT_MSE } from '../vae/model.js';
 import { loadVae } from '../vae/checkpoint.js';
 import { trainVae, encodeDataset, psnr } from '../vae/train.js';
 import { toImage, grid, writePng } from '../data/png.js';
+import { int, num, choice, intList, existing, dataOption, examples, log } from './options.js';
 import { Progress } from './progress.js';
-import type { Args } from './args.js';
 
-/** --data synthetic (default) | cifar10:DIR | folder:DIR */
-export async function loadData(a: Args, split: 'train' | 'test'): Promise<ImageDataset> {
-  const spec = a.str('data') ?? 'synthetic';
-  if (spec === 'synthetic') return syntheticDataset(split, { seed: a.num('data-seed') ?? 0, count: split === 'train' ? a.num('train-count') : a.num('test-count'), onProgress: (m) => process.stderr.write(`${m}\n`) });
-  if (spec.startsWith('cifar10:')) return readCifar10(spec.slice(8), split);
-  if (spec.startsWith('folder:')) return readPngFolder(spec.slice(7));
-  throw new Error(`--data must be synthetic, cifar10:DIR or folder:DIR (got '${spec}')`);
-}
+const loadSplit = (spec: DataSpec, split: 'train' | 'test') => loadDataset(spec, split, { onProgress: (m) => log(`  ${m}`) });
 
-export async function runVae(a: Args): Promise<number> {
-  const [sub] = a.positional;
-  const g = await getDevice();
-  process.stderr.write(`adapter: ${describeAdapter(g.adapter)}\n`);
-  if (sub === 'train') {
-    const train = await loadData(a, 'train'), test = await loadData(a, 'test');
-    const preset = a.str('preset') ?? 'small';
-    const config = preset === 'sd' ? SD_VAE_FT_MSE : { ...SMALL_VAE_32, ...(a.list('channels') ? { blockOutChannels: a.list('channels')! } : {}) };
-    const vae = a.str('resume') ? await loadVae(a.str('resume')!) : new AutoencoderKL(config, a.num('seed') ?? 0);
-    const steps = a.num('steps') ?? 2000;
-    const out = a.str('out') ?? 'out/vae.safetensors';
-    process.stderr.write(`VAE ${JSON.stringify(vae.config.blockOutChannels)}, ${vae.numParameters().toLocaleString('en-US')} parameters; ${train.count} train / ${test.count} test images; ${steps} steps\n`);
-    const progress = new Progress('training', steps);
-    const r = await trainVae(vae, train, test, {
-      steps, batch: a.num('batch') ?? 32, lr: a.num('lr') ?? 1e-3, klWeight: a.num('kl') ?? 1e-6, loss: (a.str('loss') ?? 'l1') as 'l1' | 'mse',
-      evalEvery: a.num('eval-every') ?? 500, evalImages: a.num('eval-images') ?? 1000, checkpoint: out, checkpointEvery: 250, seed: a.num('seed') ?? 0, cosine: a.bool('cosine'),
-      onLog: (m) => { if (m.psnr !== undefined) process.stderr.write(`\nstep ${m.step}: held-out PSNR ${m.psnr.toFixed(2)} dB (${m.secs.toFixed(0)} s)\n`); else progress.update(m.step, `loss ${m.loss!.toFixed(4)}, ${m.liveMiB.toFixed(0)} MiB live`); },
+interface VaeTrainOpts { data: DataSpec; preset: 'small' | 'sd'; channels?: number[]; resume?: string; steps: number; batch: number; lr: number; kl: number; loss: 'l1' | 'mse'; cosine?: boolean; evalEvery: number; evalImages: number; seed: number; out: string }
+
+export function registerVae(program: Command): void {
+  const vae = program.command('vae').description('the VAE: train it, encode a dataset to a latent cache, decode latents, measure reconstruction PSNR');
+
+  const train = vae.command('train').description('train the small VAE (32×32 images → 8×8×4 latents) on a dataset')
+    .addOption(dataOption())
+    .addOption(choice('--preset <name>', 'architecture: small (block widths 32,64,64) or sd (sd-vae-ft-mse)', ['small', 'sd'], 'small'))
+    .addOption(intList('--channels <list>', 'block widths of the small preset, e.g. 32,64,64'))
+    .addOption(existing('--resume <file>', 'continue from these weights (e.g. a second phase with --loss mse)'))
+    .addOption(int('--steps <n>', 'training steps', { min: 1, def: 2000 }))
+    .addOption(int('--batch <n>', 'batch size', { min: 1, def: 32 }))
+    .addOption(num('--lr <x>', 'learning rate', { above: 0, def: 1e-3 }))
+    .addOption(num('--kl <w>', 'KL weight', { min: 0, def: 1e-6 }))
+    .addOption(choice('--loss <kind>', 'reconstruction loss', ['l1', 'mse'], 'l1'))
+    .option('--cosine', 'cosine learning-rate decay to 10% over the run')
+    .addOption(int('--eval-every <n>', 'held-out PSNR every n steps (0: at the end)', { min: 0, def: 500 }))
+    .addOption(int('--eval-images <n>', 'test images for that PSNR', { min: 1, def: 1000 }))
+    .addOption(int('--seed <n>', 'seed', { min: 0, def: 0 }))
+    .option('--out <file>', 'weights file', 'out/vae.safetensors')
+    .action(async (o: VaeTrainOpts) => { process.exitCode = await vaeTrain(o); });
+  examples(train, [
+    'dit vae train --steps 500 --batch 16 --lr 1e-3 --loss l1 --out out/vae-small.safetensors',
+    'dit vae train --resume out/vae-small.safetensors --steps 1000 --batch 16 --lr 5e-4 --loss mse --cosine --out out/vae-small.safetensors',
+  ]);
+
+  const encode = vae.command('encode').description('encode a dataset split into a latent cache (safetensors: mean, logvar, labels; metadata scale_factor, classes, dataset)')
+    .addOption(existing('--weights <file>', 'the VAE').makeOptionMandatory())
+    .addOption(dataOption())
+    .addOption(choice('--split <name>', 'which split', ['train', 'test'], 'train'))
+    .addOption(int('--count <n>', 'encode only the first n images', { min: 1 }))
+    .option('--no-scale-from-data', 'use the VAE\'s configured scaling factor instead of 1/std of the data\'s latents')
+    .option('--out <file>', 'the cache', 'out/latents.safetensors')
+    .action(async (o: { weights: string; data: DataSpec; split: 'train' | 'test'; count?: number; scaleFromData: boolean; out: string }) => {
+      const g = await getDevice();
+      log(`adapter: ${describeAdapter(g.adapter)}`);
+      const v = await loadVae(o.weights);
+      const full = await loadSplit(o.data, o.split);
+      const d = o.count ? subset(full, o.count) : full;
+      const progress = new Progress('encoding', d.count);
+      const r = await encodeDataset(v, d, o.out, { scaleFromData: o.scaleFromData, dataset: o.data.kind, onProgress: (n) => progress.update(n), log });
+      process.stdout.write(`wrote ${o.out}: ${d.count} latents, scale factor ${r.scale.toFixed(5)}\n`);
     });
-    process.stdout.write(`trained ${steps} steps in ${r.seconds.toFixed(0)} s on ${describeAdapter(g.adapter)}; held-out PSNR ${r.psnr.toFixed(2)} dB; wrote ${out}\n`);
-    await reconstructionGrid(vae, test, (a.str('out') ?? 'out/vae.safetensors').replace(/\.safetensors$/, '-recon.png'));
-    return 0;
-  }
-  if (sub === 'encode') {
-    const vae = await loadVae(need(a, 'weights'));
-    const d = await loadData(a, (a.str('split') ?? 'train') as 'train' | 'test');
-    const out = a.str('out') ?? 'out/latents.safetensors';
-    const progress = new Progress('encoding', d.count);
-    const sd = (vae.config.blockOutChannels.length === 4 && vae.config.blockOutChannels[0] === 128);
-    const r = await encodeDataset(vae, d, out, { scaleFromData: a.has('scale-from-data') ? a.bool('scale-from-data') : !sd, onProgress: (n) => progress.update(n), log: (m) => process.stderr.write(`${m}\n`) });
-    process.stdout.write(`wrote ${out}: ${d.count} latents, scale factor ${r.scale.toFixed(5)}\n`);
-    return 0;
-  }
-  if (sub === 'decode') {
-    const vae = await loadVae(need(a, 'weights'));
-    const st = await readSafetensors(need(a, 'latents'));
-    const key = st.has('latents') ? 'latents' : 'mean';
-    const shape = st.shape(key);
-    const n = Math.min(a.num('count') ?? 64, shape[0]);
-    const per = shape.slice(1).reduce((x, y) => x * y, 1);
-    const scale = key === 'mean' ? 1 : Number(st.metadata.scale_factor ?? 1);
-    const z = Tensor.from(st.f32(key).subarray(0, n * per).map((v) => v / scale), [n, ...shape.slice(1)]);
-    const x = scope(() => noGrad(() => vae.decodeLarge(z, (m) => process.stderr.write(`${m}\n`))));
-    const data = (await x.data()) as Float32Array;
-    const [C, H, W] = x.shape.slice(1);
-    const out = a.str('out') ?? 'out/decoded.png';
-    await writePng(out, grid(Array.from({ length: n }, (_, i) => toImage(data.subarray(i * C * H * W, (i + 1) * C * H * W), C, H, W)), 8, 2));
-    process.stdout.write(`wrote ${out}\n`);
-    return 0;
-  }
-  if (sub === 'psnr') {
-    const vae = await loadVae(need(a, 'weights'));
-    const d = await loadData(a, 'test');
-    const n = Math.min(a.num('count') ?? d.count, d.count);
-    const progress = new Progress('reconstructing', n);
-    process.stdout.write(`held-out PSNR ${(await psnr(vae, d, n, 32, (k) => progress.update(k))).toFixed(2)} dB over ${n} images\n`);
-    return 0;
-  }
-  process.stderr.write('usage: dit vae train|encode|decode|psnr [options] (see dit help)\n');
-  return 2;
+  examples(encode, ['dit vae encode --weights out/vae-small.safetensors --count 20000 --out out/latents.safetensors']);
+
+  const decode = vae.command('decode').description('decode latents (a latent cache\'s means, or a `latents` tensor) to a PNG grid')
+    .addOption(existing('--weights <file>', 'the VAE').makeOptionMandatory())
+    .addOption(existing('--latents <file>', 'safetensors with `latents` (scaled) or `mean` (unscaled) [N, C, h, w]').makeOptionMandatory())
+    .addOption(int('--count <n>', 'how many', { min: 1, def: 64 }))
+    .option('--out <file>', 'the grid', 'out/decoded.png')
+    .action(async (o: { weights: string; latents: string; count: number; out: string }) => {
+      await getDevice();
+      const v = await loadVae(o.weights);
+      const st = await readSafetensors(o.latents);
+      const key = st.has('latents') ? 'latents' : 'mean';
+      if (!st.has(key)) throw new Error(`${o.latents}: no 'latents' or 'mean' tensor`);
+      const shape = st.shape(key);
+      const n = Math.min(o.count, shape[0]);
+      const per = shape.slice(1).reduce((x, y) => x * y, 1);
+      const scale = key === 'mean' ? 1 : Number(st.metadata.scale_factor ?? 1);
+      const z = Tensor.from(st.f32(key).subarray(0, n * per).map((x) => x / scale), [n, ...shape.slice(1)]);
+      const x = scope(() => noGrad(() => v.decodeLarge(z, log)));
+      const data = (await x.data()) as Float32Array;
+      const [C, H, W] = x.shape.slice(1);
+      await writePng(o.out, grid(Array.from({ length: n }, (_, i) => toImage(data.subarray(i * C * H * W, (i + 1) * C * H * W), C, H, W)), 8, 2));
+      process.stdout.write(`wrote ${o.out}\n`);
+    });
+  examples(decode, ['dit vae decode --weights out/vae-small.safetensors --latents out/latents.safetensors --count 16']);
+
+  const ps = vae.command('psnr').description('held-out reconstruction PSNR (dB, images in [-1, 1]) over the test split')
+    .addOption(existing('--weights <file>', 'the VAE').makeOptionMandatory())
+    .addOption(dataOption())
+    .addOption(int('--count <n>', 'the first n test images (default: all)', { min: 1 }))
+    .action(async (o: { weights: string; data: DataSpec; count?: number }) => {
+      const g = await getDevice();
+      log(`adapter: ${describeAdapter(g.adapter)}`);
+      const v = await loadVae(o.weights);
+      const d = await loadSplit(o.data, 'test');
+      const n = Math.min(o.count ?? d.count, d.count);
+      const progress = new Progress('reconstructing', n);
+      process.stdout.write(`held-out PSNR ${(await psnr(v, d, n, 32, (k) => progress.update(k))).toFixed(2)} dB over ${n} images\n`);
+    });
+  examples(ps, ['dit vae psnr --weights out/vae-small.safetensors --count 1000']);
 }
 
-function need(a: Args, k: string): string {
-  const v = a.str(k);
-  if (!v) throw new Error(`--${k} is required`);
-  return v;
+async function vaeTrain(o: VaeTrainOpts): Promise<number> {
+  const g = await getDevice();
+  log(`adapter: ${describeAdapter(g.adapter)}`);
+  const train = await loadSplit(o.data, 'train'), test = await loadSplit(o.data, 'test');
+  const config = o.preset === 'sd' ? SD_VAE_FT_MSE : { ...SMALL_VAE_32, inChannels: train.channels, outChannels: train.channels, ...(o.channels ? { blockOutChannels: o.channels } : {}) };
+  const v = o.resume ? await loadVae(o.resume) : new AutoencoderKL(config, o.seed);
+  if (v.config.inChannels !== train.channels) throw new Error(`the VAE takes ${v.config.inChannels}-channel images, ${o.data.kind} has ${train.channels}`);
+  log(`VAE ${JSON.stringify(v.config.blockOutChannels)}, ${v.numParameters().toLocaleString('en-US')} parameters; ${train.count} train / ${test.count} test images; ${o.steps} steps`);
+  const progress = new Progress('training', o.steps);
+  const r = await trainVae(v, train, test, {
+    steps: o.steps, batch: o.batch, lr: o.lr, klWeight: o.kl, loss: o.loss, evalEvery: o.evalEvery, evalImages: o.evalImages, checkpoint: o.out, checkpointEvery: 250, seed: o.seed, cosine: o.cosine,
+    onLog: (m) => { if (m.psnr !== undefined) log(`step ${m.step}: held-out PSNR ${m.psnr.toFixed(2)} dB (${m.secs.toFixed(0)} s)`); else progress.update(m.step, `loss ${m.loss!.toFixed(4)}, ${m.liveMiB.toFixed(0)} MiB live`); },
+  });
+  process.stdout.write(`trained ${o.steps} steps in ${r.seconds.toFixed(0)} s on ${describeAdapter(g.adapter)}; held-out PSNR ${r.psnr.toFixed(2)} dB; wrote ${o.out}\n`);
+  await reconstructionGrid(v, test, o.out.replace(/\.safetensors$/, '-recon.png'));
+  return 0;
 }
 
-/** Originals (odd rows) above their reconstructions (even rows). */
-export async function reconstructionGrid(vae: AutoencoderKL, d: ImageDataset, file: string, n = 8): Promise<void> {
-  const { imageBatch } = await import('../data/dataset.js');
+/** Originals (first row) above their reconstructions (second row). */
+export async function reconstructionGrid(v: AutoencoderKL, d: ImageDataset, file: string, n = 8): Promise<void> {
   const x = imageBatch(d, Array.from({ length: n }, (_, i) => i));
-  const y = scope(() => noGrad(() => vae.forward(x)));
+  const y = scope(() => noGrad(() => v.forward(x)));
   const [xs, ys] = [(await x.data()) as Float32Array, (await y.data()) as Float32Array];
-  const per = 3 * d.height * d.width;
-  const imgs = [...Array.from({ length: n }, (_, i) => toImage(xs.subarray(i * per, (i + 1) * per), 3, d.height, d.width)), ...Array.from({ length: n }, (_, i) => toImage(ys.subarray(i * per, (i + 1) * per), 3, d.height, d.width))];
+  const C = d.channels, per = C * d.height * d.width;
+  const imgs = [...Array.from({ length: n }, (_, i) => toImage(xs.subarray(i * per, (i + 1) * per), C, d.height, d.width)), ...Array.from({ length: n }, (_, i) => toImage(ys.subarray(i * per, (i + 1) * per), C, d.height, d.width))];
+  x.dispose(); y.dispose();
   await writePng(file, grid(imgs, n, 3));
 }
 
-export async function runData(a: Args): Promise<number> {
-  if (a.positional[0] !== 'grid') { process.stderr.write('usage: dit data grid [--data synthetic|cifar10:DIR|folder:DIR] [--out FILE]\n'); return 2; }
-  const d = await loadData(a, (a.str('split') ?? 'train') as 'train' | 'test');
-  const out = a.str('out') ?? 'out/data-grid.png';
-  await writeClassGrid(d, out, a.num('per-class') ?? 10, 3);
-  process.stdout.write(`wrote ${out}: ${d.count} images, classes ${d.classes.join(', ')}\n`);
-  return 0;
+export function registerData(program: Command): void {
+  const data = program.command('data').description('datasets');
+  const g = data.command('grid').description('a PNG grid of images per class')
+    .addOption(dataOption())
+    .addOption(choice('--split <name>', 'which split', ['train', 'test'], 'train'))
+    .addOption(int('--per-class <n>', 'images per class', { min: 1, def: 10 }))
+    .option('--out <file>', 'the grid', 'out/data-grid.png')
+    .action(async (o: { data: DataSpec; split: 'train' | 'test'; perClass: number; out: string }) => {
+      const d = await loadSplit(o.data, o.split);
+      await writeClassGrid(d, o.out, o.perClass, 3);
+      process.stdout.write(`wrote ${o.out}: ${d.count} images, classes ${d.classes.join(', ')}\n`);
+    });
+  examples(g, ['dit data grid --data synthetic --out out/data-grid.png']);
 }

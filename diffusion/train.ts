@@ -20,10 +20,10 @@ export interface TrainLoss extends TrainingLosses {
   t: number[];
 }
 
-/** Draws t uniformly over the (spaced) steps and ε ~ N(0, I) from `gen`, then evaluates the losses. */
-export function trainingLoss(model: Denoiser, diffusion: GaussianDiffusion, batch: TrainBatch, gen: Generator): TrainLoss {
+/** Draws ε ~ N(0, I) from `gen` and t uniformly over the (spaced) steps from `timesteps`, then evaluates the losses. */
+export function trainingLoss(model: Denoiser, diffusion: GaussianDiffusion, batch: TrainBatch, gen: Generator, timesteps: Generator = gen): TrainLoss {
   const B = batch.x0.shape[0];
-  const t = batch.t ? Array.from(batch.t) : Array.from(gen.randHost(B), (u) => Math.min(diffusion.numTimesteps - 1, Math.floor(u * diffusion.numTimesteps)));
+  const t = batch.t ? Array.from(batch.t) : Array.from(timesteps.randHost(B), (u) => Math.min(diffusion.numTimesteps - 1, Math.floor(u * diffusion.numTimesteps)));
   const noise = batch.noise ?? gen.randn(batch.x0.shape);
   const losses = diffusion.trainingLosses((xt, modelT) => model.forward(xt, modelT, batch.y), batch.x0, t, noise);
   return { ...losses, lossMean: mean(losses.loss), t };

@@ -1,9 +1,9 @@
 // DiT checkpoints: safetensors (official names), torch .pt files (released state dicts and training
 // checkpoints), config from file metadata or inferred from tensor shapes, and .pt → safetensors conversion.
-import { type HostTensor } from '../engine/module.js';
+import { type HostTensor } from '../nn/module.js';
 import { TensorSource, openTensors, writeSafetensors, type StWriteTensor } from '../engine/safetensors.js';
 import { loadTorchCheckpoint, stateDictOf, torchTensorF32, type TorchTensor } from '../engine/torchpt.js';
-import { type DiTConfig, ditConfig } from './config.js';
+import { type DiTConfig, ditConfig, DIT_MODEL_NAMES } from './config.js';
 import { DiT } from './model.js';
 
 /** Host tensors by name, from whichever format. */
@@ -14,6 +14,12 @@ const SNAKE: Record<string, keyof DiTConfig> = {
   num_heads: 'numHeads', mlp_ratio: 'mlpRatio', class_dropout_prob: 'classDropoutProb', num_classes: 'numClasses', learn_sigma: 'learnSigma',
   conditioning: 'conditioning',
 };
+
+/** A config as the metadata `config` JSON (official snake_case names, plus `conditioning`). */
+export function configToJson(c: DiTConfig): string {
+  const inv = Object.fromEntries(Object.entries(SNAKE).map(([k, v]) => [v, k]));
+  return JSON.stringify(Object.fromEntries(Object.entries(c).map(([k, v]) => [inv[k] ?? k, v])));
+}
 
 /** The DiT config stored in a file's metadata (official snake_case or ours), if any. */
 export function configFromMetadata(meta: Record<string, string>): Partial<DiTConfig> | null {
@@ -63,7 +69,24 @@ export async function readWeights(file: string, opts: { ema?: boolean } = {}): P
     return { tensors: fromTorch(sd), metadata: {}, source: file };
   }
   const src = await openTensors(file);
+  // A training checkpoint of ours (model weights, `ema.`-prefixed EMA weights, optimizer state): the EMA
+  // weights unless the raw model is asked for.
+  if (src.metadata.format === 'dit-webgpu-train') {
+    const ema = opts.ema !== false;
+    const tensors = new Map<string, HostTensor>();
+    for (const k of src.keys()) {
+      const name = ema ? (k.startsWith('ema.') ? k.slice(4) : null) : (/^(ema|opt)\./.test(k) ? null : k);
+      if (name) tensors.set(name, { shape: src.shape(k), data: src.f32(k) });
+    }
+    return { tensors, metadata: { ...src.metadata, weights: ema ? 'ema' : 'model' }, source: file };
+  }
   return { tensors: weightsFromSource(src), metadata: src.metadata, source: file };
+}
+
+/** Writes weights with the official names, the config and `extra` metadata (atomically). */
+export async function saveWeights(file: string, config: DiTConfig, tensors: Map<string, HostTensor>, extra: Record<string, string> = {}): Promise<void> {
+  const out = new Map<string, StWriteTensor>([...tensors].map(([k, t]) => [k, { shape: t.shape, data: t.data as Float32Array }]));
+  await writeSafetensors(file, out, { format: 'pt', config: configToJson(config), ...extra });
 }
 
 /** The model tensors of a safetensors source (skipping the reference files' inputs/outputs). */
@@ -91,4 +114,62 @@ export async function convertCheckpoint(input: string, output: string, opts: { e
   const out = new Map<string, StWriteTensor>([...w.tensors].map(([k, t]) => [k, { shape: t.shape, data: t.data as Float32Array }]));
   await writeSafetensors(output, out, { format: 'pt', source: input, config: JSON.stringify(config) });
   return { tensors: out.size, config };
+}
+
+/** The official name of a config ('DiT-S/2'), or null for custom widths. */
+export function officialName(c: DiTConfig): string | null {
+  for (const name of DIT_MODEL_NAMES) {
+    const o = ditConfig(name);
+    if (o.hiddenSize === c.hiddenSize && o.depth === c.depth && o.numHeads === c.numHeads && o.patchSize === c.patchSize && c.mlpRatio === 4 && c.conditioning === 'adaLN-Zero') return name;
+  }
+  return null;
+}
+
+/**
+ * Writes a checkpoint as the official train.py does (`torch.save({"model", "ema", "opt", "args"})`) so that
+ * `torch.load` opens it and the official sample.py finds its EMA weights: `model` and `ema` are
+ * OrderedDicts with the official names; `opt` is torch.optim.AdamW's state_dict (params indexed in
+ * model.parameters() order, pos_embed included with no state; `step` a float tensor), written when the
+ * checkpoint holds the moments; `args` is a plain dict (torch.load's weights_only mode accepts it, an
+ * argparse.Namespace it would not) with the official fields plus this project's full config.
+ */
+export async function exportTorch(file: string, out: string): Promise<{ tensors: number; opt: boolean; args: Record<string, unknown> }> {
+  const { serializeTorch, PyOrderedDict, PyFloat, PyTuple } = await import('../engine/torchpt.js');
+  const { readSafetensors } = await import('../engine/safetensors.js');
+  const { writeFileAtomic } = await import('../engine/node.js');
+  const st = await readSafetensors(file);
+  const meta = configFromMetadata(st.metadata);
+  if (!meta) throw new Error(`${file}: no config metadata (export takes this project's checkpoints; convert other files with dit convert first)`);
+  const config = ditConfig(undefined, meta);
+  const training = st.metadata.format === 'dit-webgpu-train';
+  // Our files list the model's tensors in state-dict order (the order they are written in).
+  const names = st.keys().filter((k) => !/^(ema|opt)\./.test(k));
+  const tensorOf = (k: string): TorchTensor => ({ dtype: 'F32', shape: st.shape(k), data: st.f32(k).slice() });
+  const model = new Map<string, unknown>(names.map((n) => [n, tensorOf(n)]));
+  const ema = new Map<string, unknown>(names.map((n) => [n, tensorOf(training ? `ema.${n}` : n)]));
+  const root = new Map<string, unknown>([['model', new PyOrderedDict(model)], ['ema', new PyOrderedDict(ema)]]);
+  const train = training && st.metadata.train ? JSON.parse(st.metadata.train) as { lr: number; weightDecay: number; batch: number; seed: number } : null;
+  const hasOpt = training && names.some((n) => st.has(`opt.m.${n}`));
+  if (hasOpt && train) {
+    const state = new Map<number, unknown>();
+    const step = Number(st.metadata.opt_step);
+    names.forEach((n, i) => {
+      if (!st.has(`opt.m.${n}`)) return;
+      state.set(i, new Map<string, unknown>([['step', { dtype: 'F32', shape: [], data: Float32Array.of(step) } as TorchTensor], ['exp_avg', tensorOf(`opt.m.${n}`)], ['exp_avg_sq', tensorOf(`opt.v.${n}`)]]));
+    });
+    const group = new Map<string, unknown>([
+      ['lr', new PyFloat(train.lr)], ['betas', new PyTuple([new PyFloat(0.9), new PyFloat(0.999)])], ['eps', new PyFloat(1e-8)],
+      ['weight_decay', new PyFloat(train.weightDecay)], ['amsgrad', false], ['foreach', null], ['maximize', false], ['capturable', false],
+      ['differentiable', false], ['fused', null], ['params', names.map((_, i) => i)],
+    ]);
+    root.set('opt', new Map<string, unknown>([['state', state], ['param_groups', [group]]]));
+  }
+  const args: Record<string, unknown> = {
+    model: officialName(config) ?? 'custom', image_size: config.inputSize * 8, num_classes: config.numClasses,
+    ...(train ? { global_batch_size: train.batch, global_seed: train.seed } : {}), vae: 'custom', learn_sigma: config.learnSigma,
+    dit_webgpu_config: configToJson(config), ...(st.metadata.step ? { train_steps: Number(st.metadata.step) } : {}),
+  };
+  root.set('args', new Map(Object.entries(args)));
+  await writeFileAtomic(out, serializeTorch(root));
+  return { tensors: names.length, opt: hasOpt, args };
 }

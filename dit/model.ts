@@ -2,39 +2,20 @@
 // initialisation follow the official PyTorch code (facebookresearch/DiT models.py); the block reads like the
 // paper's Figure 3. Conditioning designs: adaLN-Zero (default), adaLN, cross-attention, in-context.
 import { Tensor, check, fmtShape, noGrad, scope } from '../engine/tensor.js';
-import { Module, ModuleList, init } from '../engine/module.js';
+import { Module, ModuleList, init } from '../nn/module.js';
+import { Linear, LayerNorm } from '../nn/layers.js';
 import { Generator } from '../kernels/random.js';
 import { linear } from '../kernels/matmul.js';
 import { silu, add, map } from '../kernels/elementwise.js';
-import { adaLNModulate, gatedResidual, layerNorm } from '../kernels/layernorm.js';
+import { adaLNModulate, gatedResidual } from '../kernels/layernorm.js';
 import { selfAttention, flashAttention, attentionUnfused, useFlash } from '../kernels/attention.js';
 import { embedding } from '../kernels/embedding.js';
 import { patchify, unpatchify, reshape, chunk, concat, slice } from '../kernels/shape.js';
 import { type DiTConfig, ditConfig, outChannels, numTokens } from './config.js';
 
-class Linear extends Module {
-  readonly weight: Tensor;
-  readonly bias: Tensor;
-  constructor(inF: number, outF: number, gen: Generator) {
-    super();
-    // Official init: xavier_uniform weights, zero biases (overridden below where DiT does).
-    this.weight = this.param('weight', init.xavierUniform([outF, inF], gen));
-    this.bias = this.param('bias', init.zeros([outF]));
-  }
-  forward(x: Tensor, opts: { activation?: 'gelu' | 'silu' } = {}): Tensor {
-    return linear(x, this.weight, this.bias, opts);
-  }
-}
-
-class LayerNormAffine extends Module {
-  readonly weight: Tensor;
-  readonly bias: Tensor;
-  constructor(D: number) {
-    super();
-    this.weight = this.param('weight', map('T(1.0)', {}, { out: Tensor.empty([D]) }));
-    this.bias = this.param('bias', init.zeros([D]));
-  }
-  forward(x: Tensor): Tensor { return layerNorm(x, this.weight, this.bias, 1e-6); }
+/** DiT's linears: xavier_uniform weights, zero biases (`_basic_init`; overridden below where DiT does). */
+class DiTLinear extends Linear {
+  constructor(inF: number, outF: number, gen: Generator) { super(inF, outF, gen, 'xavier'); }
 }
 
 /** A Sequential(SiLU, Linear) whose linear is named `.1` (as `adaLN_modulation.1`). */
@@ -42,7 +23,7 @@ class SiluLinear extends Module {
   readonly lin: Linear;
   constructor(inF: number, outF: number, gen: Generator) {
     super();
-    this.lin = this.module('1', new Linear(inF, outF, gen));
+    this.lin = this.module('1', new DiTLinear(inF, outF, gen));
   }
 }
 
@@ -71,8 +52,8 @@ class TimestepEmbedder extends Module {
     super();
     // Sequential(Linear, SiLU, Linear): parameters at mlp.0 and mlp.2.
     const mlp = this.module('mlp', new Module());
-    this.mlp0 = mlp.module('0', new Linear(freqDim, D, gen));
-    this.mlp2 = mlp.module('2', new Linear(D, D, gen));
+    this.mlp0 = mlp.module('0', new DiTLinear(freqDim, D, gen));
+    this.mlp2 = mlp.module('2', new DiTLinear(D, D, gen));
   }
   forward(t: ArrayLike<number>): Tensor {
     const freq = Tensor.from(timestepFrequencies(t, this.freqDim), [t.length, this.freqDim]);
@@ -130,8 +111,8 @@ class Attention extends Module {
   readonly proj: Linear;
   constructor(D: number, readonly heads: number, gen: Generator) {
     super();
-    this.qkv = this.module('qkv', new Linear(D, 3 * D, gen));
-    this.proj = this.module('proj', new Linear(D, D, gen));
+    this.qkv = this.module('qkv', new DiTLinear(D, 3 * D, gen));
+    this.proj = this.module('proj', new DiTLinear(D, D, gen));
   }
   forward(x: Tensor): Tensor {
     return this.proj.forward(selfAttention(this.qkv.forward(x), this.heads));
@@ -144,9 +125,9 @@ class CrossAttention extends Module {
   readonly proj: Linear;
   constructor(D: number, readonly heads: number, gen: Generator) {
     super();
-    this.q = this.module('q', new Linear(D, D, gen));
-    this.kv = this.module('kv', new Linear(D, 2 * D, gen));
-    this.proj = this.module('proj', new Linear(D, D, gen));
+    this.q = this.module('q', new DiTLinear(D, D, gen));
+    this.kv = this.module('kv', new DiTLinear(D, 2 * D, gen));
+    this.proj = this.module('proj', new DiTLinear(D, D, gen));
   }
   /** x [B, T, D] attends to the condition sequence cond [B, S, D]. */
   forward(x: Tensor, cond: Tensor): Tensor {
@@ -163,8 +144,8 @@ class Mlp extends Module {
   readonly fc2: Linear;
   constructor(D: number, hidden: number, gen: Generator) {
     super();
-    this.fc1 = this.module('fc1', new Linear(D, hidden, gen));
-    this.fc2 = this.module('fc2', new Linear(hidden, D, gen));
+    this.fc1 = this.module('fc1', new DiTLinear(D, hidden, gen));
+    this.fc2 = this.module('fc2', new DiTLinear(hidden, D, gen));
   }
   /** fc2(GELU_tanh(fc1(x))), the GELU fused into fc1's epilogue. */
   forward(x: Tensor): Tensor { return this.fc2.forward(this.fc1.forward(x, { activation: 'gelu' })); }
@@ -181,18 +162,18 @@ export class DiTBlock extends Module {
   readonly attn: Attention;
   readonly mlp: Mlp;
   readonly adaLN?: SiluLinear;
-  readonly norms: LayerNormAffine[] = [];
+  readonly norms: LayerNorm[] = [];
   readonly crossAttn?: CrossAttention;
   constructor(D: number, heads: number, mlpRatio: number, readonly conditioning: DiTConfig['conditioning'], gen: Generator) {
     super();
     const modulated = conditioning === 'adaLN-Zero' || conditioning === 'adaLN';
-    if (!modulated) this.norms.push(this.module('norm1', new LayerNormAffine(D)));
+    if (!modulated) this.norms.push(this.module('norm1', new LayerNorm(D, 1e-6)));
     this.attn = this.module('attn', new Attention(D, heads, gen));
     if (conditioning === 'cross-attention') {
-      this.norms.push(this.module('norm2', new LayerNormAffine(D)));
+      this.norms.push(this.module('norm2', new LayerNorm(D, 1e-6)));
       this.crossAttn = this.module('cross_attn', new CrossAttention(D, heads, gen));
     }
-    if (!modulated) this.norms.push(this.module(conditioning === 'cross-attention' ? 'norm3' : 'norm2', new LayerNormAffine(D)));
+    if (!modulated) this.norms.push(this.module(conditioning === 'cross-attention' ? 'norm3' : 'norm2', new LayerNorm(D, 1e-6)));
     this.mlp = this.module('mlp', new Mlp(D, Math.round(D * mlpRatio), gen));
     if (modulated) this.adaLN = this.module('adaLN_modulation', new SiluLinear(D, (conditioning === 'adaLN-Zero' ? 6 : 4) * D, gen));
   }
@@ -225,11 +206,11 @@ export class DiTBlock extends Module {
 class FinalLayer extends Module {
   readonly linear: Linear;
   readonly adaLN?: SiluLinear;
-  readonly norm?: LayerNormAffine;
+  readonly norm?: LayerNorm;
   constructor(D: number, patch: number, outC: number, modulated: boolean, gen: Generator) {
     super();
-    if (!modulated) this.norm = this.module('norm_final', new LayerNormAffine(D));
-    this.linear = this.module('linear', new Linear(D, patch * patch * outC, gen));
+    if (!modulated) this.norm = this.module('norm_final', new LayerNorm(D, 1e-6));
+    this.linear = this.module('linear', new DiTLinear(D, patch * patch * outC, gen));
     if (modulated) this.adaLN = this.module('adaLN_modulation', new SiluLinear(D, 2 * D, gen));
   }
   /** shift, scale = Linear(SiLU(c)) (shift first); Linear(modulate(LN(x), shift, scale)). */

@@ -1,124 +1,268 @@
 // DiT training as train.py: latents are posterior samples of the cached VAE moments times the scale factor,
-// t ~ U{0..T−1}, loss = (MSE + VLB).mean(), AdamW (lr 1e-4, no weight decay by default), EMA of all weights,
-// label dropout 0.1 in training mode. The latent cache lives on the GPU; batches are gathered there.
-import { Tensor, scope, noGrad, keep, memory } from '../engine/tensor.js';
+// t ~ U{0..T−1}, loss = (MSE + VLB).mean(), AdamW, an EMA of every weight, label dropout for guidance.
+// Everything a run needs to continue exactly — weights, EMA, AdamW's moments and step, the position of every
+// random stream — goes into one checkpoint, so `resume` reproduces an uninterrupted run bit for bit.
+import { Tensor, scope, noGrad, keep, memory, check } from '../engine/tensor.js';
+import { gpu } from '../engine/device.js';
 import { backward } from '../engine/autograd.js';
-import { AdamW, EMA } from '../engine/optim.js';
-import { Safetensors, writeSafetensors, type StWriteTensor } from '../engine/safetensors.js';
-import { embedding } from '../kernels/embedding.js';
+import type { Safetensors, StWriteTensor } from '../engine/safetensors.js';
+import { AdamW, EMA, learningRate, type LrSchedule } from '../nn/optim.js';
 import { map } from '../kernels/elementwise.js';
-import { reshape } from '../kernels/shape.js';
+import { mean } from '../kernels/reduce.js';
+import { globalNorm } from '../kernels/optim.js';
 import { Generator } from '../kernels/random.js';
 import { GaussianDiffusion } from '../diffusion/gaussian.js';
 import { trainingLoss } from '../diffusion/train.js';
 import { DiT } from './model.js';
+import { configToJson } from './checkpoint.js';
 
-/** A latent cache (from `dit vae encode`) on the GPU. */
+/**
+ * A latent cache (from `dit vae encode`): the posterior moments `mean`, `logvar` [N, C, h, w] and `labels`
+ * [N], metadata `scale_factor` and `classes` (JSON). Kept on the CPU (any size); each batch is gathered
+ * there and uploaded, and the posterior sample is drawn on the GPU.
+ */
 export class LatentSet {
   readonly count: number;
   readonly shape: [number, number, number];
   readonly labels: Int32Array;
   readonly scale: number;
   readonly classes: string[];
-  private readonly mean: Tensor;
-  private readonly std: Tensor;
+  /** The dataset the latents encode ('synthetic', 'fashion-mnist', …), when the cache records it. */
+  readonly dataset: string | null;
+  readonly per: number;
+  private readonly mean: Float32Array;
+  private readonly std: Float32Array;
 
   constructor(st: Safetensors) {
+    for (const k of ['mean', 'logvar', 'labels']) check(st.has(k), 'LatentSet', `${st.source}: no '${k}' tensor (a latent cache holds mean, logvar and labels; see dit vae encode)`);
     const s = st.shape('mean');
+    check(s.length === 4 && st.shape('logvar').join() === s.join() && st.shape('labels')[0] === s[0], 'LatentSet', `${st.source}: mean ${JSON.stringify(s)}, logvar ${JSON.stringify(st.shape('logvar'))} and labels ${JSON.stringify(st.shape('labels'))} do not describe N latents [N, C, h, w]`);
     this.count = s[0];
     this.shape = [s[1], s[2], s[3]];
-    const per = s[1] * s[2] * s[3];
-    this.mean = keep(Tensor.from(st.f32('mean'), [this.count, per]));
-    const lv = st.f32('logvar');
-    this.std = keep(Tensor.from(Float32Array.from(lv, (v) => Math.exp(0.5 * v)), [this.count, per]));
+    this.per = s[1] * s[2] * s[3];
+    this.mean = st.f32('mean');
+    this.std = Float32Array.from(st.f32('logvar'), (v) => Math.exp(0.5 * Math.max(-30, Math.min(20, v))));
     this.labels = Int32Array.from(st.ints('labels'));
     this.scale = Number(st.metadata.scale_factor ?? 1);
     this.classes = JSON.parse(st.metadata.classes ?? '[]');
+    this.dataset = st.metadata.dataset ?? null;
+    check(Number.isFinite(this.scale) && this.scale > 0, 'LatentSet', `${st.source}: scale_factor '${st.metadata.scale_factor}' is not a positive number`);
   }
 
-  /** scale·(mean + std·ε) for the samples `idx`: [B, C, h, w]. */
+  get numClasses(): number { return Math.max(this.classes.length, ...this.labels) + (this.classes.length ? 0 : 1); }
+
+  /** scale·(mean + std·ε) for the samples `idx`, ε from `gen`: [B, C, h, w]. */
   batch(idx: number[], gen: Generator): Tensor {
-    const i = Tensor.from(Int32Array.from(idx), [idx.length]);
-    const m = embedding(this.mean, i), s = embedding(this.std, i);
-    const z = map('(m + s * e) * p', { m, s, e: gen.randn(m.shape) }, { label: 'latentSample', p: this.scale });
-    return reshape(z, [idx.length, ...this.shape]);
+    const B = idx.length, per = this.per;
+    const m = new Float32Array(B * per), s = new Float32Array(B * per);
+    idx.forEach((i, b) => { m.set(this.mean.subarray(i * per, (i + 1) * per), b * per); s.set(this.std.subarray(i * per, (i + 1) * per), b * per); });
+    const shape = [B, ...this.shape];
+    return map('(m + s * e) * p', { m: Tensor.from(m, shape), s: Tensor.from(s, shape), e: gen.randn(shape) }, { label: 'latentSample', p: this.scale });
   }
-
-  dispose(): void { this.mean.dispose(); this.std.dispose(); }
 }
 
-export interface DiTTrainOptions {
+export interface DiTTrainConfig {
+  /** Total steps of the run (a resumed run continues to this). */
   steps: number;
-  batch?: number;
-  lr?: number;
-  weightDecay?: number;
-  emaDecay?: number;
+  batch: number;
+  lr: number;
+  /** Linear warm-up steps, then constant or cosine decay (to `minLrRatio`·lr). */
+  warmup: number;
+  lrSchedule: 'constant' | 'cosine';
+  minLrRatio: number;
+  weightDecay: number;
+  /** Global gradient-norm clipping (null: off). */
+  clipGrad: number | null;
+  emaDecay: number;
   /**
-   * Warm the EMA decay up as min(decay, (1 + step) / (10 + step)) (default true). The official fixed 0.9999
-   * assumes ~400k steps; over a short run a fixed decay keeps a large share of the initial weights (0.999 over
-   * 1500 steps: 22%, with the zero-initialised adaLN and final layers), and such an average samples badly.
+   * Warm the EMA decay up as min(decay, (1 + step) / (10 + step)). The official fixed 0.9999 assumes ~400k
+   * steps; over a short run a fixed decay keeps a large share of the initial weights (0.999 over 1500 steps:
+   * 22%, with the zero-initialised adaLN and final layers), and such an average samples badly.
    */
-  emaWarmup?: boolean;
-  seed?: number;
-  logEvery?: number;
-  checkpoint?: string;
-  checkpointEvery?: number;
-  onLog?: (m: { step: number; loss: number; secs: number; liveMiB: number; stepsPerSec: number }) => void;
+  emaWarmup: boolean;
+  seed: number;
 }
 
-export async function trainDiT(model: DiT, diffusion: GaussianDiffusion, data: LatentSet, o: DiTTrainOptions): Promise<{ ema: EMA; seconds: number; lastLoss: number }> {
-  const B = o.batch ?? 64, seed = o.seed ?? 0, logEvery = o.logEvery ?? 50;
-  const opt = new AdamW(model.parameters(), { lr: o.lr ?? 1e-4, weightDecay: o.weightDecay ?? 0 });
-  // EMA over every named tensor (pos_embed too), initialised to the weights (update_ema(decay=0)).
-  const named = model.namedTensors();
-  const ema = new EMA(named.map(([, t]) => t), o.emaDecay ?? 0.9999);
-  const gen = new Generator(seed);
-  const order = new Generator(seed + 1);
-  const t0 = performance.now();
-  let last = NaN, lastLogStep = 0, lastLogTime = t0;
-  model.train();
-  for (let step = 1; step <= o.steps; step++) {
-    const idx = Array.from(order.randHost(B), (u) => Math.floor(u * data.count));
-    const y = idx.map((i) => data.labels[i]);
-    const loss = scope(() => {
-      const x0 = data.batch(idx, gen);
-      const l = trainingLoss(model, diffusion, { x0, y }, gen).lossMean;
-      backward(l);
-      opt.step();
-      opt.zeroGrad();
-      return l;
+export const TRAIN_DEFAULTS: DiTTrainConfig = {
+  steps: 2000, batch: 64, lr: 1e-4, warmup: 0, lrSchedule: 'constant', minLrRatio: 0.1, weightDecay: 0,
+  clipGrad: null, emaDecay: 0.9999, emaWarmup: true, seed: 0,
+};
+
+/** Independent random streams of a run, each a Philox key derived from the seed and the stream's role. */
+const STREAMS = ['noise', 'timesteps', 'order', 'labelDrop'] as const;
+type Stream = typeof STREAMS[number];
+export function streamSeed(seed: number, stream: Stream): number {
+  let h = (seed >>> 0) ^ 0x9e3779b9;
+  for (const ch of stream) h = Math.imul(h ^ ch.charCodeAt(0), 0x01000193) >>> 0;
+  return h;
+}
+
+export interface StepMetrics {
+  step: number; loss: number; mse: number; vb: number | null; lr: number; gradNorm: number;
+  stepsPerSec: number; imagesPerSec: number; liveMiB: number;
+}
+
+/** A non-finite loss or gradient norm: the run stops at the step it names. */
+export class DivergenceError extends Error {
+  constructor(readonly step: number) {
+    super(`training diverged: the loss or gradient norm became non-finite at step ${step}`);
+  }
+}
+
+/**
+ * One DiT training run's state and its step. `step` counts finished steps; `checkpoint()` / `restore()`
+ * round-trip everything the next step depends on.
+ */
+export class DiTTrainer {
+  step = 0;
+  readonly opt: AdamW;
+  readonly ema: EMA;
+  readonly gens: Record<Stream, Generator>;
+  /** 0, or the first step whose loss or gradient norm was non-finite (on the GPU: read only at sync points). */
+  private readonly badStep: Tensor;
+  private readonly schedule: LrSchedule;
+  private last: { loss: Tensor; mse: Tensor; vb: Tensor | null; gradNorm: Tensor | null } | null = null;
+  private lastTime = performance.now();
+  private lastStep = 0;
+
+  constructor(readonly model: DiT, readonly diffusion: GaussianDiffusion, readonly data: LatentSet, readonly config: DiTTrainConfig) {
+    const c = config;
+    check(Number.isInteger(c.batch) && c.batch >= 1, 'DiTTrainer', `batch must be a positive integer, got ${c.batch}`);
+    check(c.lr > 0 && Number.isFinite(c.lr), 'DiTTrainer', `lr must be positive, got ${c.lr}`);
+    check(data.shape[0] === model.config.inChannels && data.shape[1] === model.config.inputSize && data.shape[2] === model.config.inputSize, 'DiTTrainer',
+      `latents [${data.shape.join(', ')}] do not fit the model's input [${model.config.inChannels}, ${model.config.inputSize}, ${model.config.inputSize}]`);
+    check(Math.max(...data.labels) < model.config.numClasses, 'DiTTrainer', `the latents have labels up to ${Math.max(...data.labels)}, the model only ${model.config.numClasses} classes`);
+    this.opt = new AdamW(model.parameters(), { lr: c.lr, weightDecay: c.weightDecay, clipGradNorm: c.clipGrad ?? undefined });
+    // EMA over every named tensor (pos_embed too), initialised to the weights (update_ema(decay=0)).
+    this.ema = new EMA(model.namedTensors().map(([, t]) => t), c.emaDecay);
+    this.gens = Object.fromEntries(STREAMS.map((s) => [s, new Generator(streamSeed(c.seed, s))])) as Record<Stream, Generator>;
+    model.labelDropGenerator = this.gens.labelDrop;
+    this.badStep = keep(Tensor.from(new Float32Array(1), [1]));
+    this.schedule = { lr: c.lr, warmup: c.warmup, decay: c.lrSchedule, totalSteps: c.steps, minRatio: c.minLrRatio };
+  }
+
+  get lr(): number { return learningRate(this.schedule, this.step + 1); }
+
+  /**
+   * Runs one step. With `measure`, keeps the batch's loss, MSE, VLB and gradient norm on the GPU for
+   * `metrics()` (reading them is the only sync; other steps record work and return).
+   */
+  trainStep(measure = false): void {
+    const c = this.config, step = this.step + 1;
+    this.opt.lr = learningRate(this.schedule, step);
+    const idx = Array.from(this.gens.order.randHost(c.batch), (u) => Math.min(this.data.count - 1, Math.floor(u * this.data.count)));
+    const y = idx.map((i) => this.data.labels[i]);
+    this.model.train();
+    this.dropLast();
+    const out = scope(() => {
+      const x0 = this.data.batch(idx, this.gens.noise);
+      const l = trainingLoss(this.model, this.diffusion, { x0, y }, this.gens.noise, this.gens.timesteps);
+      backward(l.lossMean);
+      // The gradient norm: from the clipping when it is on, else computed on logged steps only.
+      const gradNorm = c.clipGrad === null ? (measure ? globalNorm(this.model.parameters().filter((p) => p.grad).map((p) => p.grad!)) : null) : null;
+      this.opt.step();
+      this.opt.zeroGrad();
+      const norm = gradNorm ?? this.opt.lastGradNorm;
+      // First non-finite step: exponent bits all ones (inf or NaN), tested on the bits so no fast-math
+      // assumption can fold it away.
+      const bad = (v: Tensor) => map('select(o, p, o == 0.0 && (bitcast<u32>(x) & 0x7f800000u) == 0x7f800000u)', { x: v }, { label: 'divergence', p: step, out: this.badStep });
+      bad(l.lossMean);
+      if (norm) bad(norm);
+      return measure ? { loss: l.lossMean, mse: mean(l.mse), vb: l.vb ? mean(l.vb) : null, gradNorm: gradNorm ?? (norm ? map('x', { x: norm }) : null) } : null;
     });
-    ema.update(o.emaWarmup === false ? ema.decay : Math.min(ema.decay, (1 + step) / (10 + step)));
-    if (step % logEvery === 0 || step === o.steps) {
-      last = await loss.item();
-      const now = performance.now();
-      o.onLog?.({ step, loss: last, secs: (now - t0) / 1000, liveMiB: memory().liveBytes / 2 ** 20, stepsPerSec: ((step - lastLogStep) * 1000) / (now - lastLogTime) });
-      lastLogStep = step; lastLogTime = now;
+    if (out) for (const t of Object.values(out)) t?.keep();
+    this.last = out;
+    this.ema.update(c.emaWarmup ? Math.min(c.emaDecay, (1 + step) / (10 + step)) : c.emaDecay);
+    this.step = step;
+  }
+
+  private dropLast(): void {
+    if (!this.last) return;
+    for (const t of Object.values(this.last)) t?.dispose();
+    this.last = null;
+  }
+
+  /** Throws DivergenceError if any step so far had a non-finite loss or gradient norm (a GPU sync). */
+  async checkFinite(): Promise<void> {
+    const s = await this.badStep.item();
+    if (s !== 0) throw new DivergenceError(s);
+  }
+
+  /** The metrics of the last step run with `measure` (reads them back), and speed since the last call. */
+  async metrics(): Promise<StepMetrics> {
+    check(this.last, 'DiTTrainer.metrics', 'no measured step (call trainStep(true) first)');
+    const l = this.last;
+    const loss = await l.loss.item(), mse = await l.mse.item(), vb = l.vb ? await l.vb.item() : null, gradNorm = l.gradNorm ? await l.gradNorm.item() : NaN;
+    const now = performance.now(), dt = (now - this.lastTime) / 1000, ds = this.step - this.lastStep;
+    this.lastTime = now;
+    this.lastStep = this.step;
+    return { step: this.step, loss, mse, vb, lr: this.opt.lr, gradNorm, stepsPerSec: ds / dt, imagesPerSec: (ds * this.config.batch) / dt, liveMiB: memory().liveBytes / 2 ** 20 };
+  }
+
+  /** Restarts the speed clock (after work that is not training, such as writing pictures). */
+  resetClock(): void { this.lastTime = performance.now(); this.lastStep = this.step; }
+
+  /** Everything the next step depends on, as safetensors tensors and metadata. */
+  async checkpoint(extraMeta: Record<string, string> = {}): Promise<{ tensors: Map<string, StWriteTensor>; metadata: Record<string, string> }> {
+    const tensors = new Map<string, StWriteTensor>();
+    const named = this.model.namedTensors();
+    const read = async (t: Tensor) => ({ shape: [...t.shape], data: (await t.data()) as Float32Array });
+    for (let i = 0; i < named.length; i++) {
+      const [n, t] = named[i];
+      tensors.set(n, await read(t));
+      tensors.set(`ema.${n}`, await read(this.ema.shadow[i]));
+      const mom = this.opt.moments(t);
+      if (mom) { tensors.set(`opt.m.${n}`, await read(mom.m)); tensors.set(`opt.v.${n}`, await read(mom.v)); }
     }
-    loss.dispose();
-    if (o.checkpoint && o.checkpointEvery && step % o.checkpointEvery === 0) await saveDiT(model, o.checkpoint, ema, data);
+    const rng = Object.fromEntries(STREAMS.map((s) => [s, { seed: this.gens[s].seed, offset: this.gens[s].offset }]));
+    return {
+      tensors,
+      metadata: {
+        format: 'dit-webgpu-train', weights: 'model+ema', step: String(this.step), opt_step: String(this.opt.stepCount),
+        rng: JSON.stringify(rng), config: configToJson(this.model.config), train: JSON.stringify(this.config), ...extraMeta,
+      },
+    };
   }
-  opt.dispose();
-  model.eval();
-  if (o.checkpoint) await saveDiT(model, o.checkpoint, ema, data);
-  return { ema, seconds: (performance.now() - t0) / 1000, lastLoss: last };
-}
 
-/** Writes the EMA weights (what sampling uses, as the released DiT checkpoints) with config and data metadata. */
-export async function saveDiT(model: DiT, file: string, ema: EMA | null, data?: LatentSet): Promise<void> {
-  const tensors = new Map<string, StWriteTensor>();
-  const named = model.namedTensors();
-  for (let i = 0; i < named.length; i++) {
-    const [n, t] = named[i];
-    const src = ema ? ema.shadow[i] : t;
-    tensors.set(n, { shape: [...t.shape], data: (await src.data()) as Float32Array });
+  /** Restores a `checkpoint()` (the model must already hold its weights' shapes). */
+  restore(st: { tensors: Map<string, Float32Array>; metadata: Record<string, string> }): void {
+    const named = this.model.namedTensors();
+    const get = (k: string) => {
+      const v = st.tensors.get(k);
+      check(v, 'resume', `the checkpoint has no '${k}'`);
+      return v;
+    };
+    const upload = (t: Tensor, data: Float32Array, k: string) => {
+      check(data.length === t.size, 'resume', `'${k}' has ${data.length} values, the model ${t.size}`);
+      gpu().upload(t.buffer, data);
+    };
+    named.forEach(([n, t], i) => {
+      upload(t, get(n), n);
+      upload(this.ema.shadow[i], get(`ema.${n}`), `ema.${n}`);
+      if (t.requiresGrad) {
+        const m = st.tensors.get(`opt.m.${n}`), v = st.tensors.get(`opt.v.${n}`);
+        if (m && v) { const s = this.opt.ensureState(t); upload(s.m, m, `opt.m.${n}`); upload(s.v, v, `opt.v.${n}`); }
+      }
+    });
+    this.step = Number(st.metadata.step);
+    this.opt.stepCount = Number(st.metadata.opt_step);
+    const rng = JSON.parse(st.metadata.rng) as Record<Stream, { seed: number; offset: number }>;
+    for (const s of STREAMS) {
+      check(rng[s] && rng[s].seed === this.gens[s].seed, 'resume', `the checkpoint's ${s} stream has seed ${rng[s]?.seed}, this run ${this.gens[s].seed} (resume with the run's own --seed)`);
+      this.gens[s].offset = rng[s].offset;
+    }
+    this.lastStep = this.step;
   }
-  const c = model.config;
-  const config = { input_size: c.inputSize, patch_size: c.patchSize, in_channels: c.inChannels, hidden_size: c.hiddenSize, depth: c.depth, num_heads: c.numHeads, mlp_ratio: c.mlpRatio, class_dropout_prob: c.classDropoutProb, num_classes: c.numClasses, learn_sigma: c.learnSigma, conditioning: c.conditioning };
-  await writeSafetensors(file, tensors, { format: 'pt', weights: ema ? 'ema' : 'model', config: JSON.stringify(config), ...(data ? { scale_factor: String(data.scale), classes: JSON.stringify(data.classes) } : {}) });
-}
 
-/** Copies the EMA weights into the model (for sampling right after training). */
-export function useEma(model: DiT, ema: EMA): void {
-  noGrad(() => model.namedTensors().forEach(([, t], i) => map('x', { x: ema.shadow[i] }, { out: t })));
+  /** Copies the EMA weights into the model (for sampling). */
+  useEma(): void {
+    noGrad(() => this.model.namedTensors().forEach(([, t], i) => map('x', { x: this.ema.shadow[i] }, { out: t })));
+  }
+
+  dispose(): void {
+    this.dropLast();
+    this.opt.dispose();
+    this.ema.dispose();
+    this.badStep.dispose();
+  }
 }

@@ -1,8 +1,16 @@
 // Reverse-mode autodiff over the graph that `record()` builds: topological order from the loss, one
 // gradient per node, summed where a tensor is used twice, accumulated into leaves' `.grad`. Every
 // intermediate gradient is freed as soon as it has been consumed, and the saved tensors after the pass.
+// The tape runs no kernel of its own: summing gradients is an op of the kernel layer above, which hands
+// it down with `setGradientSum` when it loads (every op that records a node comes from that layer).
 import { Tensor, Node, noGrad, scope, check, fmtShape, keep } from './tensor.js';
-import { map, add, addInPlace, ones } from '../kernels/elementwise.js';
+
+/** How gradients are summed: out of place (two contributions to one node) and in place (into a leaf's `.grad`). */
+export interface GradientSum { add(a: Tensor, b: Tensor): Tensor; addInPlace(dst: Tensor, src: Tensor): void }
+let sum: GradientSum | null = null;
+
+/** Installs the kernels that sum gradients (kernels/elementwise.ts does, at load). @internal */
+export function setGradientSum(ops: GradientSum): void { sum = ops; }
 
 function topoOrder(root: Node): Node[] {
   const order: Node[] = [];
@@ -34,17 +42,19 @@ export function backward(loss: Tensor, grad?: Tensor): void {
   if (grad) check(grad.size === loss.size, 'backward', `gradient ${fmtShape(grad.shape)} does not match ${fmtShape(loss.shape)}`);
   const root = loss.node!;
   check(!root.released, 'backward', 'this graph was already backpropagated (its saved tensors are freed); run the forward pass again');
+  check(sum, 'backward', 'no gradient kernels are loaded (import the ops from the kernels layer)');
+  const ops = sum;
   const order = topoOrder(root);
   const grads = new Map<Node, Tensor>();
   noGrad(() => {
-    grads.set(root, keep(grad ? grad.view(loss.shape) : ones(loss.shape)));
+    grads.set(root, keep(grad ? grad.view(loss.shape) : Tensor.from(new Float32Array(loss.size).fill(1), loss.shape)));
     for (let i = order.length - 1; i >= 0; i--) {
       const node = order[i];
       const g = grads.get(node);
       if (!g) continue;
       grads.delete(node);
       if (node.leaf) {
-        accumulate(node.leaf, g);
+        accumulate(node.leaf, g, ops);
         continue;
       }
       check(!node.released, 'backward', `the saved tensors of '${node.op}' were already freed`);
@@ -62,7 +72,7 @@ export function backward(loss: Tensor, grad?: Tensor): void {
         const prev = grads.get(p);
         // Out of place: a gradient may share storage with another one.
         if (prev) {
-          grads.set(p, add(prev, gi).keep());
+          grads.set(p, ops.add(prev, gi).keep());
           prev.dispose();
           gi.dispose();
         } else grads.set(p, gi);
@@ -74,13 +84,13 @@ export function backward(loss: Tensor, grad?: Tensor): void {
   for (const node of order) if (!node.leaf) node.releaseSaved();
 }
 
-function accumulate(leaf: Tensor, g: Tensor): void {
+function accumulate(leaf: Tensor, g: Tensor, ops: GradientSum): void {
   const shaped = g.shape.length === leaf.shape.length && g.shape.every((d, i) => d === leaf.shape[i]) ? g : reshapeOwned(g, leaf.shape);
   if (!leaf.grad || leaf.grad.disposed) {
     leaf.grad = shaped.keep();
     leaf.grad.name = leaf.name ? `${leaf.name}.grad` : '';
   } else {
-    addInPlace(leaf.grad, shaped);
+    ops.addInPlace(leaf.grad, shaped);
     shaped.dispose();
   }
 }
@@ -90,9 +100,4 @@ function reshapeOwned(g: Tensor, shape: readonly number[]): Tensor {
   const v = g.view(shape);
   g.dispose();
   return v;
-}
-
-/** Scales every gradient in place (e.g. for gradient accumulation over micro-batches). */
-export function scaleGrads(params: Tensor[], s: number): void {
-  for (const p of params) if (p.grad) map('o * p', {}, { label: 'scaleGrads', p: s, out: p.grad });
 }

@@ -39,9 +39,15 @@ const WANTED_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query'] as const;
 
 const UNIFORM_SLOT = 256; // minUniformBufferOffsetAlignment is at most 256
 const ARENA_SLOTS = 1024;
+/** Uploads recorded while work is pending go through one staging arena per submit (bytes). */
+const UPLOAD_ARENA_BYTES = 4 << 20;
 const MAX_DISPATCHES_PER_SUBMIT = 256;
+/** Bind groups kept for reuse (least recently used dropped first). */
+const BIND_GROUP_CACHE = 4096;
 
 export class GpuError extends Error {}
+
+interface Pipeline { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout; id: number; bindings: number; uniform: boolean }
 
 export class Gpu {
   readonly device: GPUDevice;
@@ -62,7 +68,14 @@ export class Gpu {
   private readonly arena: GPUBuffer;
   private readonly arenaData = new Uint32Array((ARENA_SLOTS * UNIFORM_SLOT) / 4);
   private arenaUsed = 0; // slots
-  private readonly pipelines = new Map<string, { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout }>();
+  private readonly uploadArena: GPUBuffer;
+  private readonly uploadData = new Uint8Array(UPLOAD_ARENA_BYTES);
+  private uploadUsed = 0; // bytes
+  private readonly pipelines = new Map<string, Pipeline>();
+  /** Bind groups by (pipeline, buffers, sizes): a training loop binds the same pooled buffers step after step. */
+  private readonly bindGroups = new Map<string, GPUBindGroup>();
+  private readonly bufferIds = new WeakMap<GPUBuffer, number>();
+  private nextBufferId = 1;
   private readonly errors: string[] = [];
   private readonly pendingChecks: Promise<void>[] = [];
   private lostReason: string | null = null;
@@ -93,6 +106,7 @@ export class Gpu {
       label: 'uniform-arena', size: ARENA_SLOTS * UNIFORM_SLOT,
       usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
     });
+    this.uploadArena = device.createBuffer({ label: 'upload-arena', size: UPLOAD_ARENA_BYTES, usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
     device.addEventListener('uncapturederror', (ev) => {
       this.errors.push((ev as GPUUncapturedErrorEvent).error.message);
     });
@@ -123,20 +137,39 @@ export class Gpu {
     return buffer;
   }
 
-  /** The cached pipeline for a shader source (and its bind-group layout, fetched once). */
-  pipeline(code: string, label: string): { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout } {
+  /**
+   * The cached pipeline for a shader source. Its bind-group layout is made from the shader's declarations
+   * (group 0: the uniform block with a dynamic offset into the uniform arena, then storage buffers), so one
+   * bind group serves every dispatch on the same buffers whatever its uniforms.
+   */
+  pipeline(code: string, label: string): Pipeline {
     let p = this.pipelines.get(code);
     if (!p) {
+      const entries: GPUBindGroupLayoutEntry[] = [];
+      for (const m of code.matchAll(/@group\(0\)\s*@binding\((\d+)\)\s*var<(uniform|storage)(?:\s*,\s*(read_write|read))?>/g)) {
+        const binding = Number(m[1]);
+        const type: GPUBufferBindingType = m[2] === 'uniform' ? 'uniform' : m[3] === 'read_write' ? 'storage' : 'read-only-storage';
+        entries.push({ binding, visibility: GPUShaderStage.COMPUTE, buffer: { type, hasDynamicOffset: type === 'uniform' } });
+      }
+      entries.sort((a, b) => a.binding - b.binding);
+      if (entries.some((e, i) => e.binding !== i)) throw new GpuError(`kernel '${label}': bindings of group 0 must be numbered 0, 1, 2, … (got ${entries.map((e) => e.binding).join(', ')})`);
       this.device.pushErrorScope('validation');
+      const layout = this.device.createBindGroupLayout({ label, entries });
       const module = this.device.createShaderModule({ label, code });
-      const pipeline = this.device.createComputePipeline({ label, layout: 'auto', compute: { module, entryPoint: 'main' } });
+      const pipeline = this.device.createComputePipeline({ label, layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }), compute: { module, entryPoint: 'main' } });
       this.pendingChecks.push(this.device.popErrorScope().then((e) => {
         if (e) this.errors.push(`kernel '${label}' failed to compile: ${e.message}`);
       }));
-      p = { pipeline, layout: pipeline.getBindGroupLayout(0) };
+      p = { pipeline, layout, id: this.pipelines.size + 1, bindings: entries.length, uniform: entries[0]?.buffer?.type === 'uniform' };
       this.pipelines.set(code, p);
     }
     return p;
+  }
+
+  private bufferId(b: GPUBuffer): number {
+    let id = this.bufferIds.get(b);
+    if (id === undefined) this.bufferIds.set(b, (id = this.nextBufferId++));
+    return id;
   }
 
   get pipelineCount(): number { return this.pipelines.size; }
@@ -205,27 +238,47 @@ export class Gpu {
       throw new GpuError(`${a.label}: dispatch [${x},${y},${z}] exceeds maxComputeWorkgroupsPerDimension ${maxWg}`);
     }
     if (a.params && this.arenaUsed >= ARENA_SLOTS) this.flush();
-    const { pipeline, layout } = this.pipeline(a.code, a.label);
-    const entries: GPUBindGroupEntry[] = [];
-    let binding = 0;
-    if (a.params) {
-      if (a.params.length * 4 > UNIFORM_SLOT) throw new GpuError(`${a.label}: uniform block over ${UNIFORM_SLOT} bytes`);
-      const slot = this.arenaUsed++;
-      this.arenaData.set(a.params, (slot * UNIFORM_SLOT) / 4);
-      entries.push({ binding: binding++, resource: { buffer: this.arena, offset: slot * UNIFORM_SLOT, size: Math.max(16, Math.ceil(a.params.length / 4) * 16) } });
+    const p = this.pipeline(a.code, a.label);
+    const given = a.buffers.length + (a.params ? 1 : 0);
+    if (given !== p.bindings || p.uniform !== !!a.params) {
+      throw new GpuError(`${a.label}: the kernel declares ${p.bindings} bindings${p.uniform ? ' (a uniform block first)' : ''}, the launch gave ${a.buffers.length} buffers${a.params ? ' and uniforms' : ''}`);
     }
+    let key = String(p.id);
+    const sizes: number[] = [];
     for (const b of a.buffers) {
       if (b.bytes > this.maxBindingBytes) {
         throw new GpuError(`${a.label}: a ${b.bytes}-byte operand exceeds the adapter's maxStorageBufferBindingSize (${this.maxBindingBytes} bytes); split the tensor`);
       }
       // Round to 16 bytes (vec4 arrays) but never past the binding limit (2^31 − 4 on some GPUs).
       const size = Math.min(Math.max(16, Math.ceil(b.bytes / 16) * 16), this.maxBindingBytes - (this.maxBindingBytes % 4), b.buffer.size);
-      entries.push({ binding: binding++, resource: { buffer: b.buffer, offset: 0, size } });
+      sizes.push(size);
+      key += `|${this.bufferId(b.buffer)}:${size}`;
     }
-    const bindGroup = this.device.createBindGroup({ label: a.label, layout, entries });
+    const uniformSize = a.params ? Math.max(16, Math.ceil(a.params.length / 4) * 16) : 0;
+    if (a.params) {
+      if (a.params.length * 4 > UNIFORM_SLOT) throw new GpuError(`${a.label}: uniform block over ${UNIFORM_SLOT} bytes`);
+      key += `|u${uniformSize}`;
+    }
+    let bindGroup = this.bindGroups.get(key);
+    if (bindGroup) {
+      this.bindGroups.delete(key);
+    } else {
+      const entries: GPUBindGroupEntry[] = [];
+      if (a.params) entries.push({ binding: 0, resource: { buffer: this.arena, offset: 0, size: uniformSize } });
+      a.buffers.forEach((b, i) => entries.push({ binding: entries.length, resource: { buffer: b.buffer, offset: 0, size: sizes[i] } }));
+      bindGroup = this.device.createBindGroup({ label: a.label, layout: p.layout, entries });
+      if (this.bindGroups.size >= BIND_GROUP_CACHE) this.bindGroups.delete(this.bindGroups.keys().next().value!);
+    }
+    this.bindGroups.set(key, bindGroup);
+    let offsets: number[] | undefined;
+    if (a.params) {
+      const slot = this.arenaUsed++;
+      this.arenaData.set(a.params, (slot * UNIFORM_SLOT) / 4);
+      offsets = [slot * UNIFORM_SLOT];
+    }
     const pass = this.beginPass(a.detail ? `${a.label} ${a.detail}` : a.label);
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bindGroup);
+    pass.setPipeline(p.pipeline);
+    pass.setBindGroup(0, bindGroup, offsets);
     pass.dispatchWorkgroups(x, y, z);
     this.dispatches++;
     this.stats.dispatches++;
@@ -238,12 +291,14 @@ export class Gpu {
     const enc = this.endPass();
     const afterSubmit = this.queryLabels.length ? this.resolveProfile(enc) : null;
     if (this.arenaUsed) this.device.queue.writeBuffer(this.arena, 0, this.arenaData, 0, (this.arenaUsed * UNIFORM_SLOT) / 4);
+    if (this.uploadUsed) this.device.queue.writeBuffer(this.uploadArena, 0, this.uploadData, 0, this.uploadUsed);
     this.device.queue.submit([enc.finish()]);
     afterSubmit?.();
     this.stats.submits++;
     this.encoder = null;
     this.dispatches = 0;
     this.arenaUsed = 0;
+    this.uploadUsed = 0;
     for (const b of this.destroyQueue.splice(0)) b.destroy();
   }
 
@@ -263,13 +318,21 @@ export class Gpu {
       if (bytes & 3) this.uploadTail(buffer, byteOffset, src);
       return;
     }
-    // Pending dispatches may still read this (recycled) buffer: copy through the encoder to keep order.
+    // Pending dispatches may still read this (recycled) buffer: stage the bytes in this submit's upload
+    // arena (written to the GPU just before the submit) and copy them in order through the encoder. No
+    // buffer is created per upload: Dawn frees destroyed ones only when the event loop turns, and a loop
+    // that records many steps without awaiting would exhaust the driver's allocations.
     const padded = Math.ceil(bytes / 4) * 4;
-    const staging = this.device.createBuffer({ label: 'upload-staging', size: Math.max(4, padded), usage: GPUBufferUsage.COPY_SRC, mappedAtCreation: true });
-    new Uint8Array(staging.getMappedRange()).set(src);
-    staging.unmap();
-    this.endPass().copyBufferToBuffer(staging, 0, buffer, byteOffset, padded);
-    this.destroyQueue.push(staging);
+    if (padded > UPLOAD_ARENA_BYTES || this.uploadUsed + padded > UPLOAD_ARENA_BYTES) {
+      this.flush();
+      this.upload(buffer, data, byteOffset);
+      this.stats.uploads--;
+      return;
+    }
+    const off = this.uploadUsed;
+    this.uploadData.set(src, off);
+    this.uploadUsed += padded;
+    this.endPass().copyBufferToBuffer(this.uploadArena, off, buffer, byteOffset, padded);
   }
 
   private uploadTail(buffer: GPUBuffer, byteOffset: number, src: Uint8Array): void {
@@ -318,6 +381,7 @@ export class Gpu {
     await this.device.queue.onSubmittedWorkDone().catch(() => undefined);
     this.pool.trim();
     this.arena.destroy();
+    this.uploadArena.destroy();
     this.device.destroy();
     await this.device.lost;
   }

@@ -1,6 +1,5 @@
 // GPU buffer pool by size class. Released buffers are reused by later allocations of the same class; dispatch
 // order on the queue makes reuse safe even while earlier dispatches that read the buffer are still pending.
-import type { Gpu } from './device.js';
 
 export interface MemoryStats {
   /** Bytes of GPU buffers currently owned by live tensors (capacity of their size class). */
@@ -22,6 +21,12 @@ export function sizeClass(bytes: number): number {
   return Math.ceil(b / step) * step;
 }
 
+/** What the pool needs of the device: creating buffers, and destroying them once no pending work uses them. */
+export interface BufferSource {
+  createBuffer(bytes: number, usage: number, label: string): GPUBuffer;
+  destroyAfterSubmit(buf: GPUBuffer): void;
+}
+
 export class BufferPool {
   private readonly free = new Map<number, GPUBuffer[]>();
   private live = 0;
@@ -31,7 +36,7 @@ export class BufferPool {
   /** Upper bound on pooled bytes; beyond it released buffers are destroyed. */
   maxPooledBytes = 2 ** 31;
 
-  constructor(private readonly gpu: Gpu) {}
+  constructor(private readonly gpu: BufferSource) {}
 
   acquire(bytes: number, label: string): GPUBuffer {
     const cls = sizeClass(bytes);

@@ -130,15 +130,6 @@ export function fmtShape(shape: Shape): string { return `[${shape.join(',')}]`; 
 
 let nextId = 1;
 
-const POISON_WGSL = /* wgsl */`
-@group(0) @binding(0) var<uniform> P: vec4u;
-@group(0) @binding(1) var<storage, read_write> buf: array<u32>;
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) g: vec3u, @builtin(num_workgroups) nw: vec3u) {
-  let i = g.x + g.y * nw.x * 256u;
-  if (i < P.x) { buf[i] = P.y; }
-}`;
-
 export class Tensor {
   readonly id = nextId++;
   requiresGrad = false;
@@ -169,11 +160,9 @@ export class Tensor {
     const buffer = g.pool.acquire(bytes, label);
     const t = new Tensor(shape, dtype, new Storage(buffer, bytes));
     if (g.poison) {
+      // An upload is ordered after pending work like a dispatch, so a recycled buffer is poisoned in turn.
       const words = Math.floor(Math.min(bytes, g.maxBindingBytes) / 4);
-      const nan = dtype === 'f16' ? 0x7e007e00 : dtype === 'i32' ? 0x7fffffff : 0x7fc00000;
-      const groups = Math.ceil(words / 256);
-      const x = Math.min(groups, 65535);
-      g.dispatch({ label: 'poison', code: POISON_WGSL, params: new Uint32Array([words, nan, 0, 0]), buffers: [{ buffer, bytes: words * 4 }], workgroups: [x, Math.ceil(groups / x)] });
+      g.upload(buffer, new Uint32Array(words).fill(dtype === 'f16' ? 0x7e007e00 : dtype === 'i32' ? 0x7fffffff : 0x7fc00000));
     }
     return t;
   }

@@ -296,3 +296,134 @@ export function stateDictOf(ck: TorchCheckpoint, key?: 'ema' | 'model'): Map<str
   }
   return sub as Map<string, TorchTensor>;
 }
+
+// ------------------------------------------------------------------------------------------ writing
+// torch.save's format, written without Python: a zip (stored, CRC-32, each entry's data 64-byte aligned as
+// torch writes it) holding `<name>/data.pkl` (pickle protocol 2), one `<name>/data/<key>` per tensor storage
+// and `<name>/version` ("3"). In the pickle a tensor is torch._utils._rebuild_tensor_v2(persistent storage
+// id ('storage', torch.FloatStorage, key, 'cpu', numel), 0, size, stride, False, OrderedDict()). Python
+// values: numbers that are integers pickle as int, others as float (wrap in PyFloat to force a float);
+// arrays as lists, PyTuple as tuples, Map as dict, PyOrderedDict as collections.OrderedDict.
+
+/** A Python float even when the value is integral. */
+export class PyFloat { constructor(readonly value: number) {} }
+export class PyTuple { constructor(readonly items: unknown[]) {} }
+export class PyOrderedDict { constructor(readonly entries: Map<string, unknown>) {} }
+
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) { let c = n; for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1; t[n] = c >>> 0; }
+  return t;
+})();
+
+export function crc32(b: Uint8Array): number {
+  let c = 0xffffffff;
+  for (let i = 0; i < b.length; i++) c = CRC_TABLE[(c ^ b[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+class PickleWriter {
+  private readonly parts: number[] = [];
+  readonly storages: Uint8Array[] = [];
+  private byte(...b: number[]): void { this.parts.push(...b); }
+  private u32(v: number): void { this.byte(v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff); }
+  private text(s: string): void { const b = new TextEncoder().encode(s); this.byte(0x58); this.u32(b.length); for (const x of b) this.parts.push(x); }
+  private global(mod: string, name: string): void { this.byte(0x63); for (const x of new TextEncoder().encode(`${mod}\n${name}\n`)) this.parts.push(x); }
+  private int(v: number): void {
+    if (!Number.isSafeInteger(v)) throw new Error(`torch writer: ${v} is not a safe integer`);
+    if (v >= 0 && v < 256) this.byte(0x4b, v);
+    else if (v >= -(2 ** 31) && v < 2 ** 31) { this.byte(0x4a); this.u32(v >>> 0); } else {
+      let x = BigInt(v);
+      const bytes: number[] = [];
+      for (let i = 0; i < 8; i++) { bytes.push(Number(x & 0xffn)); x >>= 8n; }
+      this.byte(0x8a, 8, ...bytes);
+    }
+  }
+  private float(v: number): void { const b = new Uint8Array(8); new DataView(b.buffer).setFloat64(0, v, false); this.byte(0x47, ...b); }
+
+  value(v: unknown): void {
+    if (v === null || v === undefined) this.byte(0x4e);
+    else if (v === true) this.byte(0x88);
+    else if (v === false) this.byte(0x89);
+    else if (v instanceof PyFloat) this.float(v.value);
+    else if (typeof v === 'number') { if (Number.isInteger(v)) this.int(v); else this.float(v); }
+    else if (typeof v === 'string') this.text(v);
+    else if (v instanceof PyTuple) { this.byte(0x28); for (const x of v.items) this.value(x); this.byte(0x74); }
+    else if (Array.isArray(v)) { this.byte(0x5d); if (v.length) { this.byte(0x28); for (const x of v) this.value(x); this.byte(0x65); } }
+    else if (v instanceof PyOrderedDict) { this.global('collections', 'OrderedDict'); this.byte(0x29, 0x52); this.items(v.entries); }
+    else if (v instanceof Map) { this.byte(0x7d); this.items(v); }
+    else if (isTorchTensor(v)) this.tensor(v);
+    else throw new Error(`torch writer: cannot pickle ${Object.prototype.toString.call(v)}`);
+  }
+
+  private items(m: Map<unknown, unknown>): void {
+    if (!m.size) return;
+    this.byte(0x28);
+    for (const [k, x] of m) { this.value(k); this.value(x); }
+    this.byte(0x75);
+  }
+
+  private tensor(t: TorchTensor): void {
+    const cls = Object.entries(STORAGE_DTYPES).find(([, d]) => d === t.dtype)?.[0];
+    if (!cls) throw new Error(`torch writer: unsupported dtype ${t.dtype}`);
+    const key = this.storages.length;
+    this.storages.push(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+    const n = t.shape.reduce((a, b) => a * b, 1);
+    const stride = t.shape.map((_, i) => t.shape.slice(i + 1).reduce((a, b) => a * b, 1));
+    this.global('torch._utils', '_rebuild_tensor_v2');
+    this.byte(0x28); // args tuple
+    this.byte(0x28); this.text('storage'); this.global('torch', cls); this.text(String(key)); this.text('cpu'); this.int(n); this.byte(0x74, 0x51); // BINPERSID
+    this.int(0);
+    this.value(new PyTuple(t.shape));
+    this.value(new PyTuple(stride));
+    this.byte(0x89);
+    this.global('collections', 'OrderedDict'); this.byte(0x29, 0x52);
+    this.byte(0x74, 0x52);
+  }
+
+  finish(): Uint8Array { return Uint8Array.from([0x80, 2, ...this.parts, 0x2e]); }
+}
+
+/** Zip entries (stored), data aligned to 64 bytes through the local header's extra field. */
+function zipStored(files: { name: string; data: Uint8Array }[]): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  const central: Uint8Array[] = [];
+  let offset = 0;
+  for (const f of files) {
+    const name = new TextEncoder().encode(f.name);
+    const pad = (64 - ((offset + 30 + name.length + 4) % 64)) % 64;
+    const extra = new Uint8Array(4 + pad);
+    new DataView(extra.buffer).setUint16(0, 0x4246, true); // 'FB', torch's padding record
+    new DataView(extra.buffer).setUint16(2, pad, true);
+    const crc = crc32(f.data);
+    const h = new Uint8Array(30);
+    const dv = new DataView(h.buffer);
+    dv.setUint32(0, 0x04034b50, true); dv.setUint16(4, 20, true); dv.setUint32(14, crc, true);
+    dv.setUint32(18, f.data.length, true); dv.setUint32(22, f.data.length, true);
+    dv.setUint16(26, name.length, true); dv.setUint16(28, extra.length, true);
+    out.push(h, name, extra, f.data);
+    const c = new Uint8Array(46);
+    const cv = new DataView(c.buffer);
+    cv.setUint32(0, 0x02014b50, true); cv.setUint16(4, 20, true); cv.setUint16(6, 20, true); cv.setUint32(16, crc, true);
+    cv.setUint32(20, f.data.length, true); cv.setUint32(24, f.data.length, true); cv.setUint16(28, name.length, true); cv.setUint32(42, offset, true);
+    central.push(c, name);
+    offset += 30 + name.length + extra.length + f.data.length;
+    if (offset >= 2 ** 32) throw new Error('torch writer: archives over 4 GiB (ZIP64) are not written');
+  }
+  const cdSize = central.reduce((a, b) => a + b.length, 0);
+  const end = new Uint8Array(22);
+  const ev = new DataView(end.buffer);
+  ev.setUint32(0, 0x06054b50, true); ev.setUint16(8, files.length, true); ev.setUint16(10, files.length, true);
+  ev.setUint32(12, cdSize, true); ev.setUint32(16, offset, true);
+  return [...out, ...central, end];
+}
+
+/** The bytes of a torch.save file holding `root` (chunks, to write in order). */
+export function serializeTorch(root: unknown, archiveName = 'archive'): Uint8Array[] {
+  const w = new PickleWriter();
+  w.value(root);
+  const files = [{ name: `${archiveName}/data.pkl`, data: w.finish() }];
+  w.storages.forEach((s, i) => files.push({ name: `${archiveName}/data/${i}`, data: s }));
+  files.push({ name: `${archiveName}/version`, data: new TextEncoder().encode('3\n') });
+  return zipStored(files);
+}

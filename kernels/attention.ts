@@ -12,7 +12,7 @@
 // sequences on some adapters and for large head dims. `attention` picks one.
 import { gpu } from '../engine/device.js';
 import { Tensor, record, check, fmtShape } from '../engine/tensor.js';
-import { chooseAttention } from './autotune.js';
+import { chooseAttention } from './tuning.js';
 import { Params, launch } from './util.js';
 import { matmul } from './matmul.js';
 import { softmax } from './reduce.js';

@@ -1,63 +1,53 @@
-// Picks a matmul kernel variant per adapter and shape. Without tuning, a default per adapter kind (CPU
-// drivers: register-blocked; GPUs: workgroup-tiled). `autotune(fn)` records the matmul problems `fn` issues,
-// times the candidate variants on each, and caches the winner per adapter (persisted by the caller via
-// `tuningTable()` / `loadTuningTable()`; the Node CLI and benchmarks keep it in .cache/).
+// The autotuner: times the candidate variants of the matmul problems a function issues and records the
+// fastest in kernels/tuning.ts; `timeGpu` is the timing primitive the benchmarks share.
 import { gpu } from '../engine/device.js';
-import type { DType } from '../engine/tensor.js';
+import { Tensor, noGrad, scope } from '../engine/tensor.js';
+import { matmul } from './matmul.js';
+import { randn } from './random.js';
+import { candidates, isTuned, problemKey, recordMatmulChoice, recordProblems, type MatmulProblem } from './tuning.js';
 
-export interface MatmulProblem {
-  M: number; N: number; K: number; batch: number;
-  transA: boolean; transB: boolean;
-  strideA: number; strideB: number;
-  dtA: DType; dtB: DType;
-}
+const now = () => performance.now();
 
-export function problemKey(p: MatmulProblem): string {
-  return `${p.batch}x${p.M}x${p.N}x${p.K}${p.transA ? 'T' : 'N'}${p.transB ? 'T' : 'N'}${p.strideA ? '' : 'a'}${p.strideB ? '' : 'b'}${p.dtA}${p.dtB}`;
-}
-
-const table = new Map<string, string>();
-let recording: Map<string, MatmulProblem> | null = null;
-
-/** Register-blocked shapes worth trying on CPU drivers (rows per lane × shared columns). */
-const RB_CANDIDATES = ['rb4x4', 'rb4x8', 'rb2x16', 'rb4x8g', 'rb4x16g', 'rb2x24g', 'rb3x16g', 'rb8x8g'];
-
-export function candidates(p: MatmulProblem): string[] {
-  const soft = gpu().adapter.isSoftware;
-  const list = soft ? [...RB_CANDIDATES] : ['tiled128', 'tiled', 'rb4x4'];
-  // The swapped problem (lanes along N) for short M.
-  if (p.M < 256 || p.N < 64) list.push(...(soft ? ['rb4x8gs', 'rb4x16gs', 'rb4x8s'] : ['rb4x4s']));
-  if (p.K >= 4 * Math.max(p.M, p.N)) list.push('splitk4', 'splitk16');
-  else if (!soft) list.push('splitk4');
-  return list;
-}
-
-export function defaultVariant(p: MatmulProblem): string {
+/**
+ * Median milliseconds per call of `run` (which records GPU work): a warm-up, then samples of k calls each,
+ * k chosen so that a sample takes at least `minSampleMs`; each sample ends with a full GPU sync.
+ */
+export async function timeGpu(run: () => void, reps = 3, minSampleMs = 40): Promise<number> {
   const g = gpu();
-  if (g.adapter.isSoftware) {
-    // Subgroup-shared loads when the adapter has subgroups (4× fewer load instructions on CPU drivers).
-    const sg = g.hasSubgroups && g.adapter.subgroupMinSize >= 4 ? 'g' : '';
-    // Lanes run along M (4 rows each, 64 per workgroup): for short M, run them along N instead.
-    return p.M < 256 && p.N > p.M ? `rb4x8${sg}s` : `rb4x8${sg}`;
+  scope(() => noGrad(run));
+  await g.sync('bench');
+  let t0 = now();
+  scope(() => noGrad(run));
+  await g.sync('bench');
+  const first = now() - t0;
+  const k = Math.max(1, Math.min(64, Math.ceil(minSampleMs / Math.max(first, 0.01))));
+  const samples: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    t0 = now();
+    for (let i = 0; i < k; i++) scope(() => noGrad(run));
+    await g.sync('bench');
+    samples.push((now() - t0) / k);
   }
-  if (p.K >= 8 * Math.max(p.M, p.N) && p.M * p.N * p.batch < 65536) return 'splitk16';
-  // Measured on an H100 (Dawn/Vulkan): the 64×64 tiles beat the 128×128 ones at DiT sizes.
-  return 'tiled';
+  samples.sort((a, b) => a - b);
+  return samples[Math.floor(samples.length / 2)];
 }
 
-export function chooseMatmulVariant(p: MatmulProblem): string {
-  const key = problemKey(p);
-  if (recording && !recording.has(key)) recording.set(key, { ...p });
-  return table.get(key) ?? defaultVariant(p);
+export function operandsFor(p: MatmulProblem, seed = 1): { a: Tensor; b: Tensor } {
+  const aShape = p.transA ? [p.K, p.M] : [p.M, p.K];
+  const bShape = p.transB ? [p.N, p.K] : [p.K, p.N];
+  const a = randn(p.strideA ? [p.batch, ...aShape] : aShape, seed, p.dtA);
+  const b = randn(p.strideB ? [p.batch, ...bShape] : bShape, seed + 1, p.dtB);
+  return { a, b };
 }
 
-/** The cached choices (problem key → variant), e.g. to persist between runs. */
-export function tuningTable(): Record<string, string> {
-  return Object.fromEntries(table);
-}
-
-export function loadTuningTable(t: Record<string, string>): void {
-  for (const [k, v] of Object.entries(t)) table.set(k, v);
+export async function timeMatmulVariant(p: MatmulProblem, variant: string, reps = 3): Promise<number> {
+  const { a, b } = operandsFor(p);
+  try {
+    return await timeGpu(() => { matmul(a, b, { transA: p.transA, transB: p.transB, variant }); }, reps);
+  } finally {
+    a.dispose();
+    b.dispose();
+  }
 }
 
 export interface TuneResult { key: string; problem: MatmulProblem; variant: string; ms: Record<string, number> }
@@ -67,53 +57,22 @@ export interface TuneResult { key: string; problem: MatmulProblem; variant: stri
  * problem not tuned yet (median of `reps`), keeps the fastest, and returns what it measured.
  */
 export async function autotune(fn: () => unknown, opts: { reps?: number; onProgress?: (msg: string) => void } = {}): Promise<TuneResult[]> {
-  recording = new Map();
-  try {
-    await fn();
-  } finally {
-    const seen = recording;
-    recording = null;
-    const results: TuneResult[] = [];
-    for (const [key, p] of seen) {
-      if (table.has(key)) continue;
-      const r = await tuneProblem(p, opts.reps ?? 3);
-      opts.onProgress?.(`autotune ${key}: ${r.variant} (${r.ms[r.variant].toFixed(1)} ms)`);
-      results.push(r);
-    }
-    // eslint-disable-next-line no-unsafe-finally
-    return results;
+  const results: TuneResult[] = [];
+  for (const p of await recordProblems(fn)) {
+    if (isTuned(p)) continue;
+    const r = await tuneProblem(p, opts.reps ?? 3);
+    opts.onProgress?.(`autotune ${r.key}: ${r.variant} (${r.ms[r.variant].toFixed(1)} ms)`);
+    results.push(r);
   }
+  return results;
 }
 
 /** Times each candidate on random inputs of the problem's shape. */
 export async function tuneProblem(p: MatmulProblem, reps = 3): Promise<TuneResult> {
-  const { timeMatmulVariant } = await import('./matmul_bench.js');
   const ms: Record<string, number> = {};
   for (const v of candidates(p)) ms[v] = await timeMatmulVariant(p, v, reps);
   const variant = Object.entries(ms).sort((a, b) => a[1] - b[1])[0][0];
-  table.set(problemKey(p), variant);
+  recordMatmulChoice(p, variant);
   return { key: problemKey(p), problem: p, variant, ms };
 }
 
-// ------------------------------------------------------------------------------------------ attention
-const attentionTable = new Map<string, 'flash' | 'unfused'>();
-const attentionKey = (B: number, H: number, Tq: number, Tk: number, dh: number) => `attn ${B}x${H}x${Tq}x${Tk}x${dh}`;
-
-/**
- * Fused or unfused attention for a shape: a tuned choice if one was recorded, else the adapter kind's
- * default (CPU drivers: fused, measured ~2× faster on llvmpipe; GPUs: unfused while the scores fit a
- * binding, measured faster on an H100), and always fused when the scores would not fit.
- */
-export function chooseAttention(B: number, H: number, Tq: number, Tk: number, dh: number): 'flash' | 'unfused' {
-  const g = gpu();
-  if (dh % 4 !== 0 || dh > 128) return 'unfused';
-  const tuned = attentionTable.get(attentionKey(B, H, Tq, Tk, dh));
-  if (tuned) return tuned;
-  const scoresFit = 4 * B * H * Tq * Tk <= g.maxBindingBytes / 2;
-  if (!scoresFit) return 'flash';
-  return g.adapter.isSoftware ? 'flash' : 'unfused';
-}
-
-export function recordAttentionChoice(B: number, H: number, Tq: number, Tk: number, dh: number, v: 'flash' | 'unfused'): void {
-  attentionTable.set(attentionKey(B, H, Tq, Tk, dh), v);
-}

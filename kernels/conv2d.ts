@@ -403,3 +403,47 @@ export function upsampleNearest2x(x: Tensor): Tensor {
   });
 }
 
+
+// ------------------------------------------------------------------------------------------ 2×2 average pooling
+// Its backward spreads each gradient over the 2×2 block (¼ each): the upsampling kernel, scaled.
+const AVGPOOL = /* wgsl */`
+struct P { n: u32, H: u32, W: u32, _p: u32 }
+@group(0) @binding(0) var<uniform> u: P;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
+@compute @workgroup_size(64)
+fn main(${gridArgs}) {
+  let i = ${linearIndex(64)};
+  if (i >= u.n) { return; }
+  let x = i % u.W; let y = (i / u.W) % u.H; let bc = i / (u.W * u.H);
+  let W2 = 2u * u.W;
+  let o = (bc * 2u * u.H + 2u * y) * W2 + 2u * x;
+  Y[i] = 0.25 * (X[o] + X[o + 1u] + X[o + W2] + X[o + W2 + 1u]);
+}`;
+
+const AVGPOOL_BACKWARD = /* wgsl */`
+struct P { n: u32, H: u32, W: u32, _p: u32 }
+@group(0) @binding(0) var<uniform> u: P;
+@group(0) @binding(1) var<storage, read> G: array<f32>;
+@group(0) @binding(2) var<storage, read_write> DX: array<f32>;
+@compute @workgroup_size(64)
+fn main(${gridArgs}) {
+  let i = ${linearIndex(64)};
+  if (i >= u.n) { return; }
+  let W2 = 2u * u.W;
+  let x = i % W2; let y = (i / W2) % (2u * u.H); let bc = i / (W2 * 2u * u.H);
+  DX[i] = 0.25 * G[(bc * u.H + y / 2u) * u.W + x / 2u];
+}`;
+
+/** 2×2 average pooling with stride 2 of [B, C, H, W] (H, W even), as F.avg_pool2d(x, 2). */
+export function avgPool2x(x: Tensor): Tensor {
+  check(x.ndim === 4 && x.dtype === 'f32' && x.shape[2] % 2 === 0 && x.shape[3] % 2 === 0, 'avgPool2x', `expected f32 [B, C, H, W] with even H and W, got ${x.dtype} ${fmtShape(x.shape)}`);
+  const [B, C, H, W] = x.shape;
+  const y = Tensor.empty([B, C, H / 2, W / 2], 'f32', 'avgPool2x');
+  launch('avgPool2x', AVGPOOL, [x, y], grid(y.size, 64), new Params().u(y.size, H / 2, W / 2, 0));
+  return record('avgPool2x', y, [x], [], (g) => {
+    const dx = Tensor.empty(x.shape, 'f32', 'avgPool2x.backward');
+    launch('avgPool2x.backward', AVGPOOL_BACKWARD, [g, dx], grid(x.size, 64), new Params().u(x.size, H / 2, W / 2, 0));
+    return [dx];
+  });
+}

@@ -1,135 +1,11 @@
-// The elementwise family, defined once: each op is a WGSL expression and its derivative, and one generic
-// kernel generator turns any such expression over broadcast inputs into a shader (vec4 when the layout
-// allows). Forward ops, their backward passes and in-place updates are all instances of `map`.
-import { Tensor, record, check, fmtShape, numel, type Shape } from '../engine/tensor.js';
-import { Params, grid, gridArgs, launch, linearIndex, stridesOf } from './util.js';
+// The elementwise family, defined once: each op is a WGSL expression and its derivative, both evaluated by
+// the one kernel generator `map` (kernels/map.ts). Gradients over broadcast dimensions are summed back.
+import { Tensor, record, type Shape } from '../engine/tensor.js';
+import { setGradientSum } from '../engine/autograd.js';
+import { map } from './map.js';
 import { sumTo } from './reduce.js';
 
-// ------------------------------------------------------------------------------------------ broadcasting
-export function broadcastShapes(op: string, ...shapes: Shape[]): number[] {
-  const rank = Math.max(...shapes.map((s) => s.length));
-  const out: number[] = [];
-  for (let i = 0; i < rank; i++) {
-    let d = 1;
-    for (const s of shapes) {
-      const v = s[s.length - rank + i] ?? 1;
-      if (v !== 1) {
-        check(d === 1 || d === v, op, `shapes ${shapes.map(fmtShape).join(' and ')} cannot be broadcast together`);
-        d = v;
-      }
-    }
-    out.push(d);
-  }
-  return out;
-}
-
-type Mode = { kind: 'same' } | { kind: 'scalar' } | { kind: 'suffix'; mod: number } | { kind: 'general'; strides: number[] };
-
-function modeOf(inShape: Shape, out: Shape): Mode {
-  const n = numel(inShape);
-  if (n === 1) return { kind: 'scalar' };
-  if (n === numel(out)) return { kind: 'same' }; // broadcasting guarantees the same layout then
-  const trimmed = [...inShape];
-  while (trimmed.length && trimmed[0] === 1) trimmed.shift();
-  const tail = out.slice(out.length - trimmed.length);
-  if (trimmed.every((d, i) => d === tail[i])) return { kind: 'suffix', mod: n };
-  const s = stridesOf(inShape);
-  const off = out.length - inShape.length;
-  return { kind: 'general', strides: out.map((_, i) => (i < off || inShape[i - off] === 1 ? 0 : s[i - off])) };
-}
-
-const MAX_INPUTS = 5;
-const kernelCache = new Map<string, string>();
-const MAX_RANK = 8;
-
-function mapKernel(expr: string, names: string[], modes: Mode[], vec: boolean, rank: number, inplace: boolean, helpers: string): string {
-  const T = vec ? 'vec4f' : 'f32';
-  const decls = names.map((nm, k) => {
-    const elem = modes[k].kind === 'scalar' || !vec ? 'f32' : 'vec4f';
-    return `@group(0) @binding(${k + 1}) var<storage, read> in_${nm}: array<${elem}>;`;
-  });
-  const generalIndex = (k: number) => {
-    const lines = [`var r${k} = i; var o${k} = 0u;`];
-    for (let d = rank - 1; d >= 0; d--) {
-      lines.push(`{ let s = u.shape[${d >> 2}][${d & 3}]; o${k} += (r${k} % s) * u.strides[${2 * k + (d >> 2)}][${d & 3}]; r${k} = r${k} / s; }`);
-    }
-    return lines.join(' ');
-  };
-  const loads = names.map((nm, k) => {
-    const m = modes[k];
-    switch (m.kind) {
-      case 'same': return `let ${nm} = in_${nm}[i];`;
-      case 'scalar': return `let ${nm} = ${T}(in_${nm}[0]);`;
-      case 'suffix': return `let ${nm} = in_${nm}[i % u.mods[${k}]];`;
-      case 'general': return `${generalIndex(k)} let ${nm} = in_${nm}[o${k}];`;
-    }
-  });
-  return /* wgsl */`
-alias T = ${T};
-struct P { n: u32, p: f32, q: f32, rank: u32, mods: vec4u, shape: array<vec4u, 2>, strides: array<vec4u, ${2 * MAX_INPUTS}> }
-@group(0) @binding(0) var<uniform> u: P;
-${decls.join('\n')}
-${helpers}
-@group(0) @binding(${names.length + 1}) var<storage, read_write> out: array<${T}>;
-@compute @workgroup_size(64)
-fn main(${gridArgs}) {
-  let i = ${linearIndex(64)};
-  if (i >= u.n) { return; }
-  let p = u.p; let q = u.q;
-  ${inplace ? 'let o = out[i];' : ''}
-  ${loads.join('\n  ')}
-  out[i] = ${expr};
-}`;
-}
-
-export interface MapOptions {
-  label?: string;
-  /** Scalar uniforms available to the expression as `p` and `q`. */
-  p?: number;
-  q?: number;
-  /** Write into this tensor (its current value is `o` in the expression) instead of a new one. */
-  out?: Tensor;
-  /** WGSL functions the expression calls (module scope). */
-  helpers?: string;
-}
-
-/**
- * Evaluates a WGSL expression elementwise over broadcast inputs (no autograd). Names in `inputs` are the
- * variables of `expr`; `T` is the element type (f32 or vec4f) for splats such as `T(0.0)`.
- */
-export function map(expr: string, inputs: Record<string, Tensor>, opts: MapOptions = {}): Tensor {
-  const label = opts.label ?? 'map';
-  const names = Object.keys(inputs);
-  const ts = names.map((n) => inputs[n]);
-  check(ts.length <= MAX_INPUTS, label, `at most ${MAX_INPUTS} inputs`);
-  for (const t of ts) check(t.dtype === 'f32', label, `expected f32 inputs, got ${t.dtype} ${fmtShape(t.shape)}`);
-  const shape = opts.out ? [...opts.out.shape] : broadcastShapes(label, ...ts.map((t) => t.shape));
-  if (opts.out) broadcastShapes(label, shape, ...ts.map((t) => t.shape)).forEach((d, i) => check(d === shape[i], label, `inputs ${ts.map((t) => fmtShape(t.shape)).join(', ')} do not broadcast to the output ${fmtShape(shape)}`));
-  check(shape.length <= MAX_RANK, label, `rank ${shape.length} over ${MAX_RANK}`);
-  const modes = ts.map((t) => modeOf(t.shape, shape));
-  const n = numel(shape);
-  const vec = n % 4 === 0 && modes.every((m) => m.kind === 'same' || m.kind === 'scalar' || (m.kind === 'suffix' && m.mod % 4 === 0));
-  const out = opts.out ?? Tensor.empty(shape, 'f32', label);
-  if (n === 0) return out;
-  const count = vec ? n / 4 : n;
-  const params = new Params().u(count).f(opts.p ?? 0, opts.q ?? 0).u(shape.length);
-  const mods = [0, 0, 0, 0];
-  modes.forEach((m, k) => { if (m.kind === 'suffix') { check(k < 4, label, 'at most 4 suffix-broadcast inputs'); mods[k] = vec ? m.mod / 4 : m.mod; } });
-  params.u(...mods);
-  const padded = (v: number[]) => [...v, ...new Array(MAX_RANK - v.length).fill(1)];
-  params.u(...padded(shape));
-  for (let k = 0; k < MAX_INPUTS; k++) {
-    const m = modes[k];
-    params.u(...(m?.kind === 'general' ? [...m.strides, ...new Array(MAX_RANK - m.strides.length).fill(0)] : new Array(MAX_RANK).fill(0)));
-  }
-  // The same string object for the same kernel: building and hashing the source every call costs more
-  // than the dispatch on fast GPUs.
-  const key = `${expr}|${names.join(',')}|${modes.map((m) => m.kind).join(',')}|${vec}|${shape.length}|${!!opts.out}|${opts.helpers ?? ''}`;
-  let code = kernelCache.get(key);
-  if (!code) kernelCache.set(key, (code = mapKernel(expr, names, modes, vec, shape.length, !!opts.out, opts.helpers ?? '')));
-  launch(label, code, [...ts, out], grid(count, 64), params);
-  return out;
-}
+export { map, helpersFor, broadcastShapes, type MapOptions } from './map.js';
 
 // ------------------------------------------------------------------------------------------ definitions
 /** A unary op: `f` in terms of x (and scalars p, q); `df` the input gradient in terms of g, x, y = f(x), p, q. */
@@ -141,18 +17,14 @@ export const UNARY = {
   log: { f: 'log(x)', df: 'g / x' },
   sqrt: { f: 'sqrt(x)', df: 'g * 0.5 / y' },
   rsqrt: { f: 'inverseSqrt(x)', df: '-0.5 * g * y * y * y' },
-  // tanh(x) = 1 - 2/(exp(2x)+1) stays finite for large |x| on every driver (some tanh builtins return NaN).
-  tanh: { f: '1.0 - 2.0 / (exp(2.0 * x) + 1.0)', df: 'g * (1.0 - y * y)' },
-  sigmoid: { f: '1.0 / (1.0 + exp(-x))', df: 'g * y * (1.0 - y)' },
+  tanh: { f: 'tanh_(x)', df: 'g * (1.0 - y * y)' },
+  sigmoid: { f: 'sigmoid_(x)', df: 'g * y * (1.0 - y)' },
   abs: { f: 'abs(x)', df: 'g * sign(x)' },
   relu: { f: 'max(x, T(0.0))', df: 'select(T(0.0), g, x > T(0.0))' },
   square: { f: 'x * x', df: '2.0 * g * x' },
-  silu: { f: 'x / (1.0 + exp(-x))', df: 'g * (1.0 / (1.0 + exp(-x))) * (1.0 + x * (1.0 - 1.0 / (1.0 + exp(-x))))' },
+  silu: { f: 'silu_(x)', df: 'g * silu_grad(x)' },
   // GELU, tanh approximation (DiT's nn.GELU(approximate="tanh")): 0.5x(1 + tanh(√(2/π)(x + 0.044715x³))).
-  gelu: {
-    f: 'x * (1.0 - 1.0 / (exp(1.5957691216057308 * (x + 0.044715 * x * x * x)) + 1.0))',
-    df: 'g * gelu_grad(x)',
-  },
+  gelu: { f: 'gelu_tanh(x)', df: 'g * gelu_tanh_grad(x)' },
   scale: { f: 'x * p', df: 'g * p' },
   addScalar: { f: 'x + p', df: 'g' },
   /** x^p for x > 0 (WGSL pow is undefined for negative bases; use square or mul for integer powers). */
@@ -161,39 +33,18 @@ export const UNARY = {
 } satisfies Record<string, UnaryDef>;
 export type UnaryOp = keyof typeof UNARY;
 
-/** WGSL helpers some derivative expressions call, prepended when referenced. */
-const HELPERS: Record<string, string> = {
-  gelu_grad: /* wgsl */`
-fn gelu_grad(x: T) -> T {
-  let k = 0.7978845608028654;
-  let z = k * (x + 0.044715 * x * x * x);
-  let t = 1.0 - 2.0 / (exp(2.0 * z) + 1.0);
-  return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * k * (1.0 + 0.134145 * x * x);
-}`,
-};
-
-/** The WGSL helper functions an expression calls. */
-export function helpersFor(expr: string): string {
-  return Object.entries(HELPERS).filter(([k]) => expr.includes(k)).map(([, v]) => v).join('\n');
-}
-
 const uses = (expr: string, v: string) => new RegExp(`\\b${v}\\b`).test(expr);
-
-/** `map` with the WGSL helper functions the expression calls. */
-function mapWithHelpers(expr: string, inputs: Record<string, Tensor>, opts: MapOptions): Tensor {
-  return map(expr, inputs, { ...opts, helpers: helpersFor(expr) });
-}
 
 export function unary(op: UnaryOp, x: Tensor, p = 0, q = 0): Tensor {
   const def: UnaryDef = UNARY[op];
-  const y = mapWithHelpers(def.f, { x }, { label: op, p, q });
+  const y = map(def.f, { x }, { label: op, p, q });
   const needX = uses(def.df, 'x'), needY = uses(def.df, 'y');
   return record(op, y, [x], [...(needX ? [x] : []), ...(needY ? [y] : [])], (g, saved) => {
     const inputs: Record<string, Tensor> = { g };
     let k = 0;
     if (needX) inputs.x = saved[k++];
     if (needY) inputs.y = saved[k++];
-    return [mapWithHelpers(def.df, inputs, { label: `${op}.backward`, p, q })];
+    return [map(def.df, inputs, { label: `${op}.backward`, p, q })];
   });
 }
 
@@ -269,6 +120,9 @@ export function where(cond: Tensor, a: Tensor, b: Tensor): Tensor {
 export function addInPlace(dst: Tensor, src: Tensor): Tensor {
   return map('o + s', { s: src }, { label: 'addInPlace', out: dst });
 }
+
+// The autograd tape (engine/) sums gradients with these.
+setGradientSum({ add: (a, b) => map('a + b', { a, b }, { label: 'gradSum' }), addInPlace });
 
 /** A new tensor of `shape` filled with `value`. */
 export function full(shape: Shape, value: number): Tensor {

@@ -3,6 +3,10 @@
 // are reduced by one lane each (mean, then the variance around it); the rest is elementwise.
 import { Tensor, record, check, fmtShape } from '../engine/tensor.js';
 import { Params, grid, gridArgs, launch, linearIndex } from './util.js';
+import { helpersFor } from './map.js';
+
+/** The shared SiLU and its derivative, for the kernels with the activation fused. */
+const siluFns = (silu: boolean) => (silu ? `alias T = f32;\n${helpersFor('silu_() silu_grad()')}` : '');
 
 const STATS = /* wgsl */`
 struct P { BG: u32, n: u32, eps: f32, _p: u32 }
@@ -31,6 +35,7 @@ struct P { total: u32, HW: u32, C: u32, cg: u32 }
 @group(0) @binding(3) var<storage, read> Wt: array<f32>;
 @group(0) @binding(4) var<storage, read> Bs: array<f32>;
 @group(0) @binding(5) var<storage, read_write> Y: array<f32>;
+${siluFns(silu)}
 @compute @workgroup_size(64)
 fn main(${gridArgs}) {
   let i = ${linearIndex(64)};
@@ -39,39 +44,42 @@ fn main(${gridArgs}) {
   let c = bc % u.C;
   let st = S[(bc / u.C) * (u.C / u.cg) + c / u.cg];
   let v = (X[i] - st.x) * st.y * Wt[c] + Bs[c];
-  Y[i] = ${silu ? 'v / (1.0 + exp(-v))' : 'v'};
+  Y[i] = ${silu ? 'silu_(v)' : 'v'};
 }`;
 
 // dŷ (gradient at the affine output, through SiLU when fused), recomputed from x and the stats.
 const DYHAT = (silu: boolean) => `
   let xh = (X[i] - st.x) * st.y;
   let v = xh * Wt[c] + Bs[c];
-  ${silu ? 'let sg = 1.0 / (1.0 + exp(-v)); let dv = G[i] * sg * (1.0 + v * (1.0 - sg));' : 'let dv = G[i];'}`;
+  let dv = ${silu ? 'G[i] * silu_grad(v)' : 'G[i]'};`;
 
-/** Per (b, group): Σ dx̂ and Σ dx̂·x̂ with dx̂ = dv·w[c]. */
-const GROUP_SUMS = (silu: boolean) => /* wgsl */`
-struct P { BG: u32, n: u32, HW: u32, C: u32, cg: u32, _a: u32, _b: u32, _c: u32 }
+/**
+ * Per (b, c), one lane each: Σ_hw dv·x̂ and Σ_hw dv. Everything else the backward needs derives from these:
+ * dw[c], db[c] sum them over b; the group sums Σ dx̂ and Σ dx̂·x̂ (dx̂ = dv·w[c]) weight them by w[c].
+ */
+const PARTIALS = (silu: boolean) => /* wgsl */`
+struct P { BC: u32, HW: u32, C: u32, cg: u32 }
 @group(0) @binding(0) var<uniform> u: P;
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 @group(0) @binding(2) var<storage, read> G: array<f32>;
 @group(0) @binding(3) var<storage, read> S: array<vec2f>;
 @group(0) @binding(4) var<storage, read> Wt: array<f32>;
 @group(0) @binding(5) var<storage, read> Bs: array<f32>;
-@group(0) @binding(6) var<storage, read_write> R: array<vec2f>;
+@group(0) @binding(6) var<storage, read_write> PS: array<vec2f>;
+${siluFns(silu)}
 @compute @workgroup_size(64)
 fn main(${gridArgs}) {
-  let g = ${linearIndex(64)};
-  if (g >= u.BG) { return; }
-  let st = S[g];
+  let bc = ${linearIndex(64)};
+  if (bc >= u.BC) { return; }
+  let c = bc % u.C;
+  let st = S[(bc / u.C) * (u.C / u.cg) + c / u.cg];
   var a = 0.0; var b = 0.0;
-  for (var k = 0u; k < u.n; k++) {
-    let i = g * u.n + k;
-    let c = (i / u.HW) % u.C;
+  for (var p = 0u; p < u.HW; p++) {
+    let i = bc * u.HW + p;
     ${DYHAT(silu)}
-    let dxh = dv * Wt[c];
-    a += dxh; b += dxh * xh;
+    a += dv * xh; b += dv;
   }
-  R[g] = vec2f(a / f32(u.n), b / f32(u.n));
+  PS[bc] = vec2f(a, b);
 }`;
 
 const DX = (silu: boolean) => /* wgsl */`
@@ -84,6 +92,7 @@ struct P { total: u32, HW: u32, C: u32, cg: u32 }
 @group(0) @binding(5) var<storage, read> Bs: array<f32>;
 @group(0) @binding(6) var<storage, read> R: array<vec2f>;
 @group(0) @binding(7) var<storage, read_write> DXo: array<f32>;
+${siluFns(silu)}
 @compute @workgroup_size(64)
 fn main(${gridArgs}) {
   let i = ${linearIndex(64)};
@@ -97,30 +106,37 @@ fn main(${gridArgs}) {
   DXo[i] = st.y * (dv * Wt[c] - r.x - xh * r.y);
 }`;
 
-/** Per channel: dw = Σ_(b,hw) dv·x̂, db = Σ dv. */
-const CHANNEL_SUMS = (silu: boolean) => /* wgsl */`
-struct P { B: u32, HW: u32, C: u32, cg: u32 }
+/** Per (b, group): the means of dx̂ and dx̂·x̂ over the group (dx̂ = dv·w[c]), from the per-channel partials. */
+const GROUP_MEANS = /* wgsl */`
+struct P { BG: u32, C: u32, cg: u32, HW: u32 }
 @group(0) @binding(0) var<uniform> u: P;
-@group(0) @binding(1) var<storage, read> X: array<f32>;
-@group(0) @binding(2) var<storage, read> G: array<f32>;
-@group(0) @binding(3) var<storage, read> S: array<vec2f>;
-@group(0) @binding(4) var<storage, read> Wt: array<f32>;
-@group(0) @binding(5) var<storage, read> Bs: array<f32>;
-@group(0) @binding(6) var<storage, read_write> DW: array<f32>;
-@group(0) @binding(7) var<storage, read_write> DB: array<f32>;
+@group(0) @binding(1) var<storage, read> PS: array<vec2f>;
+@group(0) @binding(2) var<storage, read> Wt: array<f32>;
+@group(0) @binding(3) var<storage, read_write> R: array<vec2f>;
+@compute @workgroup_size(64)
+fn main(${gridArgs}) {
+  let g = ${linearIndex(64)};
+  if (g >= u.BG) { return; }
+  let c0 = g * u.cg;
+  var a = 0.0; var b = 0.0;
+  for (var k = 0u; k < u.cg; k++) { let w = Wt[(c0 + k) % u.C]; let q = PS[c0 + k]; a += w * q.y; b += w * q.x; }
+  let n = f32(u.cg * u.HW);
+  R[g] = vec2f(a / n, b / n);
+}`;
+
+/** Per channel: dw = Σ_b Σ_hw dv·x̂, db = Σ_b Σ_hw dv. */
+const CHANNEL_SUMS = /* wgsl */`
+struct P { B: u32, C: u32, _a: u32, _b: u32 }
+@group(0) @binding(0) var<uniform> u: P;
+@group(0) @binding(1) var<storage, read> PS: array<vec2f>;
+@group(0) @binding(2) var<storage, read_write> DW: array<f32>;
+@group(0) @binding(3) var<storage, read_write> DB: array<f32>;
 @compute @workgroup_size(64)
 fn main(${gridArgs}) {
   let c = ${linearIndex(64)};
   if (c >= u.C) { return; }
   var dw = 0.0; var db = 0.0;
-  for (var b = 0u; b < u.B; b++) {
-    let st = S[b * (u.C / u.cg) + c / u.cg];
-    for (var p = 0u; p < u.HW; p++) {
-      let i = (b * u.C + c) * u.HW + p;
-      ${DYHAT(silu)}
-      dw += dv * xh; db += dv;
-    }
-  }
+  for (var b = 0u; b < u.B; b++) { let q = PS[b * u.C + c]; dw += q.x; db += q.y; }
   DW[c] = dw; DB[c] = db;
 }`;
 
@@ -141,19 +157,22 @@ export function groupNorm(x: Tensor, groups: number, weight: Tensor, bias: Tenso
   const shapeP = new Params().u(x.size, HW, C, cg);
   launch(op, NORMALIZE(silu), [x, stats, weight, bias, y], grid(x.size, 64), shapeP);
   const out = record(op, y, [x, weight, bias], [x, stats, weight, bias], (g, [xs, ss, ws, bs], need) => {
+    const partials = Tensor.empty([B, C, 2], 'f32', `${op}.backward`);
+    launch(`${op}.partials`, PARTIALS(silu), [xs, g, ss, ws, bs, partials], grid(B * C, 64), new Params().u(B * C, HW, C, cg));
     let dx: Tensor | null = null, dw: Tensor | null = null, db: Tensor | null = null;
     if (need[0]) {
       const r = Tensor.empty([BG, 2], 'f32', `${op}.backward`);
-      launch(`${op}.backward`, GROUP_SUMS(silu), [xs, g, ss, ws, bs, r], grid(BG, 64), new Params().u(BG, n, HW, C, cg, 0, 0, 0));
+      launch(`${op}.groups`, GROUP_MEANS, [partials, ws, r], grid(BG, 64), new Params().u(BG, C, cg, HW));
       dx = Tensor.empty(x.shape, 'f32', `${op}.backward`);
-      launch(`${op}.backward`, DX(silu), [xs, g, ss, ws, bs, r, dx], grid(x.size, 64), new Params().u(x.size, HW, C, cg));
+      launch(`${op}.dx`, DX(silu), [xs, g, ss, ws, bs, r, dx], grid(x.size, 64), new Params().u(x.size, HW, C, cg));
       r.dispose();
     }
     if (need[1] || need[2]) {
       dw = Tensor.empty(weight.shape, 'f32', `${op}.backward`);
       db = Tensor.empty(bias.shape, 'f32', `${op}.backward`);
-      launch(`${op}.backward`, CHANNEL_SUMS(silu), [xs, g, ss, ws, bs, dw, db], grid(C, 64), new Params().u(B, HW, C, cg));
+      launch(`${op}.channels`, CHANNEL_SUMS, [partials, dw, db], grid(C, 64), new Params().u(B, C, 0, 0));
     }
+    partials.dispose();
     return [dx, need[1] ? dw : null, need[2] ? db : null];
   });
   stats.dispose();

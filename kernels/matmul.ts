@@ -11,10 +11,10 @@
 import { gpu } from '../engine/device.js';
 import { Tensor, record, check, checkDtype, fmtShape, isGradEnabled, type DType } from '../engine/tensor.js';
 import { Params, launch } from './util.js';
-import { map, helpersFor } from './elementwise.js';
+import { map, helpersFor } from './map.js';
 import { sum, sumTo } from './reduce.js';
 import { reshape } from './shape.js';
-import { chooseMatmulVariant, type MatmulProblem } from './autotune.js';
+import { chooseMatmulVariant, type MatmulProblem } from './tuning.js';
 
 export type Activation = 'gelu' | 'silu' | 'relu';
 
@@ -32,10 +32,11 @@ export interface MatmulOptions {
   variant?: string;
 }
 
-const ACT: Record<Activation, { f: string; df: string }> = {
-  gelu: { f: 'v * (1.0 - 1.0 / (exp(1.5957691216057308 * (v + 0.044715 * v * v * v)) + 1.0))', df: 'g * gelu_grad(z)' },
-  silu: { f: 'v / (1.0 + exp(-v))', df: 'g * (1.0 / (1.0 + exp(-z))) * (1.0 + z * (1.0 - 1.0 / (1.0 + exp(-z))))' },
-  relu: { f: 'max(v, T(0.0))', df: 'select(T(0.0), g, z > T(0.0))' },
+/** The fused activations: `f` of a WGSL expression, `df` the gradient in g and the pre-activation z. */
+const ACT: Record<Activation, { f: (v: string) => string; df: string }> = {
+  gelu: { f: (v) => `gelu_tanh(${v})`, df: 'g * gelu_tanh_grad(z)' },
+  silu: { f: (v) => `silu_(${v})`, df: 'g * silu_grad(z)' },
+  relu: { f: (v) => `max(${v}, T(0.0))`, df: 'select(T(0.0), g, z > T(0.0))' },
 };
 
 /** Everything a matmul kernel's source depends on. */
@@ -80,13 +81,13 @@ function epilogue(s: KernelSpec): string {
   const idx = s.tD ? 'q * u.ldd + p' : 'p * u.ldd + q';
   return /* wgsl */`
 alias T = f32;
-${s.act ? helpersFor(ACT[s.act].df) : ''}
+${s.act ? helpersFor(ACT[s.act].f('v')) : ''}
 fn store(acc: f32, p: u32, q: u32, doff: u32) {
   var v = acc * u.alpha;
   ${s.bias ? `v += bias[${col}];` : ''}
   let i = doff + ${idx};
   ${s.savePre ? 'Z[i] = v;' : ''}
-  ${s.act ? `v = ${ACT[s.act].f};` : ''}
+  ${s.act ? `v = ${ACT[s.act].f('v')};` : ''}
   ${s.residual ? 'v += res[i];' : ''}
   D[i] = v;
 }`;
@@ -396,9 +397,9 @@ function epilogueElementwise(s: Tensor, ops: Operands, act: Activation | null, a
   let v = 's * p';
   if (ops.bias) { inputs.bias = ops.bias; v = `(${v} + bias)`; }
   if (ops.pre) map(v, inputs, { label: 'matmul.epilogue', p: alpha, out: ops.pre });
-  let e = act ? ACT[act].f.replaceAll('v', 'w') : 'w';
+  let e = act ? ACT[act].f(v) : v;
   if (ops.residual) { inputs.res = ops.residual; e = `${e} + res`; }
-  map(`${e}`.replaceAll('w', `(${v})`), inputs, { label: 'matmul.epilogue', p: alpha, out: ops.out });
+  map(e, inputs, { label: 'matmul.epilogue', p: alpha, out: ops.out });
 }
 
 // ------------------------------------------------------------------------------------------ the op
@@ -458,7 +459,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const saved = [a, b, ...(pre ? [pre] : [])];
   const result = record('matmul', out, inputs, saved, (g, [as, bs, zs], need) => {
     // gz: gradient at the pre-activation, then scaled by alpha for the operands.
-    const gz = act ? map(ACT[act].df, { g, z: zs }, { label: 'matmul.backward', helpers: helpersFor(ACT[act].df) }) : g;
+    const gz = act ? map(ACT[act].df, { g, z: zs }, { label: 'matmul.backward' }) : g;
     const grads: (Tensor | null)[] = [null, null];
     const ga = alpha === 1 ? gz : map('g * p', { g: gz }, { label: 'matmul.backward', p: alpha });
     if (need[0]) grads[0] = gradA(ga, as, bs, pr);

@@ -3,7 +3,7 @@
 // reductions with few outputs are split into chunks first so that enough invocations run in parallel.
 import { Tensor, record, check, fmtShape, numel, type Shape } from '../engine/tensor.js';
 import { Params, grid, gridArgs, launch, linearIndex } from './util.js';
-import { map, expand } from './elementwise.js';
+import { map } from './map.js';
 
 type ReduceKind = 'sum' | 'max';
 
@@ -89,7 +89,7 @@ function reduceAxes(kind: ReduceKind, x: Tensor, axes: number[], keepDims: boole
 export function sum(x: Tensor, axes?: number | number[], keepDims = false): Tensor {
   const ax = normAxes('sum', x, axes);
   const y = reduceAxes('sum', x, ax, keepDims);
-  return record('sum', y, [x], [], (g) => [expand(g.view(x.shape.map((d, i) => (ax.includes(i) ? 1 : d))), x.shape)]);
+  return record('sum', y, [x], [], (g) => [map('g', { g: g.view(x.shape.map((d, i) => (ax.includes(i) ? 1 : d))) }, { label: 'sum.backward', out: Tensor.empty(x.shape, 'f32', 'sum.backward') })]);
 }
 
 export function mean(x: Tensor, axes?: number | number[], keepDims = false): Tensor {

@@ -8,7 +8,7 @@ import { loadTorchCheckpoint, stateDictOf, torchTensorF32 } from '../engine/torc
 import { Tensor, scope, noGrad } from '../engine/tensor.js';
 import { backward } from '../engine/autograd.js';
 import { sum } from '../kernels/reduce.js';
-import { verifyReference } from '../dit/verify.js';
+import { verifyReference } from '../verify/index.js';
 import { DiT, sincosPosEmbed, timestepFrequencies } from '../dit/model.js';
 import { ditConfig, ditGflops, ditParams, DIT_MODEL_NAMES } from '../dit/config.js';
 import { readWeights, convertCheckpoint, inferConfig } from '../dit/checkpoint.js';

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { matmul, linear } from '../kernels/matmul.js';
-import { candidates, autotune, tuningTable, type MatmulProblem } from '../kernels/autotune.js';
+import { autotune } from '../kernels/autotune.js';
+import { candidates, tuningTable, type MatmulProblem } from '../kernels/tuning.js';
 import { Tensor } from '../engine/tensor.js';
 import { cast } from '../kernels/random.js';
 import { device, randArray, expectClose, gradCheck, read, t } from './helpers.js';

@@ -3,14 +3,15 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { generateSynthetic, SYNTHETIC_CLASSES } from '../data/synthetic.js';
-import { parseCifar10, toCifar10Bytes, readPngFolder, imageBatch, writeClassGrid } from '../data/dataset.js';
+import { imageBatch, writeClassGrid } from '../data/dataset.js';
+import { parseCifar10, toCifar10Bytes, readPngFolder } from '../data/readers.js';
 import { writePng, toImage, readPng } from '../data/png.js';
 import { AutoencoderKL, type VaeConfig } from '../vae/model.js';
 import { trainVae, encodeDataset, psnr, saveVae } from '../vae/train.js';
 import { loadVae } from '../vae/checkpoint.js';
-import { readSafetensors } from '../engine/safetensors.js';
+import { readSafetensors, writeSafetensors } from '../engine/safetensors.js';
 import { DiT } from '../dit/model.js';
-import { LatentSet, trainDiT, saveDiT } from '../dit/train.js';
+import { LatentSet, DiTTrainer, TRAIN_DEFAULTS } from '../dit/train.js';
 import { readWeights, ditFromWeights } from '../dit/checkpoint.js';
 import { GaussianDiffusion } from '../diffusion/gaussian.js';
 import { device, read } from './helpers.js';
@@ -82,24 +83,31 @@ describe('data, VAE training and DiT training (the pipeline)', function () {
     await saveVae(re, path.join(dir, 'vae2.safetensors'));
   });
 
-  it('a DiT trains on the latent cache (loss falls), and its EMA checkpoint reloads with its config', async () => {
+  it('a DiT trains on the latent cache (loss falls, live memory flat), and a checkpoint reloads its EMA weights by default', async () => {
     const st = await readSafetensors(path.join(dir, 'lat.safetensors'));
     const data = new LatentSet(st);
     const model = new DiT(undefined, { inputSize: 8, inChannels: 4, hiddenSize: 32, depth: 2, numHeads: 2, numClasses: 10 }, 0);
+    const trainer = new DiTTrainer(model, new GaussianDiffusion({}), data, { ...TRAIN_DEFAULTS, steps: 60, batch: 16, lr: 1e-3, emaDecay: 0.9 });
     const losses: number[] = [], live: number[] = [];
-    const r = await trainDiT(model, new GaussianDiffusion({}), data, { steps: 60, batch: 16, lr: 1e-3, emaDecay: 0.9, logEvery: 10, checkpoint: path.join(dir, 'dit.safetensors'), onLog: (m) => { losses.push(m.loss); live.push(m.liveMiB); } });
+    while (trainer.step < 60) {
+      trainer.trainStep((trainer.step + 1) % 10 === 0);
+      if (trainer.step % 10 === 0) { const m = await trainer.metrics(); losses.push(m.loss); live.push(m.liveMiB); }
+    }
+    await trainer.checkFinite();
     // Live GPU memory is flat across the training loop (after the first steps allocate the optimizer state).
     expect(new Set(live.slice(1)).size, `live MiB per log: ${live.join(', ')}`).to.equal(1);
     const first = losses.slice(0, 2).reduce((a, b) => a + b) / 2, last = losses.slice(-2).reduce((a, b) => a + b) / 2;
     expect(last).to.be.lessThan(first);
+    const ck = await trainer.checkpoint();
+    await writeSafetensors(path.join(dir, 'dit.safetensors'), ck.tensors, ck.metadata);
     const w = await readWeights(path.join(dir, 'dit.safetensors'));
     expect(w.metadata.weights).to.equal('ema');
     const re = ditFromWeights(w);
     expect(re.config).to.deep.include({ hiddenSize: 32, depth: 2, numClasses: 10 });
-    // The saved weights are the EMA's.
-    const emaFirst = await read(r.ema.shadow[1]);
-    expect(Array.from(await read(re.namedTensors()[1][1]))).to.deep.equal(Array.from(emaFirst));
-    await saveDiT(re, path.join(dir, 'dit2.safetensors'), null);
-    data.dispose(); model.dispose(); re.dispose();
+    // The default weights are the EMA's; the raw model's on request.
+    expect(Array.from(await read(re.namedTensors()[1][1]))).to.deep.equal(Array.from(await read(trainer.ema.shadow[1])));
+    const raw = ditFromWeights(await readWeights(path.join(dir, 'dit.safetensors'), { ema: false }));
+    expect(Array.from(await read(raw.namedTensors()[1][1]))).to.deep.equal(Array.from(await read(model.namedTensors()[1][1])));
+    trainer.dispose(); model.dispose(); re.dispose(); raw.dispose();
   });
 });

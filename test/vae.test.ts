@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import * as path from 'node:path';
-import { verifyReference } from '../dit/verify.js';
+import { verifyReference } from '../verify/index.js';
 import { AutoencoderKL, SD_VAE_FT_MSE, SMALL_VAE_32, renameLegacyVaeKey } from '../vae/model.js';
 import { inferVaeConfig, loadVae } from '../vae/checkpoint.js';
 import { Tensor, scope, noGrad } from '../engine/tensor.js';

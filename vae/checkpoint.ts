@@ -1,7 +1,7 @@
 // VAE weights: diffusers safetensors (single or sharded with an index), config from the file's metadata
 // (diffusers' config.json keys) or inferred from tensor shapes, legacy attention names mapped.
 import { openTensors, type TensorSource } from '../engine/safetensors.js';
-import type { HostTensor } from '../engine/module.js';
+import type { HostTensor } from '../nn/module.js';
 import { AutoencoderKL, renameLegacyVaeKey, type VaeConfig } from './model.js';
 
 /** A diffusers-style config object (snake_case) → VaeConfig. */

@@ -2,17 +2,17 @@
 // hub `diffusion_pytorch_model.safetensors` loads as it is. Encoder → quant_conv → DiagonalGaussian;
 // post_quant_conv → Decoder. Quirks as DIT_SPEC/vae README: GroupNorm eps 1e-6, downsample = pad (0,1,0,1)
 // then a stride-2 conv, mid-block single-head attention with a residual, no output activation.
-import { Tensor, check, fmtShape } from '../engine/tensor.js';
-import { Module, ModuleList, init } from '../engine/module.js';
+import { Tensor, check, fmtShape, scope } from '../engine/tensor.js';
+import { Module, ModuleList } from '../nn/module.js';
+import { Linear, Conv2d, GroupNorm } from '../nn/layers.js';
 import { Generator } from '../kernels/random.js';
-import { conv2d, upsampleNearest2x } from '../kernels/conv2d.js';
-import { groupNorm } from '../kernels/groupnorm.js';
-import { linear, matmul } from '../kernels/matmul.js';
+import { upsampleNearest2x } from '../kernels/conv2d.js';
+import { matmul } from '../kernels/matmul.js';
 import { add, map, clamp, exp, mul, scale } from '../kernels/elementwise.js';
 import { softmax, sum } from '../kernels/reduce.js';
 import { reshape, permute, slice, pad2d, concat } from '../kernels/shape.js';
 import { gpu } from '../engine/device.js';
-import { Params, grid, gridArgs, launch, linearIndex } from '../kernels/util.js';
+import { blendTile } from '../kernels/blend.js';
 import { flashAttention } from '../kernels/attention.js';
 
 export interface VaeConfig {
@@ -36,59 +36,25 @@ export const SMALL_VAE_32: VaeConfig = { inChannels: 3, outChannels: 3, blockOut
 type Capture = (name: string, t: Tensor) => Tensor;
 const noCapture: Capture = (_n, t) => t;
 
-class Conv extends Module {
-  readonly weight: Tensor;
-  readonly bias: Tensor;
-  constructor(inC: number, outC: number, k: number, gen: Generator) {
-    super();
-    // torch's default init (kaiming_uniform(a=√5) → U(±1/√fan_in)) for weights and biases.
-    const fanIn = inC * k * k;
-    this.weight = this.param('weight', init.torchDefault([outC, inC, k, k], fanIn, gen));
-    this.bias = this.param('bias', init.torchDefault([outC], fanIn, gen));
-  }
-  forward(x: Tensor, stride = 1, padding: number | [number, number, number, number] = (this.weight.shape[2] - 1) / 2): Tensor {
-    return conv2d(x, this.weight, this.bias, { stride, padding });
-  }
-}
-
-class GroupNorm extends Module {
-  readonly weight: Tensor;
-  readonly bias: Tensor;
-  constructor(readonly groups: number, C: number, readonly eps = 1e-6) {
-    super();
-    this.weight = this.param('weight', map('T(1.0)', {}, { out: Tensor.empty([C]) }));
-    this.bias = this.param('bias', init.zeros([C]));
-  }
-  forward(x: Tensor, silu = false): Tensor { return groupNorm(x, this.groups, this.weight, this.bias, { eps: this.eps, silu }); }
-}
-
-class Linear extends Module {
-  readonly weight: Tensor;
-  readonly bias: Tensor;
-  constructor(inF: number, outF: number, gen: Generator) {
-    super();
-    this.weight = this.param('weight', init.torchDefault([outF, inF], inF, gen));
-    this.bias = this.param('bias', init.torchDefault([outF], inF, gen));
-  }
-  forward(x: Tensor): Tensor { return linear(x, this.weight, this.bias); }
-}
-
 /** ResnetBlock2D without time embedding: shortcut(x) + conv2(SiLU(norm2(conv1(SiLU(norm1(x)))))). */
 class ResnetBlock extends Module {
-  readonly norm1: GroupNorm; readonly conv1: Conv; readonly norm2: GroupNorm; readonly conv2: Conv;
-  readonly shortcut?: Conv;
+  readonly norm1: GroupNorm; readonly conv1: Conv2d; readonly norm2: GroupNorm; readonly conv2: Conv2d;
+  readonly shortcut?: Conv2d;
   constructor(readonly path: string, inC: number, outC: number, groups: number, gen: Generator) {
     super();
     this.norm1 = this.module('norm1', new GroupNorm(groups, inC));
-    this.conv1 = this.module('conv1', new Conv(inC, outC, 3, gen));
+    this.conv1 = this.module('conv1', new Conv2d(inC, outC, 3, gen));
     this.norm2 = this.module('norm2', new GroupNorm(groups, outC));
-    this.conv2 = this.module('conv2', new Conv(outC, outC, 3, gen));
-    if (inC !== outC) this.shortcut = this.module('conv_shortcut', new Conv(inC, outC, 1, gen));
+    this.conv2 = this.module('conv2', new Conv2d(outC, outC, 3, gen));
+    if (inC !== outC) this.shortcut = this.module('conv_shortcut', new Conv2d(inC, outC, 1, gen));
   }
   forward(x: Tensor, cap: Capture): Tensor {
-    const h = this.conv2.forward(this.norm2.forward(this.conv1.forward(this.norm1.forward(x, true)), true));
-    const s = this.shortcut ? cap(`${this.path}.conv_shortcut`, this.shortcut.forward(x)) : x;
-    return cap(this.path, add(s, h));
+    // Intermediates are freed at the end of the block (what backward needs, the ops saved themselves).
+    return scope(() => {
+      const h = this.conv2.forward(this.norm2.forward(this.conv1.forward(this.norm1.forward(x, true)), true));
+      const s = this.shortcut ? cap(`${this.path}.conv_shortcut`, this.shortcut.forward(x)) : x;
+      return cap(this.path, add(s, h));
+    });
   }
 }
 
@@ -105,6 +71,9 @@ class Attention extends Module {
     this.toOut = this.module('to_out', new Module()).module('0', new Linear(C, C, gen));
   }
   forward(x: Tensor, cap: Capture, capturing: boolean): Tensor {
+    return scope(() => this.attend(x, cap, capturing));
+  }
+  private attend(x: Tensor, cap: Capture, capturing: boolean): Tensor {
     const [B, C, H, W] = x.shape;
     const n = cap(`${this.path}.group_norm`, reshape(this.groupNorm.forward(x), [B, C, H * W]));
     const tokens = permute(n, [0, 2, 1]); // [B, HW, C], token = h·W + w
@@ -149,10 +118,10 @@ class MidBlock extends Module {
 }
 
 class SampleConv extends Module {
-  readonly conv: Conv;
+  readonly conv: Conv2d;
   constructor(C: number, gen: Generator) {
     super();
-    this.conv = this.module('conv', new Conv(C, C, 3, gen));
+    this.conv = this.module('conv', new Conv2d(C, C, 3, gen));
   }
 }
 
@@ -167,7 +136,7 @@ class DownBlock extends Module {
   forward(x: Tensor, cap: Capture): Tensor {
     for (const r of this.resnets.items) x = r.forward(x, cap);
     // Downsample: zero-pad right and bottom only, then a 3×3 stride-2 conv without padding.
-    if (this.down) x = this.down.conv.forward(pad2d(x, [0, 1, 0, 1]), 2, 0);
+    if (this.down) { const down = this.down; x = scope(() => down.conv.forward(pad2d(x, [0, 1, 0, 1]), 2, 0)); }
     return cap(this.path, x);
   }
 }
@@ -182,21 +151,21 @@ class UpBlock extends Module {
   }
   forward(x: Tensor, cap: Capture): Tensor {
     for (const r of this.resnets.items) x = r.forward(x, cap);
-    if (this.up) x = this.up.conv.forward(upsampleNearest2x(x));
+    if (this.up) { const up = this.up; x = scope(() => up.conv.forward(upsampleNearest2x(x))); }
     return cap(this.path, x);
   }
 }
 
 class Encoder extends Module {
-  readonly convIn: Conv; readonly down: ModuleList<DownBlock>; readonly mid: MidBlock; readonly normOut: GroupNorm; readonly convOut: Conv;
+  readonly convIn: Conv2d; readonly down: ModuleList<DownBlock>; readonly mid: MidBlock; readonly normOut: GroupNorm; readonly convOut: Conv2d;
   constructor(c: VaeConfig, gen: Generator) {
     super();
     const ch = c.blockOutChannels, G = c.normNumGroups;
-    this.convIn = this.module('conv_in', new Conv(c.inChannels, ch[0], 3, gen));
+    this.convIn = this.module('conv_in', new Conv2d(c.inChannels, ch[0], 3, gen));
     this.down = this.module('down_blocks', new ModuleList(ch.map((out, i) => new DownBlock(`encoder.down_blocks.${i}`, i === 0 ? ch[0] : ch[i - 1], out, c.layersPerBlock, G, i < ch.length - 1, gen))));
     this.mid = this.module('mid_block', new MidBlock('encoder.mid_block', ch[ch.length - 1], G, gen));
     this.normOut = this.module('conv_norm_out', new GroupNorm(G, ch[ch.length - 1]));
-    this.convOut = this.module('conv_out', new Conv(ch[ch.length - 1], 2 * c.latentChannels, 3, gen));
+    this.convOut = this.module('conv_out', new Conv2d(ch[ch.length - 1], 2 * c.latentChannels, 3, gen));
   }
   forward(x: Tensor, cap: Capture, capturing: boolean): Tensor {
     let h = cap('encoder.conv_in', this.convIn.forward(x));
@@ -207,15 +176,15 @@ class Encoder extends Module {
 }
 
 class Decoder extends Module {
-  readonly convIn: Conv; readonly mid: MidBlock; readonly up: ModuleList<UpBlock>; readonly normOut: GroupNorm; readonly convOut: Conv;
+  readonly convIn: Conv2d; readonly mid: MidBlock; readonly up: ModuleList<UpBlock>; readonly normOut: GroupNorm; readonly convOut: Conv2d;
   constructor(c: VaeConfig, gen: Generator) {
     super();
     const rev = [...c.blockOutChannels].reverse(), G = c.normNumGroups;
-    this.convIn = this.module('conv_in', new Conv(c.latentChannels, rev[0], 3, gen));
+    this.convIn = this.module('conv_in', new Conv2d(c.latentChannels, rev[0], 3, gen));
     this.mid = this.module('mid_block', new MidBlock('decoder.mid_block', rev[0], G, gen));
     this.up = this.module('up_blocks', new ModuleList(rev.map((out, i) => new UpBlock(`decoder.up_blocks.${i}`, i === 0 ? rev[0] : rev[i - 1], out, c.layersPerBlock + 1, G, i < rev.length - 1, gen))));
     this.normOut = this.module('conv_norm_out', new GroupNorm(G, c.blockOutChannels[0]));
-    this.convOut = this.module('conv_out', new Conv(c.blockOutChannels[0], c.outChannels, 3, gen));
+    this.convOut = this.module('conv_out', new Conv2d(c.blockOutChannels[0], c.outChannels, 3, gen));
   }
   forward(z: Tensor, cap: Capture, capturing: boolean): Tensor {
     let h = cap('decoder.conv_in', this.convIn.forward(z));
@@ -257,8 +226,8 @@ export class AutoencoderKL extends Module {
   readonly config: VaeConfig;
   readonly encoder: Encoder;
   readonly decoder: Decoder;
-  readonly quantConv: Conv;
-  readonly postQuantConv: Conv;
+  readonly quantConv: Conv2d;
+  readonly postQuantConv: Conv2d;
   /** Filled (module name → output) by encode/decode with `keepIntermediates`; the caller disposes them. */
   intermediates: Map<string, Tensor> | null = null;
 
@@ -270,8 +239,8 @@ export class AutoencoderKL extends Module {
     // Registration order = diffusers' state_dict order: encoder, decoder, quant_conv, post_quant_conv.
     this.encoder = this.module('encoder', new Encoder(config, gen));
     this.decoder = this.module('decoder', new Decoder(config, gen));
-    this.quantConv = this.module('quant_conv', new Conv(2 * config.latentChannels, 2 * config.latentChannels, 1, gen));
-    this.postQuantConv = this.module('post_quant_conv', new Conv(config.latentChannels, config.latentChannels, 1, gen));
+    this.quantConv = this.module('quant_conv', new Conv2d(2 * config.latentChannels, 2 * config.latentChannels, 1, gen));
+    this.postQuantConv = this.module('post_quant_conv', new Conv2d(config.latentChannels, config.latentChannels, 1, gen));
     this.nameParameters();
   }
 
@@ -329,10 +298,10 @@ export class AutoencoderKL extends Module {
     const wsum = map('T(0.0)', {}, { out: Tensor.empty([B, 1, H, W]) });
     for (let b = 0; b < B; b++) for (const y0 of ys) for (const x0 of xs) {
       const th = Math.min(t, h - y0), tw = Math.min(t, w - x0);
-      const tile = this.decode(slice(slice(slice(z, 0, b, b + 1), 2, y0, y0 + th), 3, x0, x0 + tw));
+      const tile = scope(() => this.decode(slice(slice(slice(z, 0, b, b + 1), 2, y0, y0 + th), 3, x0, x0 + tw)));
       // Linear ramps over the overlap on edges shared with a neighbouring tile.
-      const ramp = [y0 > 0 ? overlap * f : 0, y0 + th < h ? overlap * f : 0, x0 > 0 ? overlap * f : 0, x0 + tw < w ? overlap * f : 0];
-      launch('vae.blendTile', BLEND_TILE, [tile, out, wsum], grid(tile.size, 64), new Params().u(tile.size, C, th * f, tw * f, H, W, b, y0 * f, x0 * f, ...ramp, 0, 0, 0));
+      const ramp: [number, number, number, number] = [y0 > 0 ? overlap * f : 0, y0 + th < h ? overlap * f : 0, x0 > 0 ? overlap * f : 0, x0 + tw < w ? overlap * f : 0];
+      blendTile(tile, out, wsum, b, y0 * f, x0 * f, ramp);
       tile.dispose();
     }
     const y = map('o / w', { w: wsum }, { label: 'vae.blend', out });
@@ -369,11 +338,11 @@ export class AutoencoderKL extends Module {
     const wsum = map('T(0.0)', {}, { out: Tensor.empty([B, 1, h, w]) });
     for (let b = 0; b < B; b++) for (const y0 of ys) for (const x0 of xs) {
       const th = Math.min(t, H - y0), tw = Math.min(t, W - x0);
-      const p = this.encode(slice(slice(slice(x, 0, b, b + 1), 2, y0, y0 + th), 3, x0, x0 + tw));
-      const m = concat([p.mean, p.logvar], 1);
+      const m = scope(() => { const p = this.encode(slice(slice(slice(x, 0, b, b + 1), 2, y0, y0 + th), 3, x0, x0 + tw)); return concat([p.mean, p.logvar], 1); });
       const ov = overlap / f;
-      const ramp = [y0 > 0 ? ov : 0, y0 + th < H ? ov : 0, x0 > 0 ? ov : 0, x0 + tw < W ? ov : 0];
-      launch('vae.blendTile', BLEND_TILE, [m, out, wsum], grid(m.size, 64), new Params().u(m.size, L2, th / f, tw / f, h, w, b, y0 / f, x0 / f, ...ramp, 0, 0, 0));
+      const ramp: [number, number, number, number] = [y0 > 0 ? ov : 0, y0 + th < H ? ov : 0, x0 > 0 ? ov : 0, x0 + tw < W ? ov : 0];
+      blendTile(m, out, wsum, b, y0 / f, x0 / f, ramp);
+      m.dispose();
     }
     return new DiagonalGaussian(map('o / w', { w: wsum }, { label: 'vae.blend', out }));
   }
@@ -395,28 +364,3 @@ function tileStarts(n: number, t: number, stride: number): number[] {
   s.push(n - t);
   return s;
 }
-
-/** out += tile·ramp, wsum += ramp over one tile's footprint (queue order serialises overlapping tiles). */
-const BLEND_TILE = /* wgsl */`
-struct P { n: u32, C: u32, th: u32, tw: u32, H: u32, W: u32, b: u32, y0: u32, x0: u32, rt: u32, rb: u32, rl: u32, rr: u32, _a: u32, _b: u32, _c: u32 }
-@group(0) @binding(0) var<uniform> u: P;
-@group(0) @binding(1) var<storage, read> TILE: array<f32>;
-@group(0) @binding(2) var<storage, read_write> OUT: array<f32>;
-@group(0) @binding(3) var<storage, read_write> WS: array<f32>;
-fn ramp(i: u32, n: u32, lo: u32, hi: u32) -> f32 {
-  var r = 1.0;
-  if (lo > 0u) { r = min(r, (f32(i) + 0.5) / f32(lo)); }
-  if (hi > 0u) { r = min(r, (f32(n - 1u - i) + 0.5) / f32(hi)); }
-  return r;
-}
-@compute @workgroup_size(64)
-fn main(${gridArgs}) {
-  let i = ${linearIndex(64)};
-  if (i >= u.n) { return; }
-  let x = i % u.tw; let y = (i / u.tw) % u.th; let c = i / (u.tw * u.th);
-  let wgt = ramp(y, u.th, u.rt, u.rb) * ramp(x, u.tw, u.rl, u.rr);
-  let p = (u.y0 + y) * u.W + u.x0 + x;
-  let o = (u.b * u.C + c) * u.H * u.W + p;
-  OUT[o] = OUT[o] + TILE[i] * wgt;
-  if (c == 0u) { WS[u.b * u.H * u.W + p] = WS[u.b * u.H * u.W + p] + wgt; }
-}`;

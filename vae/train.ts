@@ -3,7 +3,7 @@
 // a latent cache (posterior moments + the scale factor) for DiT training.
 import { Tensor, scope, noGrad, keep, memory, record } from '../engine/tensor.js';
 import { backward } from '../engine/autograd.js';
-import { AdamW } from '../engine/optim.js';
+import { AdamW } from '../nn/optim.js';
 import { writeSafetensors, type StWriteTensor } from '../engine/safetensors.js';
 import { map, abs, sub, add, square, exp, addScalar, scale } from '../kernels/elementwise.js';
 import { mean, mse } from '../kernels/reduce.js';
@@ -112,7 +112,7 @@ export async function saveVae(vae: AutoencoderKL, file?: string, extra: Record<s
  * Encodes a dataset into posterior moments (mean, logvar) [N, L, h, w] plus labels, and the latent scale
  * factor: 1/std of posterior samples for a VAE trained here, or the config's (0.18215 for the SD VAE).
  */
-export async function encodeDataset(vae: AutoencoderKL, d: ImageDataset, file: string, opts: { batch?: number; scaleFromData?: boolean; onProgress?: (done: number) => void; log?: (m: string) => void } = {}): Promise<{ scale: number }> {
+export async function encodeDataset(vae: AutoencoderKL, d: ImageDataset, file: string, opts: { batch?: number; scaleFromData?: boolean; dataset?: string; extraMeta?: Record<string, string>; onProgress?: (done: number) => void; log?: (m: string) => void } = {}): Promise<{ scale: number }> {
   const B = opts.batch ?? 64;
   const L = vae.config.latentChannels, f = vae.downsampling, h = d.height / f, w = d.width / f;
   const per = L * h * w;
@@ -137,6 +137,6 @@ export async function encodeDataset(vae: AutoencoderKL, d: ImageDataset, file: s
   await writeSafetensors(file, {
     mean: { shape: [d.count, L, h, w], data: means }, logvar: { shape: [d.count, L, h, w], data: logvars },
     labels: { shape: [d.count], data: Int32Array.from(d.labels) },
-  }, { scale_factor: String(scale), classes: JSON.stringify(d.classes), image_size: `${d.height}x${d.width}` });
+  }, { scale_factor: String(scale), classes: JSON.stringify(d.classes), image_size: `${d.height}x${d.width}`, ...(opts.dataset ? { dataset: opts.dataset } : {}), ...opts.extraMeta });
   return { scale };
 }

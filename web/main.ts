@@ -6,12 +6,12 @@ import { Tensor, scope, noGrad, keep } from '../engine/tensor.js';
 import { Safetensors, TensorSource } from '../engine/safetensors.js';
 import { matmul } from '../kernels/matmul.js';
 import { randn } from '../kernels/random.js';
-import { timeGpu } from '../kernels/matmul_bench.js';
+import { timeGpu } from '../kernels/autotune.js';
 import { flashAttention } from '../kernels/attention.js';
 import { slice } from '../kernels/shape.js';
 import { scale as scaleOp } from '../kernels/elementwise.js';
 import { weightsFromSource, ditFromWeights } from '../dit/checkpoint.js';
-import { compare } from '../dit/verify.js';
+import { compare } from '../verify/report.js';
 import { DiT } from '../dit/model.js';
 import { GaussianDiffusion } from '../diffusion/gaussian.js';
 import { generate } from '../diffusion/sample.js';
@@ -39,9 +39,9 @@ async function runParity(): Promise<ParityResult> {
   const T = (k: string) => Tensor.from(st.f32(k), st.shape(k));
   const ints = (k: string) => Array.from(st.f32(k), Math.round);
   const out = scope(() => noGrad(() => model.forward(T('inputs.x'), ints('inputs.t'), ints('inputs.y'))));
-  const forward = compare((await out.data()) as Float32Array, st.f32('out.forward'));
+  const forward = compare((await out.data()) as Float32Array, st.f32('out.forward')).error;
   const cfgOut = scope(() => noGrad(() => model.forwardWithCfg(T('cfg.x'), ints('cfg.t'), ints('cfg.y'), 4)));
-  const cfg = compare((await cfgOut.data()) as Float32Array, st.f32('cfg.out_scale4.0'));
+  const cfg = compare((await cfgOut.data()) as Float32Array, st.f32('cfg.out_scale4.0')).error;
   model.dispose();
   return { forward, cfg, pass: forward < 1e-4 && cfg < 1e-4 };
 }

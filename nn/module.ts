@@ -1,7 +1,7 @@
 // Modules with named parameters whose nested names come out as PyTorch's (`blocks.0.attn.qkv.weight`), and
 // state-dict save/load with strict name and shape checks.
-import { Tensor, check, fmtShape, noGrad, numel, type Shape } from './tensor.js';
-import { gpu } from './device.js';
+import { Tensor, check, fmtShape, noGrad, numel, type Shape } from '../engine/tensor.js';
+import { gpu } from '../engine/device.js';
 import { map } from '../kernels/elementwise.js';
 import { rand, randn, Generator } from '../kernels/random.js';
 

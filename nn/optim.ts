@@ -1,6 +1,6 @@
 // AdamW (torch.optim.AdamW semantics), EMA of parameters, and global-norm gradient clipping, all as fused
 // GPU kernels with no readback in the step.
-import { Tensor, noGrad, keep, scope } from './tensor.js';
+import { Tensor, noGrad, keep, scope } from '../engine/tensor.js';
 import { adamwUpdate, emaUpdate, globalNorm, clipFactor } from '../kernels/optim.js';
 import { full, zeros, map } from '../kernels/elementwise.js';
 
@@ -41,11 +41,17 @@ export class AdamW {
         clip = clipFactor(this.lastGradNorm, this.clipGradNorm);
       }
       for (const p of withGrad) {
-        let s = this.state.get(p);
-        if (!s) { s = { m: keep(zeros(p.shape)), v: keep(zeros(p.shape)) }; this.state.set(p, s); }
+        const s = this.ensureState(p);
         adamwUpdate(p, p.grad!, s.m, s.v, clip, { lr: this.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.weightDecay, step: this.stepCount });
       }
     }));
+  }
+
+  /** The moment buffers of `p`, created (zero) on first use. */
+  ensureState(p: Tensor): { m: Tensor; v: Tensor } {
+    let s = this.state.get(p);
+    if (!s) { s = { m: keep(zeros(p.shape)), v: keep(zeros(p.shape)) }; this.state.set(p, s); }
+    return s;
   }
 
   zeroGrad(): void {
@@ -73,4 +79,23 @@ export class EMA {
     noGrad(() => this.source.forEach((p, i) => emaUpdate(this.shadow[i], p, decay)));
   }
   dispose(): void { for (const t of this.shadow) t.dispose(); }
+}
+
+/** Scales every gradient in place (e.g. for gradient accumulation over micro-batches). */
+export function scaleGrads(params: Tensor[], s: number): void {
+  for (const p of params) if (p.grad) map('o * p', {}, { label: 'scaleGrads', p: s, out: p.grad });
+}
+
+/** A learning-rate schedule: linear warm-up over `warmup` steps, then constant or cosine decay to `minRatio`·lr. */
+export interface LrSchedule { lr: number; warmup?: number; decay?: 'constant' | 'cosine'; totalSteps?: number; minRatio?: number }
+
+/** The learning rate at 1-based `step`. */
+export function learningRate(s: LrSchedule, step: number): number {
+  const warm = s.warmup ?? 0;
+  if (step <= warm) return (s.lr * step) / warm;
+  if (s.decay !== 'cosine') return s.lr;
+  const total = s.totalSteps ?? step;
+  const f = Math.min(1, (step - warm) / Math.max(1, total - warm));
+  const min = s.minRatio ?? 0;
+  return s.lr * (min + (1 - min) * 0.5 * (1 + Math.cos(Math.PI * f)));
 }

@@ -6,15 +6,13 @@ import { backward } from '../engine/autograd.js';
 import type { Safetensors } from '../engine/safetensors.js';
 import { mul } from '../kernels/elementwise.js';
 import { sum } from '../kernels/reduce.js';
-import type { Report } from '../dit/verify.js';
-import { DiagonalGaussian } from './model.js';
-import { loadVae, vaeConfigFromJson } from './checkpoint.js';
+import { Report, f32, dirOf } from './report.js';
+import { DiagonalGaussian } from '../vae/model.js';
+import { loadVae, vaeConfigFromJson } from '../vae/checkpoint.js';
 
 const TOL = { forward: 1e-4, grad: 1e-3, probsAbs: 1e-5, toKBiasAbs: 1e-4, dist: 1e-5 };
 
-async function f32(t: Tensor): Promise<Float32Array> { return (await t.data()) as Float32Array; }
 
-function dirOf(file: string): string { const i = file.lastIndexOf('/'); return i < 0 ? '.' : file.slice(0, i); }
 
 export async function verifyVae(ref: Safetensors, file: string, weightsFile: string | undefined, r: Report, log: (m: string) => void): Promise<void> {
   const T = (k: string) => Tensor.from(ref.f32(k), ref.shape(k));

@@ -1,0 +1,96 @@
+// `dit eval`: the quality of samples as numbers — the judge classifier's accuracy on them (overall and per
+// class) and the Fréchet distance of its features to real test images, beside the same distance for real
+// images (the floor). Samples come from a folder (`dit sample --out-dir`) or are drawn from a checkpoint.
+import { readdirSync } from 'node:fs';
+import { Command } from 'commander';
+import { getDevice, describeAdapter } from '../engine/device.js';
+import { loadDataset, readPngFolder, type DataSpec } from '../data/readers.js';
+import { subset, type ImageDataset } from '../data/dataset.js';
+import { judgeFor, type Judge } from '../eval/judge.js';
+import { realFeatures, evaluateSamples, type QualityReport } from '../eval/quality.js';
+import { sampleImages, classLabels } from '../eval/samples.js';
+import { int, num, choice, existing, dataOption, examples, log, UsageError } from './options.js';
+import { loadSampler } from './sample.js';
+import { Progress } from './progress.js';
+
+interface EvalOpts { samples?: string; weights?: string; which: 'ema' | 'model'; vae?: string; data: DataSpec; perClass: number; steps: number; cfg: number; sampler: 'ddpm' | 'ddim'; seed: number; json?: boolean; classifier?: string; retrainClassifier?: boolean }
+
+export function registerEval(program: Command): void {
+  const cmd = program.command('eval')
+    .description('score samples: the judge classifier\'s accuracy on them and the Fréchet distance of its features to real test images, beside its floor')
+    .addOption(existing('--samples <dir>', 'a folder of samples, one sub-folder per class (dit sample --out-dir)'))
+    .addOption(existing('--weights <ckpt-or-run>', 'or sample from this checkpoint or run folder'))
+    .addOption(choice('--which <weights>', 'of a training checkpoint: EMA or raw model weights', ['ema', 'model'], 'ema'))
+    .addOption(existing('--vae <file>', 'the VAE to decode with (default: the one the run used)'))
+    .addOption(dataOption())
+    .addOption(int('--per-class <n>', 'samples drawn per class with --weights', { min: 2, def: 50 }))
+    .addOption(int('--steps <n>', 'sampling steps', { min: 1, max: 1000, def: 50 }))
+    .addOption(num('--cfg <scale>', 'guidance scale', { min: 0, def: 3 }))
+    .addOption(choice('--sampler <name>', 'sampler', ['ddpm', 'ddim'], 'ddim'))
+    .addOption(int('--seed <n>', 'noise seed', { min: 0, def: 0 }))
+    .addOption(existing('--classifier <file>', 'the judge\'s weights (default: shipped in weights/, else cached, else trained once)'))
+    .option('--retrain-classifier', 'train the judge again (2 epochs on the train split) and cache it')
+    .option('--json', 'print {accuracy, per_class, frechet, frechet_real, samples, classifier_test_accuracy}')
+    .action(async (o: EvalOpts) => { process.exitCode = await runEval(o); });
+  examples(cmd, [
+    'dit eval --weights out/runs/quick --per-class 50 --cfg 3',
+    'dit eval --samples out/samples --data synthetic --json',
+  ]);
+}
+
+/** Reads a sample folder as a dataset whose labels are the class folders' order, checked against `classes`. */
+async function readSampleFolder(dir: string, classes: string[], channels: 1 | 3): Promise<ImageDataset> {
+  const folders = readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+  if (folders.length !== classes.length) throw new UsageError(`${dir} has ${folders.length} class folders, the dataset ${classes.length} classes (${classes.join(', ')})`);
+  const d = await readPngFolder(dir, channels);
+  return { ...d, classes };
+}
+
+/** Judge + real-test features for a dataset, with progress. */
+export async function prepareJudge(spec: DataSpec, o: { classifier?: string; retrain?: boolean; quiet?: boolean }): Promise<{ judge: Judge; real: Awaited<ReturnType<typeof realFeatures>>; test: ImageDataset }> {
+  const train = await loadDataset(spec, 'train', { onProgress: (m) => log(`  ${m}`) }), test = await loadDataset(spec, 'test');
+  let progress: Progress | null = null;
+  const judge = await judgeFor(spec.kind, train, {
+    file: o.classifier, retrain: o.retrain, log,
+    onProgress: (step, steps, loss) => { (progress ??= new Progress('training the judge', steps)).update(step, `loss ${loss.toFixed(3)}`); },
+  });
+  const p2 = new Progress('judging the real test images', test.count);
+  const real = await realFeatures(judge.model, test, (n) => p2.update(n));
+  return { judge, real, test };
+}
+
+export function formatReport(r: QualityReport): string {
+  const classes = Object.entries(r.per_class).map(([c, a]) => `${c} ${(100 * a).toFixed(0)}%`).join(', ');
+  return [
+    `accuracy ${(100 * r.accuracy).toFixed(1)}% over ${r.samples} samples (the judge: ${(100 * r.classifier_test_accuracy).toFixed(1)}% on real test images)`,
+    `  per class: ${classes}`,
+    `Fréchet distance ${r.frechet.toFixed(2)}, floor ${r.frechet_real.toFixed(2)} (real test images, same count) — ${(r.frechet / r.frechet_real).toFixed(2)}× the floor`,
+  ].join('\n');
+}
+
+async function runEval(o: EvalOpts): Promise<number> {
+  if (!!o.samples === !!o.weights) throw new UsageError('give --samples DIR or --weights CKPT_OR_RUN (one of them)');
+  const g = await getDevice();
+  log(`adapter: ${describeAdapter(g.adapter)}`);
+  const { judge, real, test } = await prepareJudge(o.data, { classifier: o.classifier, retrain: o.retrainClassifier });
+  log(`judge ${judge.file}${judge.trained ? ' (trained now)' : ''}: ${(100 * real.testAccuracy).toFixed(1)}% on the ${test.count} real test images`);
+  let samples: ImageDataset;
+  if (o.samples) {
+    samples = await readSampleFolder(o.samples, test.classes, test.channels as 1 | 3);
+  } else {
+    const s = await loadSampler(o.weights!, o.which, o.vae);
+    if (!s.vae) throw new UsageError(`${s.file} names no VAE: give --vae`);
+    if (s.model.config.numClasses < test.classes.length) throw new UsageError(`the model has ${s.model.config.numClasses} classes, ${o.data.kind} has ${test.classes.length}`);
+    const p = new Progress('sampling', test.classes.length * o.perClass);
+    samples = await sampleImages(s.model, s.vae, s.scale, classLabels(test.classes.length, o.perClass), test.classes, { sampler: o.sampler, steps: o.steps, cfg: o.cfg, seed: o.seed, onProgress: (n) => p.update(n) });
+  }
+  if (samples.channels !== test.channels || samples.height !== test.height || samples.width !== test.width) {
+    throw new UsageError(`samples are ${samples.channels}×${samples.height}×${samples.width}, ${o.data.kind} images ${test.channels}×${test.height}×${test.width}`);
+  }
+  const p3 = new Progress('judging the samples', samples.count);
+  const r = await evaluateSamples(judge.model, subset(samples, samples.count), real, (n) => p3.update(n));
+  if (o.json) process.stdout.write(`${JSON.stringify(r, null, 1)}\n`);
+  else process.stdout.write(`${formatReport(r)}\n`);
+  return 0;
+}
+

@@ -1,0 +1,37 @@
+// Training presets for the small latent DiTs of this project: the model, the optimisation and the sampling
+// settings that go together. How `quick` was found (each candidate scored by `dit eval`) is in
+// dit/README.md.
+import type { DiTConfig } from './config.js';
+import type { DiTTrainConfig } from './train.js';
+
+export interface Preset {
+  description: string;
+  model: Partial<DiTConfig>;
+  train: Partial<DiTTrainConfig>;
+  /** How its samples are drawn (pictures, `dit eval`, the demo). */
+  sample: { sampler: 'ddim' | 'ddpm'; steps: number; cfg: number };
+}
+
+export const PRESETS = {
+  quick: {
+    description: 'the main job on CPU: a small DiT that learns 8×8×4 latents in about half an hour on lavapipe',
+    model: { hiddenSize: 192, depth: 6, numHeads: 6, patchSize: 2, mlpRatio: 4 },
+    train: { steps: 1500, batch: 64, lr: 3e-4, warmup: 100, lrSchedule: 'constant', emaDecay: 0.999, emaWarmup: true },
+    sample: { sampler: 'ddim', steps: 50, cfg: 3 },
+  },
+  'dit-s': {
+    description: 'DiT-S/2 (hidden 384, depth 12, 6 heads, patch 2) on the 8×8×4 latents, sized for a GPU',
+    model: { hiddenSize: 384, depth: 12, numHeads: 6, patchSize: 2, mlpRatio: 4 },
+    train: { steps: 50000, batch: 256, lr: 1e-4, warmup: 0, lrSchedule: 'constant', emaDecay: 0.9999, emaWarmup: true },
+    sample: { sampler: 'ddim', steps: 50, cfg: 3 },
+  },
+  tiny: {
+    description: 'a few minutes anywhere (the browser page, tests): a 2-block DiT',
+    model: { hiddenSize: 64, depth: 2, numHeads: 2, patchSize: 2, mlpRatio: 4 },
+    train: { steps: 300, batch: 32, lr: 1e-3, warmup: 20, lrSchedule: 'constant', emaDecay: 0.99, emaWarmup: true },
+    sample: { sampler: 'ddim', steps: 25, cfg: 3 },
+  },
+} satisfies Record<string, Preset>;
+
+export type PresetName = keyof typeof PRESETS;
+export const PRESET_NAMES = Object.keys(PRESETS) as PresetName[];

@@ -1,0 +1,78 @@
+// Sample quality as numbers: the classifier's accuracy on samples (each labelled with the class it was asked
+// for), per class and overall, and the Fréchet distance between its features of the samples and of real
+// test images, beside the same distance between two disjoint sets of real test images at the samples'
+// count (the floor: what finite samples of the real distribution itself score).
+import type { ImageDataset } from '../data/dataset.js';
+import { Classifier, classify, accuracy } from './classifier.js';
+import { gaussianOf, frechetDistance, type Gaussian } from './frechet.js';
+
+export interface QualityReport {
+  /** Fraction of samples the classifier puts in their requested class. */
+  accuracy: number;
+  /** The same per class, by class name. */
+  per_class: Record<string, number>;
+  /** Fréchet distance, samples vs the reference half of the real test set. */
+  frechet: number;
+  /** Fréchet distance, as many real test images (class-balanced like the samples) vs the same reference. */
+  frechet_real: number;
+  samples: number;
+  /** The classifier's accuracy on the whole real test split. */
+  classifier_test_accuracy: number;
+  reference_images: number;
+}
+
+/** What the real test split gives once per evaluation: accuracy, and features split into reference and pool. */
+export interface RealFeatures {
+  testAccuracy: number;
+  reference: Gaussian;
+  referenceCount: number;
+  /** Features [n, F] and labels of the images outside the reference half, to draw the floor set from. */
+  pool: { features: Float32Array; labels: Uint8Array };
+  dim: number;
+}
+
+/** Classifies the whole test split: its accuracy; the first half is the reference of every Fréchet distance. */
+export async function realFeatures(model: Classifier, test: ImageDataset, onProgress?: (done: number, total: number) => void): Promise<RealFeatures> {
+  const r = await classify(model, test, undefined, 128, (n) => onProgress?.(n, test.count));
+  const F = model.featureDim, half = Math.floor(test.count / 2);
+  return {
+    testAccuracy: accuracy(r.predictions, test.labels, model.config.classes).overall,
+    reference: gaussianOf(r.features.subarray(0, half * F), half, F),
+    referenceCount: half,
+    pool: { features: r.features.subarray(half * F), labels: test.labels.subarray(half) },
+    dim: F,
+  };
+}
+
+/**
+ * Scores `samples` (uint8 images as the PNGs hold them, labels = requested classes) against the real
+ * features. The floor set takes, per class, as many pool images as there are samples of that class.
+ */
+export async function evaluateSamples(model: Classifier, samples: ImageDataset, real: RealFeatures, onProgress?: (done: number, total: number) => void): Promise<QualityReport> {
+  const K = model.config.classes, F = real.dim;
+  if (samples.count < 2) throw new Error(`need at least 2 samples to score, got ${samples.count}`);
+  const r = await classify(model, samples, undefined, 128, (n) => onProgress?.(n, samples.count));
+  const acc = accuracy(r.predictions, samples.labels, K);
+  const want = new Array(K).fill(0);
+  for (const l of samples.labels) want[l]++;
+  const floor: number[] = [];
+  const have = new Array(K).fill(0);
+  for (let i = 0; i < real.pool.labels.length && floor.length < samples.count; i++) {
+    const l = real.pool.labels[i];
+    if (have[l] < want[l]) { have[l]++; floor.push(i); }
+  }
+  if (floor.length < samples.count) throw new Error(`the test split's second half has too few images per class for ${samples.count} samples (at most ${floor.length})`);
+  const floorFeatures = new Float32Array(floor.length * F);
+  floor.forEach((i, k) => floorFeatures.set(real.pool.features.subarray(i * F, (i + 1) * F), k * F));
+  const per_class: Record<string, number> = {};
+  samples.classes.forEach((c, k) => { if (want[k]) per_class[c] = acc.perClass[k]; });
+  return {
+    accuracy: acc.overall,
+    per_class,
+    frechet: frechetDistance(gaussianOf(r.features, samples.count, F), real.reference),
+    frechet_real: frechetDistance(gaussianOf(floorFeatures, floor.length, F), real.reference),
+    samples: samples.count,
+    classifier_test_accuracy: real.testAccuracy,
+    reference_images: real.referenceCount,
+  };
+}

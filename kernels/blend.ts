@@ -1,0 +1,40 @@
+// Tiled processing of large images (the VAE's tiled encode/decode): a tile is added into the output with
+// linear weight ramps over the overlaps it shares with neighbours, and the weights are summed, so dividing
+// by the sum afterwards blends the tiles as diffusers' tiled VAE does.
+import { Tensor, check, fmtShape } from '../engine/tensor.js';
+import { Params, grid, gridArgs, launch, linearIndex } from './util.js';
+
+/** out += tile·ramp, wsum += ramp over one tile's footprint (queue order serialises overlapping tiles). */
+const BLEND_TILE = /* wgsl */`
+struct P { n: u32, C: u32, th: u32, tw: u32, H: u32, W: u32, b: u32, y0: u32, x0: u32, rt: u32, rb: u32, rl: u32, rr: u32, _a: u32, _b: u32, _c: u32 }
+@group(0) @binding(0) var<uniform> u: P;
+@group(0) @binding(1) var<storage, read> TILE: array<f32>;
+@group(0) @binding(2) var<storage, read_write> OUT: array<f32>;
+@group(0) @binding(3) var<storage, read_write> WS: array<f32>;
+fn ramp(i: u32, n: u32, lo: u32, hi: u32) -> f32 {
+  var r = 1.0;
+  if (lo > 0u) { r = min(r, (f32(i) + 0.5) / f32(lo)); }
+  if (hi > 0u) { r = min(r, (f32(n - 1u - i) + 0.5) / f32(hi)); }
+  return r;
+}
+@compute @workgroup_size(64)
+fn main(${gridArgs}) {
+  let i = ${linearIndex(64)};
+  if (i >= u.n) { return; }
+  let x = i % u.tw; let y = (i / u.tw) % u.th; let c = i / (u.tw * u.th);
+  let wgt = ramp(y, u.th, u.rt, u.rb) * ramp(x, u.tw, u.rl, u.rr);
+  let p = (u.y0 + y) * u.W + u.x0 + x;
+  let o = (u.b * u.C + c) * u.H * u.W + p;
+  OUT[o] = OUT[o] + TILE[i] * wgt;
+  if (c == 0u) { WS[u.b * u.H * u.W + p] = WS[u.b * u.H * u.W + p] + wgt; }
+}`;
+
+/**
+ * out[b, :, y0:y0+th, x0:x0+tw] += tile·ramp and wsum[b, 0, …] += ramp, for a tile [1, C, th, tw]; `ramp`
+ * gives the overlap widths [top, bottom, left, right] (0 where the tile meets the image border).
+ */
+export function blendTile(tile: Tensor, out: Tensor, wsum: Tensor, b: number, y0: number, x0: number, ramp: [number, number, number, number]): void {
+  const [, C, th, tw] = tile.shape, [, Co, H, W] = out.shape;
+  check(tile.ndim === 4 && Co === C && y0 + th <= H && x0 + tw <= W && b < out.shape[0], 'blendTile', `tile ${fmtShape(tile.shape)} at (${b}, ${y0}, ${x0}) does not fit the output ${fmtShape(out.shape)}`);
+  launch('blendTile', BLEND_TILE, [tile, out, wsum], grid(tile.size, 64), new Params().u(tile.size, C, th, tw, H, W, b, y0, x0, ...ramp, 0, 0, 0));
+}
