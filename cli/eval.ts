@@ -13,7 +13,7 @@ import { int, num, choice, existing, dataOption, examples, log, UsageError } fro
 import { loadSampler } from './sample.js';
 import { Progress } from './progress.js';
 
-interface EvalOpts { samples?: string; weights?: string; which: 'ema' | 'model'; vae?: string; data: DataSpec; perClass: number; steps: number; cfg: number; sampler: 'ddpm' | 'ddim'; seed: number; json?: boolean; classifier?: string; retrainClassifier?: boolean }
+interface EvalOpts { realImages?: number; samples?: string; weights?: string; which: 'ema' | 'model'; vae?: string; data: DataSpec; perClass: number; steps: number; cfg: number; sampler: 'ddpm' | 'ddim'; seed: number; json?: boolean; classifier?: string; retrainClassifier?: boolean }
 
 export function registerEval(program: Command): void {
   const cmd = program.command('eval')
@@ -28,6 +28,7 @@ export function registerEval(program: Command): void {
     .addOption(num('--cfg <scale>', 'guidance scale', { min: 0, def: 3 }))
     .addOption(choice('--sampler <name>', 'sampler', ['ddpm', 'ddim'], 'ddim'))
     .addOption(int('--seed <n>', 'noise seed', { min: 0, def: 0 }))
+    .addOption(int('--real-images <n>', 'use the first n real test images (default: all; half are the reference, half the floor\'s pool)', { min: 4 }))
     .addOption(existing('--classifier <file>', 'the judge\'s weights (default: shipped in weights/, else cached, else trained once)'))
     .option('--retrain-classifier', 'train the judge again (2 epochs on the train split) and cache it')
     .option('--json', 'print {accuracy, per_class, frechet, frechet_real, samples, classifier_test_accuracy}')
@@ -47,8 +48,9 @@ async function readSampleFolder(dir: string, classes: string[], channels: 1 | 3)
 }
 
 /** Judge + real-test features for a dataset, with progress. */
-export async function prepareJudge(spec: DataSpec, o: { classifier?: string; retrain?: boolean; quiet?: boolean }): Promise<{ judge: Judge; real: Awaited<ReturnType<typeof realFeatures>>; test: ImageDataset }> {
-  const train = await loadDataset(spec, 'train', { onProgress: (m) => log(`  ${m}`) }), test = await loadDataset(spec, 'test');
+export async function prepareJudge(spec: DataSpec, o: { classifier?: string; retrain?: boolean; realImages?: number }): Promise<{ judge: Judge; real: Awaited<ReturnType<typeof realFeatures>>; test: ImageDataset }> {
+  const train = await loadDataset(spec, 'train', { onProgress: (m) => log(`  ${m}`) }), fullTest = await loadDataset(spec, 'test');
+  const test = o.realImages ? subset(fullTest, o.realImages) : fullTest;
   let progress: Progress | null = null;
   const judge = await judgeFor(spec.kind, train, {
     file: o.classifier, retrain: o.retrain, log,
@@ -72,7 +74,7 @@ async function runEval(o: EvalOpts): Promise<number> {
   if (!!o.samples === !!o.weights) throw new UsageError('give --samples DIR or --weights CKPT_OR_RUN (one of them)');
   const g = await getDevice();
   log(`adapter: ${describeAdapter(g.adapter)}`);
-  const { judge, real, test } = await prepareJudge(o.data, { classifier: o.classifier, retrain: o.retrainClassifier });
+  const { judge, real, test } = await prepareJudge(o.data, { classifier: o.classifier, retrain: o.retrainClassifier, realImages: o.realImages });
   log(`judge ${judge.file}${judge.trained ? ' (trained now)' : ''}: ${(100 * real.testAccuracy).toFixed(1)}% on the ${test.count} real test images`);
   let samples: ImageDataset;
   if (o.samples) {

@@ -1,0 +1,217 @@
+// The `dit` command as users run it: the real binary in child processes. Help and usage errors happen with
+// no WebGPU adapter at all (VK_ICD_FILENAMES points nowhere), which proves they touch no GPU; runs resume
+// exactly, survive a kill mid-write and stop on a non-finite loss; every example in `dit help` and in the
+// README runs (with size flags appended so it finishes in seconds).
+import { expect } from 'chai';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { existsSync, promises as fs, readFileSync, symlinkSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { serializeSafetensors, readSafetensors } from '../engine/safetensors.js';
+import { writeFileAtomic } from '../engine/node.js';
+import { AutoencoderKL, SMALL_VAE_32 } from '../vae/model.js';
+import { saveVae } from '../vae/train.js';
+import { device, randArray } from './helpers.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const DIT = path.join(ROOT, 'build/cli/dit.js');
+const NO_GPU = { VK_ICD_FILENAMES: '/nonexistent/icd.json' };
+
+function dit(args: string[], o: { cwd?: string; env?: Record<string, string> } = {}): SpawnSyncReturns<string> {
+  return spawnSync(process.execPath, [DIT, ...args], { cwd: o.cwd ?? ROOT, env: { ...process.env, ...o.env }, encoding: 'utf8', timeout: 600_000 });
+}
+
+const out = (r: SpawnSyncReturns<string>) => `exit ${r.status ?? r.signal}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
+
+/** A latent cache of `count` 4×8×8 latents in 10 classes (one fixed pattern each, posterior std 0.1). */
+async function writeLatents(file: string, count = 200): Promise<void> {
+  const per = 256, patterns = Array.from({ length: 10 }, (_, k) => randArray(per, 40 + k));
+  const mean = new Float32Array(count * per), labels = new Int32Array(count);
+  for (let i = 0; i < count; i++) { labels[i] = i % 10; mean.set(patterns[i % 10], i * per); }
+  const logvar = new Float32Array(count * per).fill(Math.log(0.01));
+  await writeFileAtomic(file, serializeSafetensors({ mean: { shape: [count, 4, 8, 8], data: mean }, logvar: { shape: [count, 4, 8, 8], data: logvar }, labels: { shape: [count], data: labels } },
+    { scale_factor: '1', classes: JSON.stringify(['disc', 'square', 'triangle', 'stripes', 'ring', 'cross', 'checkerboard', 'blob', 'star', 'pair']), dataset: 'synthetic' }));
+}
+
+const TINY = ['--hidden', '16', '--depth', '1', '--heads', '2', '--patch', '2', '--batch', '4', '--sample-every', '0'];
+
+function metrics(run: string): { step: number; loss: number; mse: number }[] {
+  return readFileSync(path.join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+}
+
+describe('the dit command', function () {
+  this.timeout(900_000);
+  let dir = '';
+  before(async () => {
+    await device();
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dit-cli-'));
+    await writeLatents(path.join(dir, 'lat.safetensors'));
+  });
+  after(async () => { if (dir) await fs.rm(dir, { recursive: true, force: true }); });
+
+  describe('help and usage errors (no GPU adapter present)', () => {
+    const commands = [[], ['demo'], ['train'], ['sample'], ['eval'], ['verify'], ['convert'], ['flops'], ['export'], ['vae'], ['vae', 'train'], ['vae', 'encode'], ['vae', 'decode'], ['vae', 'psnr'], ['data'], ['data', 'grid'], ['bench']];
+    it('`dit <command> --help` prints options and an example for every command, exit 0', () => {
+      for (const c of commands) {
+        const r = dit([...c, '--help'], { env: NO_GPU });
+        expect(r.status, `${c.join(' ')} --help\n${out(r)}`).to.equal(0);
+        expect(r.stdout).to.match(/Usage: dit/);
+        if (c.length && !['vae', 'data'].includes(c.join(' '))) expect(r.stdout, `${c.join(' ')} --help shows an example`).to.match(/\$ dit /);
+      }
+      const v = dit(['--version'], { env: NO_GPU });
+      expect(v.status).to.equal(0);
+      expect(v.stdout.trim()).to.equal(JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version);
+    });
+
+    const usage: [string[], RegExp][] = [
+      [['train', '--weigths', 'x'], /unknown option '--weigths'/],
+      [['sample', '--weights'], /option '--weights <ckpt-or-run>' argument missing/],
+      [['train', '--steps', 'ten'], /'ten' is not a number/],
+      [['train', '--steps', '0'], /--steps <n>' argument '0' is invalid\. '0' is not an integer ≥ 1/],
+      [['train', '--batch', '-1'], /--batch <n>' argument '-1' is invalid/],
+      [['train', '--lr', '0'], /--lr <x>' argument '0' is invalid\. '0' is not a number > 0/],
+      [['sample', '--weights', 'README.md', '--sampler', 'foo'], /argument 'foo' is invalid\. Allowed choices are ddpm, ddim/],
+      [['train', '--model', 'DiT-M/2'], /Allowed choices are DiT-XL\/2/],
+      [['eval', '--data', 'mnist'], /'mnist' is not a dataset: use synthetic \(built in\), fashion-mnist\[:DIR\], cifar10:DIR or folder:DIR/],
+      [['train', '--latents', 'missing.safetensors'], /missing\.safetensors: no such file or folder/],
+      [['eval'], /give --samples DIR or --weights CKPT_OR_RUN/],
+      [['nonsense'], /unknown command 'nonsense'/],
+    ];
+    for (const [args, msg] of usage) {
+      it(`\`dit ${args.join(' ')}\` is a usage error (exit 2) that names the problem`, () => {
+        const r = dit(args, { env: NO_GPU });
+        expect(r.status, out(r)).to.equal(2);
+        expect(r.stderr, out(r)).to.match(msg);
+      });
+    }
+
+    it('a config that cannot be built is a usage error before any GPU work', () => {
+      const r = dit(['train', '--latents', path.join(dir, 'lat.safetensors'), '--hidden', '30', '--heads', '4'], { env: NO_GPU });
+      expect(r.status, out(r)).to.equal(2);
+      expect(r.stderr).to.match(/hidden size 30 is not divisible by 4 heads/);
+    });
+  });
+
+  describe('training runs', () => {
+    it('resumes exactly: steps 5–8 after a resume equal those of an uninterrupted run, bit for bit', async () => {
+      const lat = path.join(dir, 'lat.safetensors'), a = path.join(dir, 'runA'), b = path.join(dir, 'runB');
+      const base = ['train', '--latents', lat, ...TINY, '--log-every', '1', '--checkpoint-every', '4', '--lr', '1e-3', '--warmup', '2'];
+      let r = dit([...base, '--steps', '8', '--run', a]);
+      expect(r.status, out(r)).to.equal(0);
+      r = dit([...base, '--steps', '4', '--run', b]);
+      expect(r.status, out(r)).to.equal(0);
+      r = dit(['train', '--resume', b, '--steps', '8']);
+      expect(r.status, out(r)).to.equal(0);
+      expect(r.stderr).to.match(/resumed .* at step 4/);
+      const ma = metrics(a), mb = metrics(b);
+      expect(mb.map((m) => m.step)).to.deep.equal([1, 2, 3, 4, 5, 6, 7, 8]);
+      expect(mb.slice(4).map((m) => [m.loss, m.mse]), 'losses after the resume').to.deep.equal(ma.slice(4).map((m) => [m.loss, m.mse]));
+      expect(new Set(ma.map((m) => m.loss)).size, 'the losses differ step to step (the check can fail)').to.be.greaterThan(4);
+      expect(readFileSync(path.join(b, 'latest'), 'utf8').trim()).to.equal('step-8.safetensors');
+      const cfg = JSON.parse(readFileSync(path.join(b, 'config.json'), 'utf8'));
+      expect(cfg.model).to.include({ hiddenSize: 16, depth: 1, numHeads: 2, patchSize: 2, inputSize: 8, inChannels: 4, numClasses: 10 });
+      expect(cfg.train).to.include({ batch: 4, lr: 1e-3, warmup: 2 });
+      const st = await readSafetensors(path.join(b, 'checkpoints', 'step-8.safetensors'));
+      expect(st.metadata).to.include({ format: 'dit-webgpu-train', step: '8' });
+      for (const k of ['pos_embed', 'ema.pos_embed', 'opt.m.final_layer.linear.weight', 'opt.v.blocks.0.attn.qkv.weight']) expect(st.has(k), k).to.equal(true);
+      expect(Object.keys(JSON.parse(st.metadata.rng))).to.have.members(['noise', 'timesteps', 'order', 'labelDrop']);
+      // A resumed run refuses to change what defines it.
+      r = dit(['train', '--resume', b, '--steps', '9', '--lr', '1'], { env: NO_GPU });
+      expect(r.status, out(r)).to.equal(2);
+      expect(r.stderr).to.match(/these cannot change: --lr/);
+    });
+
+    it('a process killed while writing a checkpoint leaves the previous one and `latest` intact, and resumes from it', async () => {
+      const lat = path.join(dir, 'lat.safetensors'), c = path.join(dir, 'runC'), a = path.join(dir, 'runA');
+      const r = dit(['train', '--latents', lat, ...TINY, '--log-every', '1', '--checkpoint-every', '4', '--lr', '1e-3', '--warmup', '2', '--steps', '8', '--run', c], { env: { DIT_TEST_KILL_WHILE_WRITING: 'step-8.safetensors' } });
+      expect(r.signal, out(r)).to.equal('SIGKILL');
+      expect(readFileSync(path.join(c, 'latest'), 'utf8').trim()).to.equal('step-4.safetensors');
+      expect(existsSync(path.join(c, 'checkpoints', 'step-8.safetensors'))).to.equal(false);
+      const st = await readSafetensors(path.join(c, 'checkpoints', 'step-4.safetensors'));
+      expect(st.metadata.step).to.equal('4');
+      const again = dit(['train', '--resume', c, '--steps', '8']);
+      expect(again.status, out(again)).to.equal(0);
+      expect(metrics(c).slice(4).map((m) => m.loss)).to.deep.equal(metrics(a).slice(4).map((m) => m.loss));
+    });
+
+    it('a non-finite loss stops the run naming the step, exit 3, and never checkpoints it', async () => {
+      const lat = path.join(dir, 'lat.safetensors'), d = path.join(dir, 'runD');
+      const r = dit(['train', '--latents', lat, ...TINY, '--log-every', '5', '--checkpoint-every', '1', '--lr', '1e30', '--steps', '40', '--run', d]);
+      expect(r.status, out(r)).to.equal(3);
+      const m = /non-finite at step (\d+)/.exec(r.stderr);
+      expect(m, out(r)).to.not.equal(null);
+      const bad = Number(m![1]);
+      const latest = readFileSync(path.join(d, 'latest'), 'utf8').trim();
+      expect(Number(/step-(\d+)/.exec(latest)![1])).to.be.below(bad);
+      const st = await readSafetensors(path.join(d, 'checkpoints', latest));
+      for (const k of st.keys()) expect(st.f32(k).every(Number.isFinite), `${latest}: ${k} is finite`).to.equal(true);
+      expect(existsSync(path.join(d, 'checkpoints', `step-${bad}.safetensors`))).to.equal(false);
+    });
+  });
+
+  describe('the examples in `dit help` and the README', () => {
+    /** Size flags appended to each example (later flags win), so every one finishes in seconds. */
+    const SHRINK: [RegExp, string[]][] = [
+      [/^train .*--resume/, ['--steps', '6']],
+      [/^train /, ['--steps', '3', '--batch', '4', '--checkpoint-every', '2', '--log-every', '1', '--sample-every', '0']],
+      [/^sample /, ['--steps', '2']],
+      [/^eval /, ['--per-class', '2', '--steps', '2', '--real-images', '200']],
+      [/^vae train /, ['--steps', '2', '--eval-every', '0', '--eval-images', '8']],
+      [/^vae encode /, ['--count', '16']],
+      [/^vae psnr /, ['--count', '8']],
+      [/^bench /, ['--configs', 'S/8', '--batch', '1', '--reps', '1']],
+    ];
+    const shrink = (cmd: string) => SHRINK.find(([re]) => re.test(cmd))?.[1] ?? [];
+
+    function examplesFrom(): string[] {
+      const r = dit(['--help'], { env: NO_GPU });
+      const cmds = [...r.stdout.matchAll(/^\s+\$ dit (.+)$/gm)].map((m) => m[1]);
+      const all = new Set<string>();
+      for (const line of cmds) {
+        const words = line.split(' ');
+        const sub = words[0] === 'vae' || words[0] === 'data' ? words.slice(0, 2) : words.slice(0, 1);
+        const h = dit([...sub, '--help'], { env: NO_GPU });
+        for (const m of h.stdout.matchAll(/^\s+\$ dit (.+)$/gm)) all.add(m[1]);
+      }
+      const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+      for (const block of readme.matchAll(/```sh\n([\s\S]*?)```/g)) {
+        for (const l of block[1].split('\n')) {
+          const m = /^(?:dit|node build\/cli\/dit\.js|npx dit) (.+?)(?:\s+#.*)?$/.exec(l.trim());
+          if (m) all.add(m[1]);
+        }
+      }
+      return [...all];
+    }
+
+    it('every example runs (in a fresh folder with the files the examples name)', async () => {
+      // A folder laid out like a checkout: <parent>/main (the working folder) beside <parent>/shared.
+      const parent = await fs.mkdtemp(path.join(os.tmpdir(), 'dit-examples-'));
+      const cwd = path.join(parent, 'main');
+      try {
+        // The files the examples read: a latent cache, a VAE, the shared reference dumps and the data cache.
+        await fs.mkdir(path.join(cwd, 'out'), { recursive: true });
+        await writeLatents(path.join(cwd, 'out', 'latents.safetensors'));
+        await saveVae(new AutoencoderKL(SMALL_VAE_32, 0), path.join(cwd, 'out', 'vae-small.safetensors'));
+        symlinkSync(path.resolve(ROOT, '..', 'shared'), path.join(parent, 'shared'), 'dir');
+        if (existsSync(path.join(ROOT, '.cache'))) symlinkSync(path.join(ROOT, '.cache'), path.join(cwd, '.cache'), 'dir');
+        // Runs the examples read from, as a user would have made them.
+        expect(dit(['train', '--latents', 'out/latents.safetensors', '--vae', 'out/vae-small.safetensors', '--run', 'out/runs/quick', ...TINY, '--steps', '2'], { cwd }).status).to.equal(0);
+        const examples = examplesFrom();
+        expect(examples.length).to.be.greaterThan(10);
+        const ran: string[] = [];
+        for (const ex of examples) {
+          // The main job itself is CI's first command (`npm run demo`), not repeated here.
+          if (/^demo\b/.test(ex)) continue;
+          const args = ex.match(/(?:[^\s"']+|"[^"]*"|'[^']*')+/g)!.map((a) => a.replace(/^['"]|['"]$/g, ''));
+          const r = dit([...args, ...shrink(ex)], { cwd });
+          expect(r.status, `dit ${ex}\n${out(r)}`).to.equal(0);
+          ran.push(ex);
+        }
+        expect(ran.some((e) => e.startsWith('train')) && ran.some((e) => e.startsWith('sample')) && ran.some((e) => e.startsWith('eval'))).to.equal(true);
+      } finally {
+        await fs.rm(parent, { recursive: true, force: true });
+      }
+    });
+  });
+});
