@@ -1,10 +1,12 @@
-// dit-webgpu: a WebGPU tensor engine with hand-written WGSL kernels, and DiT on top of it.
-export * from './engine/device.js';
-export * from './engine/tensor.js';
-export * from './nn/ops.js';
-export { backward } from './engine/autograd.js';
-export * from './nn/module.js';
-export * from './nn/optim.js';
-export * from './engine/safetensors.js';
-export { autotune } from './kernels/autotune.js';
-export { tuningTable, loadTuningTable } from './kernels/tuning.js';
+// dit-webgpu: a WebGPU tensor engine with hand-written WGSL kernels, and DiT on top of it. This is the
+// package's main entry (`import … from 'dit-webgpu'`): everything the subpath entries export —
+// `dit-webgpu/engine`, `/diffusion`, `/dit`, `/vae` — plus images and class-conditional sampling. It runs in
+// Node and in browsers; the Node-only helpers (files, PNGs, datasets on disk) are `dit-webgpu/node`.
+export * from './nn/index.js';
+export * from './diffusion/index.js';
+export * from './dit/index.js';
+export * from './vae/index.js';
+export { toImage, grid as imageGrid, type Image } from './data/png.js';
+export { imageBatch, subset, type ImageDataset } from './data/dataset.js';
+export { generateSynthetic, SYNTHETIC_CLASSES } from './data/synthetic.js';
+export { sampleImages, classLabels, toUint8, type SampleOptions } from './eval/samples.js';

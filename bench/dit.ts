@@ -1,4 +1,4 @@
-// `npm run bench:dit [-- --models DiT-S/2,DiT-XL/2] [-- --batch 8] [-- --json FILE]`: DiT forward and training
+// `npm run bench:dit [-- --models DiT-S/2,DiT-XL/2] [-- --batch 8] [-- --reps 3] [-- --json FILE]`: DiT forward and training
 // step (forward + backward + AdamW) throughput, images/s and achieved GFLOP/s by the paper's flop count
 // (one multiply-add = 2 FLOP here; a training step counted as 3× the forward).
 import { getDevice, describeAdapter, closeDevice } from '../engine/device.js';
@@ -11,13 +11,15 @@ import { DiT } from '../dit/model.js';
 import { ditGflops } from '../dit/config.js';
 import { GaussianDiffusion } from '../diffusion/gaussian.js';
 import { trainingLoss } from '../diffusion/train.js';
-import { parseArgs } from '../cli/args.js';
+import { parseOptions, intOption } from './options.js';
+
+const USAGE = 'usage: npm run bench:dit [-- --models DiT-S/2,DiT-XL/2] [-- --batch 8] [-- --reps 3] [-- --json FILE]';
 
 async function main(): Promise<void> {
-  const a = parseArgs(process.argv.slice(2));
+  const a = parseOptions({ models: { type: 'string', default: 'DiT-S/2' }, batch: { type: 'string' }, reps: { type: 'string' }, json: { type: 'string' } }, USAGE);
+  const models = a.models.split(',');
+  const B = intOption(a, 'batch', USAGE) ?? 8, reps = intOption(a, 'reps', USAGE) ?? 3;
   const g = await getDevice();
-  const models = (a.str('models') ?? 'DiT-S/2').split(',');
-  const B = a.num('batch') ?? 8, reps = a.num('reps') ?? 3;
   const rows: object[] = [];
   process.stderr.write(`adapter: ${describeAdapter(g.adapter)}\n`);
   for (const name of models) {
@@ -43,7 +45,7 @@ async function main(): Promise<void> {
     process.stdout.write(`${name} batch ${B}: forward ${fwd.toFixed(1)} ms (${row.forwardImagesPerSec.toFixed(2)} img/s, ${row.forwardGflops.toFixed(1)} GFLOP/s); train step ${step.toFixed(1)} ms (${row.trainImagesPerSec.toFixed(2)} img/s, ${row.trainGflops.toFixed(1)} GFLOP/s); live ${row.liveMiB.toFixed(0)} MiB\n`);
     opt.dispose(); model.dispose(); x.dispose();
   }
-  const json = a.str('json');
+  const json = a.json;
   if (json) await writeFileAtomic(json, [new TextEncoder().encode(JSON.stringify({ adapter: describeAdapter(g.adapter), rows }, null, 1))]);
   await closeDevice();
   process.exit(0);

@@ -50,9 +50,9 @@ for (const c of cases) {
   } else if (c.kind === 'add') {
     const a = rnd([c.n]), b = rnd([c.n]);
     inputs = [a, b]; fn = () => tf.add(a, b);
-  } else if (c.kind === 'copy') {
+  } else if (c.kind === 'neg') {
     const a = rnd([c.n]);
-    inputs = [a]; fn = () => tf.add(a, 0);
+    inputs = [a]; fn = () => tf.neg(a);
   } else if (c.kind === 'conv') {
     const x = rnd([c.B, c.H, c.W, c.C]), w = rnd([c.K, c.K, c.C, c.Co]);
     inputs = [x, w]; fn = () => tf.conv2d(x, w, 1, 'same');

@@ -7,12 +7,14 @@ import { randn, Generator } from '../kernels/random.js';
 import { DiT } from '../dit/model.js';
 import { GaussianDiffusion } from '../diffusion/gaussian.js';
 import { trainingLoss } from '../diffusion/train.js';
-import { parseArgs } from '../cli/args.js';
+import { parseOptions, intOption } from './options.js';
+
+const USAGE = 'usage: node build/bench/profile.js [--model DiT-S/2] [--batch 2] [--top 20]';
 
 async function main(): Promise<void> {
-  const a = parseArgs(process.argv.slice(2));
+  const a = parseOptions({ model: { type: 'string', default: 'DiT-S/2' }, batch: { type: 'string' }, top: { type: 'string' } }, USAGE);
+  const name = a.model, B = intOption(a, 'batch', USAGE) ?? 2, top = intOption(a, 'top', USAGE) ?? 20;
   const g = await getDevice();
-  const name = a.str('model') ?? 'DiT-S/2', B = a.num('batch') ?? 2, top = a.num('top') ?? 20;
   const m = new DiT(name);
   m.train();
   const x = keep(randn([B, 4, m.config.inputSize, m.config.inputSize], 1));

@@ -127,12 +127,12 @@ async function runDemo(o: DemoOpts): Promise<number> {
   if (L.ditSteps) tc.steps = L.ditSteps;
   if (o.fresh && existsSync(runDir)) await fs.rm(runDir, { recursive: true });
   const run = existsSync(path.join(runDir, 'config.json')) ? await Run.open(runDir) : await Run.create(runDir, {
-    version: 1, model: mc, train: tc, diffusion: { schedule: 'linear', steps: 1000, learnSigma: mc.learnSigma },
+    version: 1, model: mc, train: tc, diffusion: { schedule: preset.schedule, steps: 1000, learnSigma: mc.learnSigma },
     data: { latents: path.resolve(latFile), dataset: name, count: data.count, shape: data.shape, scaleFactor: data.scale, classes: data.classes },
     vae: path.resolve(vaeFile), logEvery: 25, checkpointEvery: 500, keep: 2, samples: { every: 500, perClass: 6, steps: preset.sample.steps, cfg: preset.sample.cfg }, preset: 'quick', init: null,
   } satisfies RunConfig);
   const model = new DiT(run.config.model, {}, run.config.train.seed);
-  const trainer = new DiTTrainer(model, new GaussianDiffusion({ learnSigma: run.config.model.learnSigma }), data, run.config.train);
+  const trainer = new DiTTrainer(model, new GaussianDiffusion({ learnSigma: run.config.model.learnSigma, schedule: run.config.diffusion.schedule }), data, run.config.train);
   await resumeInto(run, trainer);
   const trainSeconds: number = await stage('dit', async (): Promise<number> => {
     const steps = run.config.train.steps;
@@ -148,7 +148,7 @@ async function runDemo(o: DemoOpts): Promise<number> {
   const samples = await stage('sample', async () => {
     const K = test.classes.length, per = L.samplesPerClass;
     const p = new Progress('  sampling', K * per);
-    const d = await sampleImages(model, vae, data.scale, classLabels(K, per), test.classes, { sampler: preset.sample.sampler, steps: preset.sample.steps, cfg: preset.sample.cfg, seed: 0, onProgress: (n) => p.update(n) });
+    const d = await sampleImages(model, vae, data.scale, classLabels(K, per), test.classes, { sampler: preset.sample.sampler, steps: preset.sample.steps, cfg: preset.sample.cfg, seed: 0, schedule: run.config.diffusion.schedule, onProgress: (n) => p.update(n) });
     await fs.rm(path.join(dir, 'samples'), { recursive: true, force: true });
     await writeSampleFolder(d, path.join(dir, 'samples'));
     await writeSampleGrid(subsetPerClass(d, Math.min(per, 10)), path.join(dir, 'samples.png'), Math.min(per, 10));

@@ -2,6 +2,12 @@
 // The `dit` command. Options are declared once per command (commander): parsing, validation and `--help`
 // come from that declaration. Exit codes: 0 done, 1 failed, 2 usage error (before any GPU work),
 // 3 training diverged.
+//
+// Dawn prints two warnings while it enumerates a lavapipe adapter ("maxDynamic…BuffersPerPipelineLayout
+// artificially reduced … to fit dynamic offset allocation limit"): its own clamp of the driver's descriptor
+// limits, whatever limits we request, with no option to silence it. So the command runs itself as a child
+// and drops exactly those two lines from its stderr (DIT_DAWN_WARNINGS=1 shows them).
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { closeDevice } from '../engine/device.js';
@@ -50,8 +56,40 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+const DAWN_CLAMP_WARNING = /^Warning: maxDynamic(Uniform|Storage)BuffersPerPipelineLayout artificially reduced from \d+ to \d+ to fit dynamic offset allocation limit\.\n/;
+
+/** Runs this command in a child whose stderr passes through minus Dawn's two clamp warnings. */
+function runFiltered(): void {
+  const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+    stdio: ['inherit', 'inherit', 'pipe'], env: { ...process.env, DIT_CHILD: '1', DIT_STDERR_TTY: process.stderr.isTTY ? '1' : '0' },
+  });
+  let pending = '';
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (chunk: string) => {
+    pending += chunk;
+    // Pass everything through at once except a possible start of the warning, held until its line ends.
+    for (;;) {
+      const m = DAWN_CLAMP_WARNING.exec(pending);
+      if (m) { pending = pending.slice(m[0].length); continue; }
+      const nl = pending.indexOf('\n');
+      const line = nl < 0 ? pending : pending.slice(0, nl + 1);
+      if (nl < 0 && 'Warning: maxDynamic'.startsWith(line.slice(0, 19)) && line.length < 200) break;
+      process.stderr.write(line);
+      pending = pending.slice(line.length);
+      if (!pending) break;
+    }
+  });
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => child.kill(sig));
+  child.on('close', (code, signal) => {
+    if (pending) process.stderr.write(pending);
+    if (signal) process.kill(process.pid, signal);
+    else process.exit(code ?? 1);
+  });
+}
+
+if (!process.env.DIT_CHILD && !process.env.DIT_DAWN_WARNINGS) runFiltered();
 // The device is destroyed before exiting: process.exit with Dawn still holding it can segfault.
-main(process.argv.slice(2)).then(async (code) => {
+else main(process.argv.slice(2)).then(async (code) => {
   await closeDevice();
   process.exit(code);
 }, async (e: Error) => {

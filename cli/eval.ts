@@ -84,7 +84,7 @@ async function runEval(o: EvalOpts): Promise<number> {
     if (!s.vae) throw new UsageError(`${s.file} names no VAE: give --vae`);
     if (s.model.config.numClasses < test.classes.length) throw new UsageError(`the model has ${s.model.config.numClasses} classes, ${o.data.kind} has ${test.classes.length}`);
     const p = new Progress('sampling', test.classes.length * o.perClass);
-    samples = await sampleImages(s.model, s.vae, s.scale, classLabels(test.classes.length, o.perClass), test.classes, { sampler: o.sampler, steps: o.steps, cfg: o.cfg, seed: o.seed, onProgress: (n) => p.update(n) });
+    samples = await sampleImages(s.model, s.vae, s.scale, classLabels(test.classes.length, o.perClass), test.classes, { sampler: o.sampler, steps: o.steps, cfg: o.cfg, seed: o.seed, schedule: s.schedule, onProgress: (n) => p.update(n) });
   }
   if (samples.channels !== test.channels || samples.height !== test.height || samples.width !== test.width) {
     throw new UsageError(`samples are ${samples.channels}×${samples.height}×${samples.width}, ${o.data.kind} images ${test.channels}×${test.height}×${test.width}`);

@@ -14,10 +14,11 @@ import { sampleImages, classLabels } from '../eval/samples.js';
 import { resolveCheckpoint } from '../runs/run.js';
 import { toImage, grid, writePng, type Image } from '../data/png.js';
 import type { ImageDataset } from '../data/dataset.js';
+import type { ScheduleName } from '../diffusion/schedule.js';
 import { int, num, choice, intList, existing, examples, log, UsageError } from './options.js';
 import { Progress } from './progress.js';
 
-export interface SamplerSource { model: DiT; vae: AutoencoderKL | null; scale: number; classes: string[]; file: string; weights: string; dataset: string | null }
+export interface SamplerSource { model: DiT; vae: AutoencoderKL | null; scale: number; classes: string[]; file: string; weights: string; dataset: string | null; schedule: ScheduleName }
 
 /** A DiT from a checkpoint or run folder, the VAE it names (or `vaeFile`), its latent scale and class names. */
 export async function loadSampler(src: string, which: 'ema' | 'model', vaeFile?: string, scaleFactor?: number): Promise<SamplerSource> {
@@ -29,7 +30,9 @@ export async function loadSampler(src: string, which: 'ema' | 'model', vaeFile?:
   const vae = vf ? await loadVae(vf) : null;
   const scale = scaleFactor ?? (w.metadata.scale_factor ? Number(w.metadata.scale_factor) : vae?.config.scalingFactor ?? 1);
   const classes: string[] = w.metadata.classes ? JSON.parse(w.metadata.classes) : Array.from({ length: model.config.numClasses }, (_, i) => `class${i}`);
-  return { model, vae, scale, classes, file, weights: w.metadata.weights ?? 'model', dataset: w.metadata.dataset ?? null };
+  // The noise schedule it was trained with (released DiT checkpoints: linear).
+  const schedule = (w.metadata.schedule ?? 'linear') as ScheduleName;
+  return { model, vae, scale, classes, file, weights: w.metadata.weights ?? 'model', dataset: w.metadata.dataset ?? null, schedule };
 }
 
 /** Folder name of class k: two-digit index, then the name with anything but letters, digits, '-' and '_' as '-'. */
@@ -93,19 +96,19 @@ async function runSample(o: SampleOpts): Promise<number> {
   const labels = o.perClass ? classLabels(K, o.perClass) : o.labels ?? Array.from({ length: 8 }, (_, i) => i % K);
   const badLabel = labels.find((l) => l >= K);
   if (badLabel !== undefined) throw new UsageError(`--labels: ${badLabel} is not a class of this model (0–${K - 1})`);
-  log(`${s.file} (${s.weights} weights): ${labels.length} samples, ${o.sampler} ${o.steps} steps, guidance ${o.cfg} on ${o.guide} channels`);
+  log(`${s.file} (${s.weights} weights, ${s.schedule} schedule): ${labels.length} samples, ${o.sampler} ${o.steps} steps, guidance ${o.cfg} on ${o.guide} channels`);
   const progress = new Progress('sampling', labels.length);
   if (!s.vae) {
     if (o.outDir) throw new UsageError('--out-dir needs a VAE to decode with (--vae)');
     // No VAE: the latents themselves, first three channels min–max scaled.
     const c = s.model.config;
-    const diffusion = new GaussianDiffusion({ respacing: o.sampler === 'ddim' ? `ddim${o.steps}` : String(o.steps), learnSigma: c.learnSigma });
+    const diffusion = new GaussianDiffusion({ respacing: o.sampler === 'ddim' ? `ddim${o.steps}` : String(o.steps), learnSigma: c.learnSigma, schedule: s.schedule });
     const x = await generate(s.model, diffusion, labels, [c.inChannels, c.inputSize, c.inputSize], { sampler: o.sampler, cfgScale: o.cfg, seed: o.seed, nullLabel: K, guideAllChannels: o.guide === 'all' });
     const data = (await x.data()) as Float32Array, per = c.inChannels * c.inputSize * c.inputSize;
     await writePng(o.out, grid(labels.map((_, i) => toImage(data.subarray(i * per, (i + 1) * per), c.inChannels, c.inputSize, c.inputSize, 'minmax')), Math.min(8, labels.length), 4));
     log('no --vae: wrote the latents (first 3 channels, min–max scaled)');
   } else {
-    const d = await sampleImages(s.model, s.vae, s.scale, labels, s.classes, { sampler: o.sampler, steps: o.steps, cfg: o.cfg, seed: o.seed, guideAllChannels: o.guide === 'all', batch: o.batch, onProgress: (n) => progress.update(n) });
+    const d = await sampleImages(s.model, s.vae, s.scale, labels, s.classes, { sampler: o.sampler, steps: o.steps, cfg: o.cfg, seed: o.seed, schedule: s.schedule, guideAllChannels: o.guide === 'all', batch: o.batch, onProgress: (n) => progress.update(n) });
     await writeSampleGrid(d, o.out, o.perClass ?? Math.min(8, labels.length));
     if (o.outDir) await writeSampleFolder(d, o.outDir);
   }

@@ -10,6 +10,7 @@ import { LatentSet, DiTTrainer, TRAIN_DEFAULTS, type DiTTrainConfig } from '../d
 import { readWeights } from '../dit/checkpoint.js';
 import { PRESETS, PRESET_NAMES, type PresetName } from '../dit/presets.js';
 import { GaussianDiffusion } from '../diffusion/gaussian.js';
+import type { ScheduleName } from '../diffusion/schedule.js';
 import { loadVae } from '../vae/checkpoint.js';
 import { Run, trainLoop, resumeInto, DivergenceError, type RunConfig } from '../runs/run.js';
 import { int, num, choice, existing, examples, log, usage, UsageError } from './options.js';
@@ -21,7 +22,7 @@ const RESUMABLE = new Set(['resume', 'steps', 'logEvery', 'checkpointEvery', 'ke
 
 export interface TrainOpts {
   preset?: PresetName; latents: string; model?: string; hidden?: number; depth?: number; heads?: number; patch?: number; mlpRatio?: number;
-  conditioning?: Conditioning; learnSigma: boolean; steps?: number; batch?: number; lr?: number; warmup?: number; lrSchedule?: 'constant' | 'cosine';
+  conditioning?: Conditioning; schedule?: ScheduleName; learnSigma: boolean; steps?: number; batch?: number; lr?: number; warmup?: number; lrSchedule?: 'constant' | 'cosine';
   weightDecay?: number; clipGrad?: number; ema?: number; emaWarmup: boolean; seed: number; run?: string; resume?: string; init?: string;
   which: 'ema' | 'model'; logEvery: number; checkpointEvery: number; keep: number; sampleEvery: number; samplesPerClass: number; vae?: string; cfg?: number;
 }
@@ -38,6 +39,7 @@ export function registerTrain(program: Command): void {
     .addOption(int('--patch <n>', 'patch size (must divide the latent side)', { min: 1 }))
     .addOption(num('--mlp-ratio <r>', 'MLP width / D', { above: 0 }))
     .addOption(choice('--conditioning <design>', 'the paper\'s conditioning design', CONDITIONINGS))
+    .addOption(choice('--schedule <name>', 'noise schedule: DiT\'s linear, or improved DDPM\'s cosine (sample it with DDIM: its last steps keep almost no signal, and DDPM through them without clipping diverges) [default: the preset\'s, else linear]', ['linear', 'cosine']))
     .option('--no-learn-sigma', 'predict ε only (fixed variance, MSE loss) instead of ε and the variance')
     .addOption(int('--steps <n>', `total training steps (resuming: the new total) [default: preset's, else ${TRAIN_DEFAULTS.steps}]`, { min: 1 }))
     .addOption(int('--batch <n>', `batch size [default: preset's, else ${TRAIN_DEFAULTS.batch}]`, { min: 1 }))
@@ -114,7 +116,7 @@ async function runTrain(o: TrainOpts, c: Command): Promise<number> {
     if (vaeFile === null) log('no --vae: the run writes no sample pictures');
     const preset = o.preset ? PRESETS[o.preset] : null;
     const config: RunConfig = {
-      version: 1, model, train, diffusion: { schedule: 'linear', steps: 1000, learnSigma: model.learnSigma },
+      version: 1, model, train, diffusion: { schedule: o.schedule ?? preset?.schedule ?? 'linear', steps: 1000, learnSigma: model.learnSigma },
       data: { latents: path.resolve(o.latents), dataset: data.dataset, count: data.count, shape: data.shape, scaleFactor: data.scale, classes: data.classes },
       vae: vaeFile ? path.resolve(vaeFile) : null, logEvery: o.logEvery, checkpointEvery: o.checkpointEvery, keep: o.keep,
       samples: { every: o.sampleEvery, perClass: o.samplesPerClass, steps: preset?.sample.steps ?? 50, cfg: o.cfg ?? preset?.sample.cfg ?? 3 },
@@ -132,7 +134,7 @@ async function runTrain(o: TrainOpts, c: Command): Promise<number> {
     model.loadStateDict(w.tensors, { source: cfg.init });
     log(`initialised from ${cfg.init}${w.metadata.weights ? ` (${w.metadata.weights} weights)` : ''}`);
   }
-  const trainer = new DiTTrainer(model, new GaussianDiffusion({ learnSigma: cfg.model.learnSigma }), data, cfg.train);
+  const trainer = new DiTTrainer(model, new GaussianDiffusion({ learnSigma: cfg.model.learnSigma, schedule: cfg.diffusion.schedule }), data, cfg.train);
   if (o.resume) {
     const from = await resumeInto(run, trainer);
     if (!from) throw new Error(`${run.dir} has no checkpoint yet: nothing to resume (start it again without --resume)`);

@@ -1,8 +1,9 @@
 // Plots with Chart.js: the chart configurations (training loss, benchmark scaling) are plain data usable in
 // a browser canvas as they are; `renderChartPng` draws one in Node on @napi-rs/canvas and writes a PNG.
 import type { ChartConfiguration } from 'chart.js';
+import { nodeHelpers, nodePackage } from '../engine/runtime.js';
 
-export interface Series { label: string; points: { x: number; y: number }[]; color: string; width?: number; dashed?: boolean; showPoints?: boolean }
+export interface Series { label: string; points: { x: number; y: number }[]; color: string; width?: number; dashed?: boolean; showPoints?: boolean; /** Draw as a line even in a scatter chart. */ line?: boolean }
 
 /** Exponential moving average of `ys` (weight `alpha` on the new value), for smoothed curves. */
 export function smooth(ys: number[], alpha = 0.05): number[] {
@@ -11,15 +12,31 @@ export function smooth(ys: number[], alpha = 0.05): number[] {
 }
 
 /** A line or scatter chart of several series, each axis linear or logarithmic. */
+/**
+ * A line or scatter chart of several series, each axis linear or logarithmic; `pointLabels[i][j]` is written
+ * beside point j of series i.
+ */
 export function chartConfig(o: { title: string; x: { label: string; log?: boolean }; y: { label: string; log?: boolean }; series: Series[]; scatter?: boolean; pointLabels?: string[][] }): ChartConfiguration {
+  const labels = o.pointLabels;
   return {
     type: o.scatter ? 'scatter' : 'line',
     data: {
       datasets: o.series.map((s) => ({
         label: s.label, data: s.points, borderColor: s.color, backgroundColor: s.color, borderWidth: s.width ?? 1.5,
-        pointRadius: s.showPoints || o.scatter ? 4 : 0, borderDash: s.dashed ? [6, 4] : [], showLine: !o.scatter,
+        pointRadius: s.line ? 0 : s.showPoints || o.scatter ? 4 : 0, borderDash: s.dashed ? [6, 4] : [], showLine: !o.scatter || !!s.line,
       })),
     },
+    plugins: labels ? [{
+      id: 'pointLabels',
+      afterDatasetsDraw: (chart) => {
+        const ctx = chart.ctx;
+        ctx.save();
+        ctx.font = '11px sans-serif';
+        ctx.fillStyle = '#333';
+        chart.data.datasets.forEach((_, i) => chart.getDatasetMeta(i).data.forEach((pt, j) => { const t = labels[i]?.[j]; if (t) ctx.fillText(t, pt.x + 6, pt.y - 6); }));
+        ctx.restore();
+      },
+    }] : [],
     options: {
       animation: false, responsive: false, parsing: false,
       scales: {
@@ -46,13 +63,24 @@ export function lossChart(points: { step: number; loss: number }[], title = 'DiT
 
 /** Draws `config` at width×height on a white background and writes it as a PNG (Node; atomic). */
 export async function renderChartPng(config: ChartConfiguration, file: string, width = 900, height = 450): Promise<void> {
-  const [{ createCanvas }, chartjs, { writeFileAtomic }] = await Promise.all([import('@napi-rs/canvas'), import('chart.js'), import('../engine/node.js')]);
+  await renderChartsPng([config], file, width, height);
+}
+
+/** Several charts side by side, each width×height, in one PNG (Node; atomic). */
+export async function renderChartsPng(configs: ChartConfiguration[], file: string, width = 900, height = 450): Promise<void> {
+  // Node-only modules through engine/runtime.ts, so a browser bundle that draws lossChart() never pulls them in.
+  const [{ createCanvas }, chartjs, { writeFileAtomic }] = await Promise.all([nodePackage<typeof import('@napi-rs/canvas')>('@napi-rs/canvas', 'renderChartsPng'), import('chart.js'), nodeHelpers('renderChartsPng')]);
   const { Chart, registerables } = chartjs;
   Chart.register(...registerables);
-  const canvas = createCanvas(width, height);
   const white = { id: 'white', beforeDraw: (c: { ctx: CanvasRenderingContext2D; width: number; height: number }) => { c.ctx.save(); c.ctx.fillStyle = 'white'; c.ctx.fillRect(0, 0, c.width, c.height); c.ctx.restore(); } };
-  const chart = new Chart(canvas.getContext('2d') as unknown as CanvasRenderingContext2D, { ...config, plugins: [...(config.plugins ?? []), white] } as ChartConfiguration);
-  const png = await canvas.encode('png');
-  chart.destroy();
+  const sheet = createCanvas(width * configs.length, height);
+  const sctx = sheet.getContext('2d');
+  for (const [i, config] of configs.entries()) {
+    const canvas = createCanvas(width, height);
+    const chart = new Chart(canvas.getContext('2d') as unknown as CanvasRenderingContext2D, { ...config, plugins: [...(config.plugins ?? []), white] } as ChartConfiguration);
+    sctx.drawImage(canvas, i * width, 0);
+    chart.destroy();
+  }
+  const png = await sheet.encode('png');
   await writeFileAtomic(file, [new Uint8Array(png.buffer, png.byteOffset, png.byteLength)]);
 }

@@ -1,4 +1,6 @@
 // Pictures: image grids from tensors in [-1, 1] (or latents, normalised per image), written as PNG (Node).
+import { nodeHelpers, nodePackage } from '../engine/runtime.js';
+
 export interface Image { width: number; height: number; rgba: Uint8Array }
 
 /** One image from CHW float data: 3 channels in [-1, 1] → RGB; other channel counts → first 3 (or gray), min–max scaled. */
@@ -40,18 +42,18 @@ export function grid(images: Image[], cols: number, scale = 1, gap = 2): Image {
 
 /** Encodes and writes a PNG atomically (Node). */
 export async function writePng(file: string, img: Image): Promise<void> {
-  const { PNG } = await import('pngjs');
+  const { PNG } = await nodePackage<typeof import('pngjs')>('pngjs', 'writePng');
   const png = new PNG({ width: img.width, height: img.height });
   png.data = Buffer.from(img.rgba.buffer, img.rgba.byteOffset, img.rgba.byteLength);
   const bytes = PNG.sync.write(png);
-  const { writeFileAtomic } = await import('../engine/node.js');
+  const { writeFileAtomic } = await nodeHelpers('writePng');
   await writeFileAtomic(file, [new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)]);
 }
 
 /** Reads a PNG into RGBA (Node). */
 export async function readPng(file: string): Promise<Image> {
-  const { PNG } = await import('pngjs');
-  const { readFileBytes } = await import('../engine/node.js');
+  const { PNG } = await nodePackage<typeof import('pngjs')>('pngjs', 'readPng');
+  const { readFileBytes } = await nodeHelpers('readPng');
   const png = PNG.sync.read(Buffer.from(await readFileBytes(file)));
   return { width: png.width, height: png.height, rgba: new Uint8Array(png.data.buffer, png.data.byteOffset, png.data.byteLength) };
 }

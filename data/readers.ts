@@ -5,6 +5,7 @@
 import { type ImageDataset } from './dataset.js';
 import { generateSynthetic, SYNTHETIC_CLASSES } from './synthetic.js';
 import { readPng, type Image } from './png.js';
+import { nodeHelpers, nodePackage } from '../engine/runtime.js';
 
 export const CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
 const RECORD = 1 + 3072;
@@ -40,7 +41,7 @@ export function toCifar10Bytes(d: ImageDataset): Uint8Array {
 
 /** Reads CIFAR-10 binaries from a folder (data_batch_1..5.bin for train, test_batch.bin for test). */
 export async function readCifar10(dir: string, split: 'train' | 'test'): Promise<ImageDataset> {
-  const { readFileBytes, joinPath } = await import('../engine/node.js');
+  const { readFileBytes, joinPath } = await nodeHelpers('readCifar10');
   const names = split === 'train' ? [1, 2, 3, 4, 5].map((i) => `data_batch_${i}.bin`) : ['test_batch.bin'];
   const files = [];
   for (const n of names) files.push({ name: joinPath(dir, n), bytes: await readFileBytes(joinPath(dir, n)) });
@@ -49,8 +50,8 @@ export async function readCifar10(dir: string, split: 'train' | 'test'): Promise
 
 /** A folder with one sub-folder of same-size PNGs per class (sorted class names = labels). */
 export async function readPngFolder(dir: string, channels: 1 | 3 = 3): Promise<ImageDataset> {
-  const { promises: fs } = await import('node:fs');
-  const path = await import('node:path');
+  const { promises: fs } = await nodePackage<typeof import('node:fs')>('node:fs', 'readPngFolder');
+  const path = await nodePackage<typeof import('node:path')>('node:path', 'readPngFolder');
   const classes = (await fs.readdir(dir, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name).sort();
   if (!classes.length) throw new Error(`${dir}: no class sub-folders`);
   const imgs: { img: Image; label: number; file: string }[] = [];
@@ -78,8 +79,8 @@ export async function readPngFolder(dir: string, channels: 1 | 3 = 3): Promise<I
  */
 export async function syntheticDataset(split: 'train' | 'test', opts: { seed?: number; count?: number; cacheDir?: string; onProgress?: (m: string) => void } = {}): Promise<ImageDataset> {
   const seed = opts.seed ?? 0, count = opts.count ?? (split === 'train' ? 50000 : 10000);
-  const node = await import('../engine/node.js');
-  const { existsSync } = await import('node:fs');
+  const node = await nodeHelpers('syntheticDataset');
+  const { existsSync } = await nodePackage<typeof import('node:fs')>('node:fs', 'syntheticDataset');
   const file = node.joinPath(opts.cacheDir ?? '.cache/data', `synthetic-s${seed}-${split}-${count}.bin`);
   if (existsSync(file)) return parseCifar10([{ name: file, bytes: await node.readFileBytes(file) }], [...SYNTHETIC_CLASSES]);
   const t0 = performance.now();
@@ -124,9 +125,9 @@ export function fashionMnistFromIdx(images: { name: string; bytes: Uint8Array },
 
 /** Reads `dir`/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] (gzip or not). */
 export async function readFashionMnist(dir: string, split: 'train' | 'test'): Promise<ImageDataset> {
-  const { existsSync } = await import('node:fs');
-  const { gunzipSync } = await import('node:zlib');
-  const { readFileBytes, joinPath } = await import('../engine/node.js');
+  const { existsSync } = await nodePackage<typeof import('node:fs')>('node:fs', 'readFashionMnist');
+  const { gunzipSync } = await nodePackage<typeof import('node:zlib')>('node:zlib', 'readFashionMnist');
+  const { readFileBytes, joinPath } = await nodeHelpers('readFashionMnist');
   const read = async (stem: string) => {
     for (const name of [`${stem}.gz`, stem]) {
       const file = joinPath(dir, name);

@@ -1,8 +1,10 @@
 // DiT checkpoints: safetensors (official names), torch .pt files (released state dicts and training
 // checkpoints), config from file metadata or inferred from tensor shapes, and .pt → safetensors conversion.
 import { type HostTensor } from '../nn/module.js';
-import { TensorSource, openTensors, writeSafetensors, type StWriteTensor } from '../engine/safetensors.js';
-import { loadTorchCheckpoint, stateDictOf, torchTensorF32, type TorchTensor } from '../engine/torchpt.js';
+import { Safetensors, TensorSource, openTensors, writeSafetensors, type StWriteTensor } from '../engine/safetensors.js';
+import { loadTorchCheckpoint, stateDictOf, torchTensorF32, type TorchCheckpoint, type TorchTensor } from '../engine/torchpt.js';
+import { CheckpointError } from '../engine/errors.js';
+import { nodeHelpers } from '../engine/runtime.js';
 import { type DiTConfig, ditConfig, DIT_MODEL_NAMES } from './config.js';
 import { DiT } from './model.js';
 
@@ -34,7 +36,7 @@ export function configFromMetadata(meta: Record<string, string>): Partial<DiTCon
 export function inferConfig(shape: (name: string) => number[] | undefined, keys: string[]): DiTConfig {
   const need = (n: string) => {
     const s = shape(n);
-    if (!s) throw new Error(`cannot infer the DiT config: no '${n}' tensor`);
+    if (!s) throw new CheckpointError(`cannot infer the DiT config: no '${n}' tensor (not DiT weights with the official names?)`, { op: 'inferConfig' });
     return s;
   };
   const [D, C, p] = need('x_embedder.proj.weight');
@@ -58,17 +60,34 @@ function fromTorch(sd: Map<string, TorchTensor>): Map<string, HostTensor> {
   return new Map([...sd].map(([k, t]) => [k, { shape: t.shape, data: torchTensorF32(t) }]));
 }
 
-/** Reads weights from .safetensors, a sharded .index.json, or a torch .pt (bare or {model, ema, …}). */
+/** Reads weights from .safetensors, a sharded .index.json, or a torch .pt (bare or {model, ema, …}) (Node). */
 export async function readWeights(file: string, opts: { ema?: boolean } = {}): Promise<WeightSet> {
   if (file.endsWith('.pt') || file.endsWith('.pth') || file.endsWith('.bin')) {
-    const { readFileBytes } = await import('../engine/node.js');
-    const ck = await loadTorchCheckpoint(await readFileBytes(file), file);
-    const root = ck.root as Map<string, unknown>;
-    const training = root instanceof Map && root.has('model');
-    const sd = stateDictOf(ck, training ? (opts.ema === false ? 'model' : 'ema') : undefined);
-    return { tensors: fromTorch(sd), metadata: {}, source: file };
+    const { readFileBytes } = await nodeHelpers('readWeights');
+    return weightsFromTorch(await loadTorchCheckpoint(await readFileBytes(file), file), opts);
   }
-  const src = await openTensors(file);
+  return weightsFromTensors(await openTensors(file), file, opts);
+}
+
+/**
+ * Weights from the bytes of a .safetensors or torch .pt file, e.g. fetched in a browser (`source` names it
+ * in errors and in `WeightSet.source`).
+ */
+export async function weightsFromBytes(bytes: Uint8Array, source = '<bytes>', opts: { ema?: boolean } = {}): Promise<WeightSet> {
+  const zip = bytes[0] === 0x50 && bytes[1] === 0x4b && bytes[2] === 0x03 && bytes[3] === 0x04;
+  if (zip || bytes[0] === 0x80) return weightsFromTorch(await loadTorchCheckpoint(bytes, source), opts);
+  const st = new Safetensors(bytes, source);
+  return weightsFromTensors(new TensorSource([st], new Map(st.keys().map((k) => [k, st])), source), source, opts);
+}
+
+function weightsFromTorch(ck: TorchCheckpoint, opts: { ema?: boolean }): WeightSet {
+  const root = ck.root as Map<string, unknown>;
+  const training = root instanceof Map && root.has('model');
+  const sd = stateDictOf(ck, training ? (opts.ema === false ? 'model' : 'ema') : undefined);
+  return { tensors: fromTorch(sd), metadata: {}, source: ck.source };
+}
+
+function weightsFromTensors(src: TensorSource, file: string, opts: { ema?: boolean }): WeightSet {
   // A training checkpoint of ours (model weights, `ema.`-prefixed EMA weights, optimizer state): the EMA
   // weights unless the raw model is asked for.
   if (src.metadata.format === 'dit-webgpu-train') {
@@ -136,10 +155,10 @@ export function officialName(c: DiTConfig): string | null {
 export async function exportTorch(file: string, out: string): Promise<{ tensors: number; opt: boolean; args: Record<string, unknown> }> {
   const { serializeTorch, PyOrderedDict, PyFloat, PyTuple } = await import('../engine/torchpt.js');
   const { readSafetensors } = await import('../engine/safetensors.js');
-  const { writeFileAtomic } = await import('../engine/node.js');
+  const { writeFileAtomic } = await nodeHelpers('exportTorch');
   const st = await readSafetensors(file);
   const meta = configFromMetadata(st.metadata);
-  if (!meta) throw new Error(`${file}: no config metadata (export takes this project's checkpoints; convert other files with dit convert first)`);
+  if (!meta) throw new CheckpointError(`${file}: no config metadata (export takes this project's checkpoints; convert other files with dit convert first)`, { file });
   const config = ditConfig(undefined, meta);
   const training = st.metadata.format === 'dit-webgpu-train';
   // Our files list the model's tensors in state-dict order (the order they are written in).

@@ -49,7 +49,10 @@ export class LatentSet {
     check(Number.isFinite(this.scale) && this.scale > 0, 'LatentSet', `${st.source}: scale_factor '${st.metadata.scale_factor}' is not a positive number`);
   }
 
-  get numClasses(): number { return Math.max(this.classes.length, ...this.labels) + (this.classes.length ? 0 : 1); }
+  /** The largest label (a loop: spreading a large cache's labels into Math.max overflows the stack). */
+  get maxLabel(): number { return this.labels.reduce((a, b) => Math.max(a, b), -1); }
+
+  get numClasses(): number { return this.classes.length || this.maxLabel + 1; }
 
   /** scale·(mean + std·ε) for the samples `idx`, ε from `gen`: [B, C, h, w]. */
   batch(idx: number[], gen: Generator): Tensor {
@@ -131,7 +134,7 @@ export class DiTTrainer {
     check(c.lr > 0 && Number.isFinite(c.lr), 'DiTTrainer', `lr must be positive, got ${c.lr}`);
     check(data.shape[0] === model.config.inChannels && data.shape[1] === model.config.inputSize && data.shape[2] === model.config.inputSize, 'DiTTrainer',
       `latents [${data.shape.join(', ')}] do not fit the model's input [${model.config.inChannels}, ${model.config.inputSize}, ${model.config.inputSize}]`);
-    check(Math.max(...data.labels) < model.config.numClasses, 'DiTTrainer', `the latents have labels up to ${Math.max(...data.labels)}, the model only ${model.config.numClasses} classes`);
+    check(data.maxLabel < model.config.numClasses, 'DiTTrainer', `the latents have labels up to ${data.maxLabel}, the model only ${model.config.numClasses} classes`);
     this.opt = new AdamW(model.parameters(), { lr: c.lr, weightDecay: c.weightDecay, clipGradNorm: c.clipGrad ?? undefined });
     // EMA over every named tensor (pos_embed too), initialised to the weights (update_ema(decay=0)).
     this.ema = new EMA(model.namedTensors().map(([, t]) => t), c.emaDecay);

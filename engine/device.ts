@@ -2,6 +2,8 @@
 // (navigator.gpu). It owns command recording (many dispatches per encoder, submitted in batches), the
 // pipeline cache, the uniform arena, the buffer pool, and turns GPU errors into JavaScript errors.
 import { BufferPool } from './pool.js';
+import { DitError, DeviceError, ShapeError } from './errors.js';
+import { isNode, nodeHelpers } from './runtime.js';
 
 export interface AdapterSummary {
   vendor: string;
@@ -45,7 +47,10 @@ const MAX_DISPATCHES_PER_SUBMIT = 256;
 /** Bind groups kept for reuse (least recently used dropped first). */
 const BIND_GROUP_CACHE = 4096;
 
-export class GpuError extends Error {}
+/** @deprecated The base class of the engine's errors, under its old name: use DitError (or the specific classes of engine/errors.ts). */
+export const GpuError = DitError;
+/** @deprecated Use DitError. */
+export type GpuError = DitError;
 
 interface Pipeline { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout; id: number; bindings: number; uniform: boolean }
 
@@ -81,6 +86,8 @@ export class Gpu {
   private lostReason: string | null = null;
   /** Buffers referenced by recorded-but-unsubmitted commands: destroyed right after the next submit. */
   private readonly destroyQueue: GPUBuffer[] = [];
+  /** The WGSL of the last dispatch (the dispatch-cost benchmark binds its pipeline by hand). */
+  lastCode = '';
   /** Dispatch, submit, readback and upload counts (profiling aid). */
   readonly stats = { dispatches: 0, submits: 0, readbacks: 0, uploads: 0 };
   /** GPU time per kernel label (ms) and dispatch count, collected while `profiling` (timestamp queries). */
@@ -117,17 +124,17 @@ export class Gpu {
 
   /** Throws if the device was lost or an asynchronous GPU error was reported. */
   checkAlive(op: string): void {
-    if (this.lostReason !== null) throw new GpuError(`${op}: the WebGPU device was lost (${this.lostReason})`);
+    if (this.lostReason !== null) throw new DeviceError(`${op}: the WebGPU device was lost (${this.lostReason}); await closeDevice() then getDevice() for a new one (the old device's tensors are gone)`, { op });
     if (this.errors.length) {
       const msg = this.errors.splice(0).join('\n');
-      throw new GpuError(`GPU error (reported after op '${op}'): ${msg}`);
+      throw new DeviceError(`GPU error (reported after op '${op}'): ${msg}${/out of memory/.test(msg) ? '\n  (free tensors with dispose() or scope(), use smaller batches, or see memory() for what is live)' : ''}`, { op });
     }
   }
 
   /** Creates a GPU buffer; out-of-memory and validation errors are reported at the next sync point. */
   createBuffer(bytes: number, usage: number, label: string): GPUBuffer {
     if (bytes > this.maxBufferBytes) {
-      throw new GpuError(`${label}: ${bytes} bytes exceeds the adapter's maxBufferSize (${this.maxBufferBytes})`);
+      throw new DeviceError(`${label}: ${bytes} bytes exceeds the adapter's maxBufferSize (${this.maxBufferBytes}); use smaller tensors or batches`, { op: label });
     }
     this.device.pushErrorScope('out-of-memory');
     const buffer = this.device.createBuffer({ label, size: bytes, usage });
@@ -152,7 +159,7 @@ export class Gpu {
         entries.push({ binding, visibility: GPUShaderStage.COMPUTE, buffer: { type, hasDynamicOffset: type === 'uniform' } });
       }
       entries.sort((a, b) => a.binding - b.binding);
-      if (entries.some((e, i) => e.binding !== i)) throw new GpuError(`kernel '${label}': bindings of group 0 must be numbered 0, 1, 2, … (got ${entries.map((e) => e.binding).join(', ')})`);
+      if (entries.some((e, i) => e.binding !== i)) throw new ShapeError(`kernel '${label}': bindings of group 0 must be numbered 0, 1, 2, … (got ${entries.map((e) => e.binding).join(', ')})`, { op: label });
       this.device.pushErrorScope('validation');
       const layout = this.device.createBindGroupLayout({ label, entries });
       const module = this.device.createShaderModule({ label, code });
@@ -193,7 +200,7 @@ export class Gpu {
    * accumulate in `profile` (read them after `await sync()`). Needs the timestamp-query feature.
    */
   setProfiling(on: boolean): void {
-    if (on && !this.hasTimestamps) throw new GpuError('profiling needs the timestamp-query feature, which this adapter lacks');
+    if (on && !this.hasTimestamps) throw new DeviceError('profiling needs the timestamp-query feature, which this adapter lacks', { op: 'setProfiling' });
     this.flush();
     this.profiling = on;
     if (on && !this.querySet) this.querySet = this.device.createQuerySet({ type: 'timestamp', count: 2 * MAX_DISPATCHES_PER_SUBMIT });
@@ -235,19 +242,20 @@ export class Gpu {
     if (x === 0 || y === 0 || z === 0) return;
     const maxWg = this.device.limits.maxComputeWorkgroupsPerDimension;
     if (x > maxWg || y > maxWg || z > maxWg) {
-      throw new GpuError(`${a.label}: dispatch [${x},${y},${z}] exceeds maxComputeWorkgroupsPerDimension ${maxWg}`);
+      throw new DeviceError(`${a.label}: dispatch [${x},${y},${z}] exceeds maxComputeWorkgroupsPerDimension ${maxWg}; spread the work over y and z (kernels/util.ts grid())`, { op: a.label });
     }
     if (a.params && this.arenaUsed >= ARENA_SLOTS) this.flush();
     const p = this.pipeline(a.code, a.label);
+    this.lastCode = a.code;
     const given = a.buffers.length + (a.params ? 1 : 0);
     if (given !== p.bindings || p.uniform !== !!a.params) {
-      throw new GpuError(`${a.label}: the kernel declares ${p.bindings} bindings${p.uniform ? ' (a uniform block first)' : ''}, the launch gave ${a.buffers.length} buffers${a.params ? ' and uniforms' : ''}`);
+      throw new ShapeError(`${a.label}: the kernel declares ${p.bindings} bindings${p.uniform ? ' (a uniform block first)' : ''}, the launch gave ${a.buffers.length} buffers${a.params ? ' and uniforms' : ''}`, { op: a.label });
     }
     let key = String(p.id);
     const sizes: number[] = [];
     for (const b of a.buffers) {
       if (b.bytes > this.maxBindingBytes) {
-        throw new GpuError(`${a.label}: a ${b.bytes}-byte operand exceeds the adapter's maxStorageBufferBindingSize (${this.maxBindingBytes} bytes); split the tensor`);
+        throw new DeviceError(`${a.label}: a ${b.bytes}-byte operand exceeds the adapter's maxStorageBufferBindingSize (${this.maxBindingBytes} bytes); split the tensor`, { op: a.label });
       }
       // Round to 16 bytes (vec4 arrays) but never past the binding limit (2^31 − 4 on some GPUs).
       const size = Math.min(Math.max(16, Math.ceil(b.bytes / 16) * 16), this.maxBindingBytes - (this.maxBindingBytes % 4), b.buffer.size);
@@ -256,7 +264,7 @@ export class Gpu {
     }
     const uniformSize = a.params ? Math.max(16, Math.ceil(a.params.length / 4) * 16) : 0;
     if (a.params) {
-      if (a.params.length * 4 > UNIFORM_SLOT) throw new GpuError(`${a.label}: uniform block over ${UNIFORM_SLOT} bytes`);
+      if (a.params.length * 4 > UNIFORM_SLOT) throw new ShapeError(`${a.label}: uniform block over ${UNIFORM_SLOT} bytes`, { op: a.label });
       key += `|u${uniformSize}`;
     }
     let bindGroup = this.bindGroups.get(key);
@@ -354,7 +362,7 @@ export class Gpu {
       await staging.mapAsync(GPUMapMode.READ);
     } catch (e) {
       await this.sync(op);
-      throw new GpuError(`${op}: readback failed: ${(e as Error).message}`);
+      throw new DeviceError(`${op}: readback failed: ${(e as Error).message}`, { op, cause: e });
     }
     const out = staging.getMappedRange().slice(0, bytes);
     staging.unmap();
@@ -394,6 +402,11 @@ export interface DeviceOptions {
   /** Extra Dawn toggles for Node (`create()` options), e.g. ['enable-dawn-features=allow_unsafe_apis']. */
   dawnOptions?: string[];
   powerPreference?: GPUPowerPreference;
+  /**
+   * The WebGPU entry point to use instead of `navigator.gpu` or Dawn: e.g. `create([])` of npm `webgpu` in
+   * a Node bundle (after `Object.assign(globalThis, globals)`), or another implementation.
+   */
+  gpu?: GPU;
 }
 
 /** The engine's one device, created on first call (Dawn in Node, navigator.gpu in browsers). */
@@ -416,7 +429,7 @@ export async function closeDevice(): Promise<void> {
 
 /** The device after `getDevice()` resolved; throws otherwise. Ops use this. */
 export function gpu(): Gpu {
-  if (!current) throw new GpuError('no WebGPU device yet: await getDevice() first');
+  if (!current) throw new DeviceError('no WebGPU device yet: await getDevice() first (and not after closeDevice())');
   return current;
 }
 
@@ -428,15 +441,14 @@ const NO_ADAPTER_HELP = `No WebGPU adapter found.
   Browser: use a WebGPU-enabled browser (Chrome/Edge 113+, or Chromium with --enable-unsafe-webgpu), over https or localhost.`;
 
 async function createGpu(opts: DeviceOptions): Promise<Gpu> {
-  let gpuApi: GPU | undefined = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
-  const isNode = typeof process !== 'undefined' && !!process.versions?.node;
+  let gpuApi: GPU | undefined = opts.gpu ?? (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
   if (!gpuApi && isNode) {
-    const node = await import('./node.js');
+    const node = await nodeHelpers('getDevice');
     gpuApi = await node.loadDawn(opts.dawnOptions ?? []);
   }
-  if (!gpuApi) throw new GpuError(NO_ADAPTER_HELP);
+  if (!gpuApi) throw new DeviceError(NO_ADAPTER_HELP, { op: 'getDevice' });
   const adapter = await gpuApi.requestAdapter({ powerPreference: opts.powerPreference ?? 'high-performance' });
-  if (!adapter) throw new GpuError(NO_ADAPTER_HELP);
+  if (!adapter) throw new DeviceError(NO_ADAPTER_HELP, { op: 'getDevice' });
   const requiredLimits: Record<string, number> = {};
   for (const k of WANTED_LIMITS) {
     const v = (adapter.limits as unknown as Record<string, number>)[k];

@@ -1,6 +1,8 @@
 // Everything Node-only lives here: loading Dawn (npm `webgpu`) and file I/O. Browser builds never import it.
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
+import { inflateRawSync } from 'node:zlib';
+import { CheckpointError } from './errors.js';
 
 /** Loads Dawn's Node bindings and installs the WebGPU globals (GPUBufferUsage, …). */
 export async function loadDawn(options: string[]): Promise<GPU> {
@@ -17,8 +19,8 @@ export async function readFileBytes(file: string): Promise<Uint8Array> {
     return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    if (err.code === 'ENOENT') throw new Error(`${file}: no such file`);
-    throw new Error(`${file}: cannot read (${err.message})`);
+    if (err.code === 'ENOENT') throw new CheckpointError(`${file}: no such file`, { file, cause: e });
+    throw new CheckpointError(`${file}: cannot read (${err.message})`, { file, cause: e });
   }
 }
 
@@ -54,4 +56,10 @@ export function dirnameOf(file: string): string {
 
 export function joinPath(...parts: string[]): string {
   return path.join(...parts);
+}
+
+/** Inflates raw deflate data (zip entries of torch.save files). */
+export function inflateRaw(bytes: Uint8Array): Uint8Array {
+  const b = inflateRawSync(bytes);
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
 }

@@ -8,6 +8,8 @@ export interface MemoryStats {
   /** Bytes held by the pool for reuse. */
   pooledBytes: number;
   pooledBuffers: number;
+  /** The most bytes live at once since the pool was made or `resetPeak()`. */
+  peakLiveBytes: number;
 }
 
 const STORAGE_USAGE = 0x80 /* STORAGE */ | 0x04 /* COPY_SRC */ | 0x08; /* COPY_DST */
@@ -30,6 +32,7 @@ export interface BufferSource {
 export class BufferPool {
   private readonly free = new Map<number, GPUBuffer[]>();
   private live = 0;
+  private peak = 0;
   private liveCount = 0;
   private pooled = 0;
   private pooledCount = 0;
@@ -49,6 +52,7 @@ export class BufferPool {
       buf = this.gpu.createBuffer(cls, STORAGE_USAGE, label);
     }
     this.live += cls;
+    this.peak = Math.max(this.peak, this.live);
     this.liveCount++;
     return buf;
   }
@@ -77,6 +81,9 @@ export class BufferPool {
   }
 
   stats(): MemoryStats {
-    return { liveBytes: this.live, liveBuffers: this.liveCount, pooledBytes: this.pooled, pooledBuffers: this.pooledCount };
+    return { liveBytes: this.live, liveBuffers: this.liveCount, pooledBytes: this.pooled, pooledBuffers: this.pooledCount, peakLiveBytes: this.peak };
   }
+
+  /** Starts a new peak measurement from the bytes live now. */
+  resetPeak(): void { this.peak = this.live; }
 }

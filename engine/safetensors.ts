@@ -2,13 +2,19 @@
 // sharded checkpoints with an `.index.json`. Parsing works on bytes (browser or Node); the file helpers at
 // the bottom go through engine/node.ts. Malformed input gets an error naming the file and the problem.
 import { bf16ToF32, f16ToF32 } from './half.js';
+import { CheckpointError, type ErrorDetails } from './errors.js';
+import { nodeHelpers } from './runtime.js';
 
 export type StDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 const ELEM: Record<StDtype, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
 
 export interface StEntry { dtype: StDtype; shape: number[]; begin: number; end: number }
 
-export class SafetensorsError extends Error {}
+/** A safetensors file (or sharded index) that cannot be read: a CheckpointError. */
+export class SafetensorsError extends CheckpointError {
+  override name = 'SafetensorsError';
+  constructor(message: string, details: ErrorDetails = {}) { super(message, details); }
+}
 
 /** A parsed safetensors file: entries plus zero-copy access to the raw bytes. */
 export class Safetensors {
@@ -17,7 +23,7 @@ export class Safetensors {
   private readonly dataStart: number;
 
   constructor(readonly bytes: Uint8Array, readonly source = '<bytes>') {
-    const fail = (msg: string): never => { throw new SafetensorsError(`${source}: ${msg}`); };
+    const fail = (msg: string): never => { throw new SafetensorsError(`${source}: ${msg}`, { file: source }); };
     if (bytes.byteLength < 8) fail(`truncated: ${bytes.byteLength} bytes, not even the 8-byte header length`);
     const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const n = Number(dv.getBigUint64(0, true));
@@ -26,7 +32,7 @@ export class Safetensors {
     try {
       header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n)));
     } catch (e) {
-      throw new SafetensorsError(`${source}: malformed header (not JSON): ${(e as Error).message}`);
+      throw new SafetensorsError(`${source}: malformed header (not JSON): ${(e as Error).message}`, { file: source, cause: e });
     }
     if (!header || typeof header !== 'object' || Array.isArray(header)) fail('malformed header: not a JSON object');
     this.dataStart = 8 + n;
@@ -53,7 +59,7 @@ export class Safetensors {
 
   entry(name: string): StEntry {
     const e = this.entries.get(name);
-    if (!e) throw new SafetensorsError(`${this.source}: no tensor '${name}'`);
+    if (!e) throw new SafetensorsError(`${this.source}: no tensor '${name}'`, { file: this.source });
     return e;
   }
 
@@ -148,13 +154,13 @@ export function serializeSafetensors(tensors: Map<string, StWriteTensor> | Recor
 // ------------------------------------------------------------------------------------------ files (Node)
 /** Reads a safetensors file. */
 export async function readSafetensors(file: string): Promise<Safetensors> {
-  const { readFileBytes } = await import('./node.js');
+  const { readFileBytes } = await nodeHelpers('readSafetensors');
   return new Safetensors(await readFileBytes(file), file);
 }
 
 /** Writes a safetensors file atomically (temp file, then rename). */
 export async function writeSafetensors(file: string, tensors: Map<string, StWriteTensor> | Record<string, StWriteTensor>, metadata: Record<string, string> = {}): Promise<void> {
-  const { writeFileAtomic } = await import('./node.js');
+  const { writeFileAtomic } = await nodeHelpers('writeSafetensors');
   await writeFileAtomic(file, serializeSafetensors(tensors, metadata));
 }
 
@@ -165,7 +171,7 @@ export class TensorSource {
   has(k: string): boolean { return this.where.has(k); }
   file(k: string): Safetensors {
     const f = this.where.get(k);
-    if (!f) throw new SafetensorsError(`${this.source}: no tensor '${k}'`);
+    if (!f) throw new SafetensorsError(`${this.source}: no tensor '${k}'`, { file: this.source });
     return f;
   }
   f32(k: string): Float32Array { return this.file(k).f32(k); }
@@ -179,9 +185,9 @@ export async function loadSharded(indexText: string, indexName: string, readShar
   try {
     idx = JSON.parse(indexText);
   } catch (e) {
-    throw new SafetensorsError(`${indexName}: malformed index (not JSON): ${(e as Error).message}`);
+    throw new SafetensorsError(`${indexName}: malformed index (not JSON): ${(e as Error).message}`, { file: indexName, cause: e });
   }
-  if (!idx.weight_map || typeof idx.weight_map !== 'object') throw new SafetensorsError(`${indexName}: no "weight_map" object`);
+  if (!idx.weight_map || typeof idx.weight_map !== 'object') throw new SafetensorsError(`${indexName}: no "weight_map" object`, { file: indexName });
   const shards = new Map<string, Safetensors>();
   const where = new Map<string, Safetensors>();
   for (const [name, file] of Object.entries(idx.weight_map)) {
@@ -190,7 +196,7 @@ export async function loadSharded(indexText: string, indexName: string, readShar
       sh = await readShard(file);
       shards.set(file, sh);
     }
-    if (!sh.has(name)) throw new SafetensorsError(`${indexName}: '${name}' is mapped to ${file}, which does not contain it`);
+    if (!sh.has(name)) throw new SafetensorsError(`${indexName}: '${name}' is mapped to ${file}, which does not contain it`, { file: indexName });
     where.set(name, sh);
   }
   return new TensorSource([...shards.values()], where, indexName);
@@ -198,7 +204,7 @@ export async function loadSharded(indexText: string, indexName: string, readShar
 
 /** Opens a `.safetensors` file or a sharded `.index.json` (Node). */
 export async function openTensors(file: string): Promise<TensorSource> {
-  const node = await import('./node.js');
+  const node = await nodeHelpers('openTensors');
   if (file.endsWith('.json')) {
     const dir = node.dirnameOf(file);
     return loadSharded(await node.readText(file), file, (shard) => readSafetensors(node.joinPath(dir, shard)));

@@ -3,7 +3,8 @@
 // A Tensor is a handle: shape + dtype + a reference-counted Storage (one pooled GPU buffer). Reshapes are new
 // handles on the same storage. `dispose()` drops the handle; the buffer returns to the pool when the last
 // handle (including the ones the autograd graph saved for backward) is gone.
-import { gpu, GpuError } from './device.js';
+import { gpu } from './device.js';
+import { DisposedTensorError, ShapeError } from './errors.js';
 import { f16ToF32, f32ToF16 } from './half.js';
 
 export type DType = 'f32' | 'i32' | 'f16';
@@ -90,7 +91,7 @@ export function scope<T>(fn: () => T): T {
   let result: T | undefined;
   try {
     result = fn();
-    if (result instanceof Promise) throw new Error('scope(fn): fn returned a Promise; use scopeAsync');
+    if (result instanceof Promise) throw new ShapeError('scope(fn): fn returned a Promise; use scopeAsync(fn) for async functions', { op: 'scope' });
     return result;
   } finally {
     scopes.pop();
@@ -144,7 +145,7 @@ export class Tensor {
   /** @internal use Tensor.empty / Tensor.from / ops. */
   constructor(readonly shape: Shape, readonly dtype: DType, storage: Storage, scoped = true) {
     for (const d of shape) {
-      if (!Number.isInteger(d) || d < 0) throw new GpuError(`invalid shape ${fmtShape(shape)}`);
+      if (!Number.isInteger(d) || d < 0) throw new ShapeError(`invalid shape ${fmtShape(shape)}: dimensions must be integers ≥ 0`, { op: 'Tensor' });
     }
     this.store = storage;
     if (scoped) {
@@ -172,7 +173,7 @@ export class Tensor {
     const dt: DType = dtype ?? (data instanceof Int32Array ? 'i32' : 'f32');
     const shp = shape ?? [data.length];
     if (numel(shp) !== data.length) {
-      throw new GpuError(`Tensor.from: ${data.length} values do not fill shape ${fmtShape(shp)} (${numel(shp)} elements)`);
+      throw new ShapeError(`Tensor.from: ${data.length} values do not fill shape ${fmtShape(shp)} (${numel(shp)} elements)`, { op: 'Tensor.from' });
     }
     const t = Tensor.empty(shp, dt, 'upload');
     let bytes: ArrayBufferView;
@@ -189,7 +190,7 @@ export class Tensor {
   get disposed(): boolean { return this.store === null; }
 
   private get live(): Storage {
-    if (!this.store) throw new GpuError(`tensor ${fmtShape(this.shape)} ${this.dtype}${this.name ? ` '${this.name}'` : ''} was used after dispose()`);
+    if (!this.store) throw new DisposedTensorError(`tensor ${fmtShape(this.shape)} ${this.dtype}${this.name ? ` '${this.name}'` : ''} was used after dispose() (or after the scope() that made it ended); return it from the scope or keep() it to use it later`);
     return this.store;
   }
 
@@ -222,7 +223,7 @@ export class Tensor {
 
   /** The value of a one-element tensor. */
   async item(): Promise<number> {
-    if (this.size !== 1) throw new GpuError(`item(): tensor ${fmtShape(this.shape)} has ${this.size} elements, not 1`);
+    if (this.size !== 1) throw new ShapeError(`item(): tensor ${fmtShape(this.shape)} has ${this.size} elements, not 1; use data() for the whole tensor`, { op: 'item' });
     return (await this.data())[0];
   }
 
@@ -251,7 +252,7 @@ export class Tensor {
   }
 
   setRequiresGrad(v = true): this {
-    if (this.node && !this.node.leaf) throw new GpuError('requiresGrad can only be set on leaf tensors');
+    if (this.node && !this.node.leaf) throw new ShapeError('requiresGrad can only be set on leaf tensors (this one is the output of an op; detach() it first)', { op: 'setRequiresGrad' });
     this.requiresGrad = v;
     if (!v) this.node = null;
     return this;
@@ -274,9 +275,9 @@ export function record(op: string, out: Tensor, inputs: Tensor[], saved: Tensor[
   return out;
 }
 
-/** Throws a clear error (op name + shapes) unless `cond`. */
+/** Throws a ShapeError (op name + shapes) unless `cond`. */
 export function check(cond: unknown, op: string, msg: string): asserts cond {
-  if (!cond) throw new GpuError(`${op}: ${msg}`);
+  if (!cond) throw new ShapeError(`${op}: ${msg}`, { op });
 }
 
 export function checkDtype(op: string, t: Tensor, ...allowed: DType[]): void {

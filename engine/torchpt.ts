@@ -2,8 +2,14 @@
 // state dict (or a training checkpoint {model, ema, opt, args}) uses: _rebuild_tensor_v2, typed storages,
 // OrderedDict, argparse.Namespace and plain containers. Tensors come out contiguous, as host arrays.
 import { bf16ToF32, f16ToF32 } from './half.js';
+import { CheckpointError, type ErrorDetails } from './errors.js';
+import { isNode, nodeHelpers } from './runtime.js';
 
-export class TorchLoadError extends Error {}
+/** A torch.save file that cannot be read: a CheckpointError. */
+export class TorchLoadError extends CheckpointError {
+  override name = 'TorchLoadError';
+  constructor(message: string, details: ErrorDetails = {}) { super(message, details); }
+}
 
 export interface TorchTensor { dtype: 'F32' | 'F64' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL'; shape: number[]; data: Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | Int8Array | Int16Array | Uint16Array }
 
@@ -12,7 +18,7 @@ interface ZipEntry { name: string; method: number; offset: number; csize: number
 
 function readZip(bytes: Uint8Array, source: string): Map<string, ZipEntry> {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const fail = (m: string): never => { throw new TorchLoadError(`${source}: ${m}`); };
+  const fail = (m: string): never => { throw new TorchLoadError(`${source}: ${m}`, { file: source }); };
   let eocd = -1;
   for (let i = bytes.length - 22; i >= Math.max(0, bytes.length - 65557); i--) {
     if (dv.getUint32(i, true) === 0x06054b50) { eocd = i; break; }
@@ -67,16 +73,12 @@ async function entryBytes(bytes: Uint8Array, e: ZipEntry, source: string): Promi
   const raw = bytes.subarray(e.offset, e.offset + e.csize);
   if (e.method === 0) return raw;
   if (e.method === 8) {
-    const isNode = typeof process !== 'undefined' && !!process.versions?.node;
-    if (isNode) {
-      const zlib = await import('node:zlib');
-      return new Uint8Array(zlib.inflateRawSync(raw));
-    }
+    if (isNode) return (await nodeHelpers('loadTorchCheckpoint')).inflateRaw(raw);
     const ds = new DecompressionStream('deflate-raw');
     const out = await new Response(new Blob([raw.slice()]).stream().pipeThrough(ds)).arrayBuffer();
     return new Uint8Array(out);
   }
-  throw new TorchLoadError(`${source}: zip entry '${e.name}' uses unsupported compression method ${e.method}`);
+  throw new TorchLoadError(`${source}: zip entry '${e.name}' uses unsupported compression method ${e.method}`, { file: source });
 }
 
 // ------------------------------------------------------------------------------------------ pickle
@@ -99,7 +101,7 @@ function unpickle(data: Uint8Array, source: string, persistentLoad: (pid: unknow
   const stack: unknown[] = [];
   const memo = new Map<number, unknown>();
   let p = 0;
-  const fail = (m: string): never => { throw new TorchLoadError(`${source}: pickle: ${m}`); };
+  const fail = (m: string): never => { throw new TorchLoadError(`${source}: pickle: ${m}`, { file: source }); };
   const popMark = (): unknown[] => {
     const i = stack.lastIndexOf(MARK);
     if (i < 0) fail('MARK not found');
@@ -210,7 +212,7 @@ function materialize(t: { storage: { ref: StorageRef; bytes: Uint8Array }; offse
   const contiguous = t.size.every((_, i) => t.stride[i] === t.size.slice(i + 1).reduce((a, b) => a * b, 1) || t.size[i] === 1);
   let maxIdx = t.offset;
   t.size.forEach((d, i) => { if (d > 0) maxIdx += (d - 1) * t.stride[i]; });
-  if (n > 0 && maxIdx >= view.length) throw new TorchLoadError(`${source}: tensor '${name}' reads past the end of its storage (truncated file?)`);
+  if (n > 0 && maxIdx >= view.length) throw new TorchLoadError(`${source}: tensor '${name}' reads past the end of its storage (truncated file?)`, { file: source });
   if (contiguous) return { dtype, shape: t.size, data: view.slice(t.offset, t.offset + n) as TorchTensor['data'] };
   const out = new (view.constructor as { new (n: number): TorchTensor['data'] })(n);
   const idx = new Array(t.size.length).fill(0);
@@ -230,7 +232,7 @@ export interface TorchCheckpoint { root: PyValue; source: string }
 export async function loadTorchCheckpoint(bytes: Uint8Array, source = '<bytes>'): Promise<TorchCheckpoint> {
   const entries = readZip(bytes, source);
   const pkl = [...entries.keys()].find((k) => k.endsWith('/data.pkl') || k === 'data.pkl');
-  if (!pkl) throw new TorchLoadError(`${source}: no data.pkl in the archive (not a torch.save checkpoint)`);
+  if (!pkl) throw new TorchLoadError(`${source}: no data.pkl in the archive (not a torch.save checkpoint)`, { file: source });
   const prefix = pkl.slice(0, pkl.length - 'data.pkl'.length);
   const storages = new Map<string, Uint8Array>();
   for (const [name, e] of entries) {
@@ -238,11 +240,11 @@ export async function loadTorchCheckpoint(bytes: Uint8Array, source = '<bytes>')
   }
   const root = unpickle(await entryBytes(bytes, entries.get(pkl)!, source), source, (pid) => {
     const [kind, cls, key] = pid as [string, Global, string];
-    if (kind !== 'storage') throw new TorchLoadError(`${source}: unsupported persistent id '${kind}'`);
+    if (kind !== 'storage') throw new TorchLoadError(`${source}: unsupported persistent id '${kind}'`, { file: source });
     const dtype = STORAGE_DTYPES[cls.name];
-    if (!dtype) throw new TorchLoadError(`${source}: unsupported storage type ${cls.module}.${cls.name}`);
+    if (!dtype) throw new TorchLoadError(`${source}: unsupported storage type ${cls.module}.${cls.name}`, { file: source });
     const b = storages.get(String(key));
-    if (!b) throw new TorchLoadError(`${source}: storage data/${key} is missing from the archive (truncated?)`);
+    if (!b) throw new TorchLoadError(`${source}: storage data/${key} is missing from the archive (truncated?)`, { file: source });
     return { ref: { dtype, key: String(key) }, bytes: b };
   });
   return { root: resolveTensors(root, source, ''), source };
@@ -285,14 +287,14 @@ export function torchTensorF32(t: TorchTensor): Float32Array {
  */
 export function stateDictOf(ck: TorchCheckpoint, key?: 'ema' | 'model'): Map<string, TorchTensor> {
   const root = ck.root;
-  if (!(root instanceof Map)) throw new TorchLoadError(`${ck.source}: the checkpoint is not a dict`);
+  if (!(root instanceof Map)) throw new TorchLoadError(`${ck.source}: the checkpoint is not a dict`, { file: ck.source });
   const isSd = (m: Map<unknown, unknown>) => m.size > 0 && [...m.values()].every(isTorchTensor);
   if (isSd(root) && !key) return root as Map<string, TorchTensor>;
   const k = key ?? (root.has('ema') ? 'ema' : 'model');
   const sub = root.get(k);
   if (!(sub instanceof Map) || !isSd(sub)) {
-    if (isSd(root)) throw new TorchLoadError(`${ck.source}: a bare state dict has no '${key}' entry`);
-    throw new TorchLoadError(`${ck.source}: no state dict under '${k}' (keys: ${[...root.keys()].join(', ')})`);
+    if (isSd(root)) throw new TorchLoadError(`${ck.source}: a bare state dict has no '${key}' entry`, { file: ck.source });
+    throw new TorchLoadError(`${ck.source}: no state dict under '${k}' (keys: ${[...root.keys()].join(', ')})`, { file: ck.source });
   }
   return sub as Map<string, TorchTensor>;
 }
@@ -330,7 +332,7 @@ class PickleWriter {
   private text(s: string): void { const b = new TextEncoder().encode(s); this.byte(0x58); this.u32(b.length); for (const x of b) this.parts.push(x); }
   private global(mod: string, name: string): void { this.byte(0x63); for (const x of new TextEncoder().encode(`${mod}\n${name}\n`)) this.parts.push(x); }
   private int(v: number): void {
-    if (!Number.isSafeInteger(v)) throw new Error(`torch writer: ${v} is not a safe integer`);
+    if (!Number.isSafeInteger(v)) throw new CheckpointError(`torch writer: ${v} is not a safe integer`, { op: 'serializeTorch' });
     if (v >= 0 && v < 256) this.byte(0x4b, v);
     else if (v >= -(2 ** 31) && v < 2 ** 31) { this.byte(0x4a); this.u32(v >>> 0); } else {
       let x = BigInt(v);
@@ -353,7 +355,7 @@ class PickleWriter {
     else if (v instanceof PyOrderedDict) { this.global('collections', 'OrderedDict'); this.byte(0x29, 0x52); this.items(v.entries); }
     else if (v instanceof Map) { this.byte(0x7d); this.items(v); }
     else if (isTorchTensor(v)) this.tensor(v);
-    else throw new Error(`torch writer: cannot pickle ${Object.prototype.toString.call(v)}`);
+    else throw new CheckpointError(`torch writer: cannot pickle ${Object.prototype.toString.call(v)}`, { op: 'serializeTorch' });
   }
 
   private items(m: Map<unknown, unknown>): void {
@@ -365,7 +367,7 @@ class PickleWriter {
 
   private tensor(t: TorchTensor): void {
     const cls = Object.entries(STORAGE_DTYPES).find(([, d]) => d === t.dtype)?.[0];
-    if (!cls) throw new Error(`torch writer: unsupported dtype ${t.dtype}`);
+    if (!cls) throw new CheckpointError(`torch writer: unsupported dtype ${t.dtype}`, { op: 'serializeTorch' });
     const key = this.storages.length;
     this.storages.push(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
     const n = t.shape.reduce((a, b) => a * b, 1);
@@ -408,7 +410,7 @@ function zipStored(files: { name: string; data: Uint8Array }[]): Uint8Array[] {
     cv.setUint32(20, f.data.length, true); cv.setUint32(24, f.data.length, true); cv.setUint16(28, name.length, true); cv.setUint32(42, offset, true);
     central.push(c, name);
     offset += 30 + name.length + extra.length + f.data.length;
-    if (offset >= 2 ** 32) throw new Error('torch writer: archives over 4 GiB (ZIP64) are not written');
+    if (offset >= 2 ** 32) throw new CheckpointError('torch writer: archives over 4 GiB (ZIP64) are not written; save in safetensors instead', { op: 'serializeTorch' });
   }
   const cdSize = central.reduce((a, b) => a + b.length, 0);
   const end = new Uint8Array(22);

@@ -8,9 +8,12 @@ import type { DiT } from '../dit/model.js';
 import type { AutoencoderKL } from '../vae/model.js';
 import { GaussianDiffusion } from '../diffusion/gaussian.js';
 import { generate } from '../diffusion/sample.js';
+import type { ScheduleName } from '../diffusion/schedule.js';
 
 export interface SampleOptions {
   sampler?: 'ddpm' | 'ddim';
+  /** The noise schedule the model was trained with (its checkpoint says; DiT's default is linear). */
+  schedule?: ScheduleName;
   /** Sampling steps (respaced from the 1000 training steps). */
   steps?: number;
   cfg?: number;
@@ -32,7 +35,7 @@ export function toUint8(v: number): number { return Math.max(0, Math.min(255, Ma
 export async function sampleImages(model: DiT, vae: AutoencoderKL, latentScale: number, labels: number[], classes: string[], o: SampleOptions = {}): Promise<ImageDataset> {
   const c = model.config;
   const sampler = o.sampler ?? 'ddim', steps = o.steps ?? 50, batch = o.batch ?? 200;
-  const diffusion = new GaussianDiffusion({ respacing: sampler === 'ddim' ? `ddim${steps}` : String(steps), learnSigma: c.learnSigma });
+  const diffusion = new GaussianDiffusion({ respacing: sampler === 'ddim' ? `ddim${steps}` : String(steps), learnSigma: c.learnSigma, schedule: o.schedule });
   const C = vae.config.outChannels, f = vae.downsampling, H = c.inputSize * f, W = c.inputSize * f, per = C * H * W;
   const images = new Uint8Array(labels.length * per);
   model.eval();

@@ -9,10 +9,13 @@
 // is read in place and O is written token-major [B, T, H·dh], ready for the output projection.
 //
 // `attentionUnfused`: matmul, softmax, matmul through the ordinary ops (and their autograd); faster for short
-// sequences on some adapters and for large head dims. `attention` picks one.
+// sequences on some adapters and for large head dims. `attention` and `selfAttention` pick one.
+//
+// Variants: `flash{R}[g]` (R = 1 or 2 query rows per lane; g: key/value rows shared by subgroupBroadcast) and
+// `unfused`. The choice is a tuned one for the adapter and shape, else `defaultAttentionVariant`.
 import { gpu } from '../engine/device.js';
-import { Tensor, record, check, fmtShape } from '../engine/tensor.js';
-import { chooseAttention } from './tuning.js';
+import { Tensor, record, check, fmtShape, type DType } from '../engine/tensor.js';
+import { tunedVariant } from './tuning.js';
 import { Params, launch } from './util.js';
 import { matmul } from './matmul.js';
 import { softmax } from './reduce.js';
@@ -260,11 +263,74 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
 }`;
 }
 
-function blockSize(): { sg: number; KB: number } {
+/** The adapter's subgroup size when subgroup-shared rows are possible (at least 4 lanes), else 0. */
+function subgroupLanes(): number {
   const g = gpu();
-  const sg = g.hasSubgroups ? g.adapter.subgroupMinSize : 0;
+  return g.hasSubgroups && g.adapter.subgroupMinSize >= 4 ? g.adapter.subgroupMinSize : 0;
+}
+
+/** A fused kernel configuration: query rows per lane and whether key/value rows are shared by broadcast. */
+interface FlashConfig { R: 1 | 2; shared: boolean }
+
+function blockSize(c: FlashConfig): { sg: number; KB: number } {
+  const sg = c.shared ? subgroupLanes() : 0;
   // Blocks of one subgroup (at most 16 keys, so scores stay in registers); 4 keys per step without subgroups.
-  return sg >= 4 ? { sg, KB: Math.min(sg, 16) } : { sg: 0, KB: 4 };
+  return sg ? { sg, KB: Math.min(sg, 16) } : { sg: 0, KB: 4 };
+}
+
+export type AttentionVariant = 'flash1' | 'flash2' | 'flash1g' | 'flash2g' | 'unfused';
+export const ATTENTION_VARIANTS: AttentionVariant[] = ['flash1', 'flash2', 'flash1g', 'flash2g', 'unfused'];
+
+/** One attention problem: shapes, whether q, k, v come packed in one qkv tensor (self-attention), dtype. */
+export interface AttentionProblem { B: number; H: number; Tq: number; Tk: number; dh: number; packed: boolean; dtype: DType }
+
+export const attentionKey = (p: AttentionProblem) => `${p.B}x${p.H}x${p.Tq}x${p.Tk}x${p.dh}${p.packed ? 'p' : ''}${p.dtype}`;
+
+function flashConfig(v: AttentionVariant): FlashConfig {
+  const m = /^flash([12])(g?)$/.exec(v);
+  if (!m) throw new Error(`attention: '${v}' is not a fused variant`);
+  return { R: m[1] === '2' ? 2 : 1, shared: m[2] === 'g' };
+}
+
+/** Why `variant` cannot run problem `p` on this adapter (null when it can). */
+export function attentionUnsupported(p: AttentionProblem, variant: AttentionVariant): string | null {
+  if (p.dtype === 'f16' && !gpu().hasF16) return 'f16 operands need shader-f16, which this adapter lacks';
+  if (variant === 'unfused') return p.dtype === 'f16' ? 'f16 operands: only the fused kernels read them' : null;
+  if (p.dh % 4 !== 0 || p.dh > 256) return `the fused kernels need a head dim that is a multiple of 4 and at most 256 (got ${p.dh})`;
+  if (flashConfig(variant).shared && !subgroupLanes()) return `shared key/value rows need subgroups of at least 4 lanes (this adapter: ${gpu().hasSubgroups ? gpu().adapter.subgroupMinSize : 'no subgroups'})`;
+  return null;
+}
+
+/**
+ * The fused variant for a shape: two query rows per lane when there are enough queries to keep the lanes
+ * busy and the head is not wide; shared rows when the adapter has subgroups.
+ */
+function defaultFlashVariant(p: AttentionProblem): AttentionVariant {
+  return `flash${p.Tq >= 2 * WG && p.dh <= 72 ? 2 : 1}${subgroupLanes() ? 'g' : ''}` as AttentionVariant;
+}
+
+/**
+ * The adapter kind's default: fused on CPU drivers (measured ~2× faster on llvmpipe), unfused on GPUs while
+ * the scores fit a binding (measured faster on an H100), fused whenever they would not fit or the operands
+ * are f16; unfused for head dims the fused kernels do not take.
+ */
+export function defaultAttentionVariant(p: AttentionProblem): AttentionVariant {
+  const g = gpu();
+  if (p.dtype === 'f16') return defaultFlashVariant(p);
+  if (p.dh % 4 !== 0 || p.dh > 128) return 'unfused';
+  const scoresFit = 4 * p.B * p.H * p.Tq * p.Tk <= g.maxBindingBytes / 2;
+  return !scoresFit || g.adapter.isSoftware ? defaultFlashVariant(p) : 'unfused';
+}
+
+/** The variant the automatic choice takes: a tuned one for this adapter, else the default. */
+export function chooseAttention(p: AttentionProblem): AttentionVariant {
+  return (tunedVariant('attention', attentionKey(p), p) as AttentionVariant | undefined) ?? defaultAttentionVariant(p);
+}
+
+/** The fused configuration: the one named, else the chosen one when it is fused, else the fused default. */
+function chosenFlash(p: AttentionProblem, variant?: AttentionVariant): FlashConfig {
+  const v = variant ?? chooseAttention(p);
+  return flashConfig(v === 'unfused' ? defaultFlashVariant(p) : v);
 }
 
 function checkStrided(op: string, s: Strided, d: Dims, T: number, allowF16 = false): void {
@@ -278,25 +344,23 @@ function checkStrided(op: string, s: Strided, d: Dims, T: number, allowF16 = fal
  * Fused attention on strided operands; returns O written at `out`'s strides and the log-sum-exp [B,H,Tq].
  * No autograd (see `flashAttention`).
  */
-export function flashForward(q: Strided, k: Strided, v: Strided, out: Strided, d: Dims): Tensor {
+export function flashForward(q: Strided, k: Strided, v: Strided, out: Strided, d: Dims, c: FlashConfig): Tensor {
   const op = 'flashAttention';
   check(d.dh % 4 === 0 && d.dh <= 256, op, `head dim ${d.dh} must be a multiple of 4 and at most 256`);
   const f16 = q.t.dtype === 'f16';
   check(k.t.dtype === q.t.dtype && v.t.dtype === q.t.dtype, op, `q, k, v must share a dtype (${q.t.dtype}, ${k.t.dtype}, ${v.t.dtype})`);
   if (f16) check(gpu().hasF16, op, 'f16 operands need the shader-f16 feature, which this adapter lacks');
   checkStrided(op, q, d, d.Tq, true); checkStrided(op, k, d, d.Tk, true); checkStrided(op, v, d, d.Tk, true); checkStrided(op, out, d, d.Tq);
-  const { sg, KB } = blockSize();
+  const { sg, KB } = blockSize(c);
   const lse = Tensor.empty([d.B, d.H, d.Tq], 'f32', 'attention.lse');
   // f16 operands are addressed in elements as well: offsets/strides are in elements, loads are vec4<f16>.
-  // Two query rows per lane when there are enough queries to keep the lanes busy (and the head is not wide).
-  const R = d.Tq >= 2 * WG && d.dh <= 72 ? 2 : 1;
-  launch(op, fwdKernel(d.dh, sg, KB, f16, R), [q.t, k.t, v.t, out.t, lse], [Math.ceil(d.Tq / (WG * R)), d.B * d.H], paramsOf(d, [q, k, v, out]));
+  launch(op, fwdKernel(d.dh, sg, KB, f16, c.R), [q.t, k.t, v.t, out.t, lse], [Math.ceil(d.Tq / (WG * c.R)), d.B * d.H], paramsOf(d, [q, k, v, out]), `B${d.B} H${d.H} ${d.Tq}x${d.Tk} d${d.dh} flash${c.R}${sg ? 'g' : ''}`);
   return lse;
 }
 
 /** Gradients of the fused attention into dq/dk/dv (strided, may share one buffer). No autograd. */
-export function flashBackward(q: Strided, k: Strided, v: Strided, o: Strided, g: Strided, lse: Tensor, dq: Strided, dk: Strided, dv: Strided, d: Dims): void {
-  const { sg, KB } = blockSize();
+export function flashBackward(q: Strided, k: Strided, v: Strided, o: Strided, g: Strided, lse: Tensor, dq: Strided, dk: Strided, dv: Strided, d: Dims, c: FlashConfig): void {
+  const { sg, KB } = blockSize(c);
   const delta = Tensor.empty([d.B, d.H, d.Tq], 'f32', 'attention.delta');
   launch('flashAttention.backward', deltaKernel(d.dh), [o.t, g.t, delta], [Math.ceil(d.Tq / WG), d.B * d.H], paramsOf(d, [o, g]));
   launch('flashAttention.backward', dqKernel(d.dh, sg, KB), [q.t, k.t, v.t, g.t, lse, delta, dq.t], [Math.ceil(d.Tq / WG), d.B * d.H], paramsOf(d, [q, k, v, g, dq]));
@@ -319,23 +383,26 @@ function btd(t: Tensor, H: number, off = 0, rowStride?: number): Strided {
   return { t, off, sb: T * st, sh: D / H, st };
 }
 
+export interface AttentionOptions { variant?: AttentionVariant }
+
 /**
  * Multi-head self-attention straight from a packed projection qkv [B, T, 3·D] (channel = which·D + head·dh + e,
  * the timm/DiT layout), fused; returns [B, T, D] (channel = head·dh + e).
  */
-export function flashAttentionPacked(qkv: Tensor, heads: number): Tensor {
+export function flashAttentionPacked(qkv: Tensor, heads: number, opts: AttentionOptions = {}): Tensor {
   const op = 'flashAttention';
   check(qkv.ndim === 3 && qkv.shape[2] % (3 * heads) === 0, op, `qkv must be [B, T, 3·D] with D divisible by ${heads} heads, got ${fmtShape(qkv.shape)}`);
   const [B, T, D3] = qkv.shape;
   const D = D3 / 3, dh = D / heads;
   const d: Dims = { B, H: heads, Tq: T, Tk: T, dh, scale: 1 / Math.sqrt(dh) };
+  const c = chosenFlash({ B, H: heads, Tq: T, Tk: T, dh, packed: true, dtype: qkv.dtype }, opts.variant);
   const part = (which: number): Strided => ({ t: qkv, off: which * D, sb: T * D3, sh: dh, st: D3 });
   const out = Tensor.empty([B, T, D], 'f32', op);
-  const lse = flashForward(part(0), part(1), part(2), btd(out, heads), d);
+  const lse = flashForward(part(0), part(1), part(2), btd(out, heads), d, c);
   const y = record(op, out, [qkv], [qkv, out, lse], (g, [qs, os, ls]) => {
     const dqkv = Tensor.empty(qs.shape, 'f32', `${op}.backward`);
     const sp = (t: Tensor, which: number): Strided => ({ t, off: which * D, sb: T * D3, sh: dh, st: D3 });
-    flashBackward(sp(qs, 0), sp(qs, 1), sp(qs, 2), btd(os, heads), btd(g, heads), ls, sp(dqkv, 0), sp(dqkv, 1), sp(dqkv, 2), d);
+    flashBackward(sp(qs, 0), sp(qs, 1), sp(qs, 2), btd(os, heads), btd(g, heads), ls, sp(dqkv, 0), sp(dqkv, 1), sp(dqkv, 2), d, c);
     return [dqkv];
   });
   lse.dispose();
@@ -346,7 +413,7 @@ export function flashAttentionPacked(qkv: Tensor, heads: number): Tensor {
  * Fused multi-head attention of separate q [B, Tq, D], k and v [B, Tk, D] (token-major heads, as a
  * cross-attention layer produces them); returns [B, Tq, D].
  */
-export function flashAttention(q: Tensor, k: Tensor, v: Tensor, heads: number): Tensor {
+export function flashAttention(q: Tensor, k: Tensor, v: Tensor, heads: number, opts: AttentionOptions = {}): Tensor {
   const op = 'flashAttention';
   check(q.ndim === 3 && k.ndim === 3 && v.ndim === 3 && q.shape[0] === k.shape[0] && k.shape[0] === v.shape[0] && q.shape[2] === k.shape[2] && k.shape[2] === v.shape[2] && k.shape[1] === v.shape[1], op,
     `q, k, v must be [B, Tq, D], [B, Tk, D], [B, Tk, D]; got ${fmtShape(q.shape)}, ${fmtShape(k.shape)}, ${fmtShape(v.shape)}`);
@@ -354,14 +421,15 @@ export function flashAttention(q: Tensor, k: Tensor, v: Tensor, heads: number): 
   check(D % heads === 0, op, `D=${D} is not divisible by ${heads} heads`);
   const dh = D / heads;
   const d: Dims = { B, H: heads, Tq, Tk, dh, scale: 1 / Math.sqrt(dh) };
+  const c = chosenFlash({ B, H: heads, Tq, Tk, dh, packed: false, dtype: q.dtype }, opts.variant);
   const out = Tensor.empty([B, Tq, D], 'f32', op);
-  const lse = flashForward(btd(q, heads), btd(k, heads), btd(v, heads), btd(out, heads), d);
+  const lse = flashForward(btd(q, heads), btd(k, heads), btd(v, heads), btd(out, heads), d, c);
   if (q.dtype === 'f16') check(!q.requiresGrad && !k.requiresGrad && !v.requiresGrad, op, 'f16 attention is for inference: gradients need f32 operands');
   const y = record(op, out, [q, k, v], [q, k, v, out, lse], (g, [qs, ks, vs, os, ls], need) => {
     const dq = Tensor.empty(q.shape, 'f32', `${op}.backward`);
     const dk = Tensor.empty(k.shape, 'f32', `${op}.backward`);
     const dv = Tensor.empty(v.shape, 'f32', `${op}.backward`);
-    flashBackward(btd(qs, heads), btd(ks, heads), btd(vs, heads), btd(os, heads), btd(g, heads), ls, btd(dq, heads), btd(dk, heads), btd(dv, heads), d);
+    flashBackward(btd(qs, heads), btd(ks, heads), btd(vs, heads), btd(os, heads), btd(g, heads), ls, btd(dq, heads), btd(dk, heads), btd(dv, heads), d, c);
     return [need[0] ? dq : null, need[1] ? dk : null, need[2] ? dv : null];
   });
   lse.dispose();
@@ -404,16 +472,23 @@ export function splitQkv(qkv: Tensor): [Tensor, Tensor, Tensor] {
   return [out[0], out[1], out[2]];
 }
 
-/** Whether the fused kernel is used for attention of this shape (else the unfused path). */
+/** Whether the fused kernel is used for cross-attention of this shape (else the unfused path). */
 export function useFlash(B: number, H: number, Tq: number, Tk: number, dh: number): boolean {
-  return chooseAttention(B, H, Tq, Tk, dh) === 'flash';
+  return chooseAttention({ B, H, Tq, Tk, dh, packed: false, dtype: 'f32' }) !== 'unfused';
 }
 
-/** Self-attention from a packed qkv [B, T, 3D]: fused or unfused as chosen for the adapter and shape. */
-export function selfAttention(qkv: Tensor, heads: number, opts: { fused?: boolean } = {}): Tensor {
+/** Multi-head attention of q [B, Tq, D], k and v [B, Tk, D]: the variant chosen for the adapter and shape, or `opts.variant`. */
+export function attention(q: Tensor, k: Tensor, v: Tensor, heads: number, opts: AttentionOptions = {}): Tensor {
+  const [B, Tq, D] = q.shape;
+  const variant = opts.variant ?? chooseAttention({ B, H: heads, Tq, Tk: k.shape[1], dh: D / heads, packed: false, dtype: q.dtype });
+  return variant === 'unfused' ? attentionUnfused(q, k, v, heads) : flashAttention(q, k, v, heads, { variant });
+}
+
+/** Self-attention from a packed qkv [B, T, 3D]: the variant chosen for the adapter and shape, or `opts.variant`. */
+export function selfAttention(qkv: Tensor, heads: number, opts: AttentionOptions = {}): Tensor {
   const [B, T, D3] = qkv.shape;
-  const dh = D3 / 3 / heads;
-  if (opts.fused ?? useFlash(B, heads, T, T, dh)) return flashAttentionPacked(qkv, heads);
+  const variant = opts.variant ?? chooseAttention({ B, H: heads, Tq: T, Tk: T, dh: D3 / 3 / heads, packed: true, dtype: qkv.dtype });
+  if (variant !== 'unfused') return flashAttentionPacked(qkv, heads, { variant });
   const [q, k, v] = splitQkv(qkv);
   const y = attentionUnfused(q, k, v, heads);
   q.dispose(); k.dispose(); v.dispose();

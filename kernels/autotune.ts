@@ -1,78 +1,81 @@
-// The autotuner: times the candidate variants of the matmul problems a function issues and records the
-// fastest in kernels/tuning.ts; `timeGpu` is the timing primitive the benchmarks share.
-import { gpu } from '../engine/device.js';
-import { Tensor, noGrad, scope } from '../engine/tensor.js';
-import { matmul } from './matmul.js';
-import { randn } from './random.js';
-import { candidates, isTuned, problemKey, recordMatmulChoice, recordProblems, type MatmulProblem } from './tuning.js';
+// The autotuner: runs a function once to record the problems it gives the tunable families (those with
+// alternatives in kernels/registry.ts: matmul, attention, layernorm, conv2d), then for each problem checks
+// every candidate variant against the float64 reference on random inputs, times those that pass and records
+// the fastest in this adapter's table (kernels/tuning.ts). A candidate that throws or disagrees with the
+// reference is reported and excluded.
+import { timeGpu } from './timing.js';
+import { family, prepare, runForced, outputError, type Family } from './registry.js';
+import { isTuned, recordChoice, recordProblems, type IssuedProblem } from './tuning.js';
 
-const now = () => performance.now();
+export { timeGpu } from './timing.js';
+
+export interface TuneResult {
+  family: string;
+  key: string;
+  problem: unknown;
+  /** The fastest candidate that passed, now recorded for this adapter. */
+  variant: string;
+  /** Milliseconds per call of each candidate that passed. */
+  ms: Record<string, number>;
+  /** Candidates that threw or disagreed with the reference, and why (excluded). */
+  failed: Record<string, string>;
+  /** Candidates that do not apply to this problem on this adapter, and why. */
+  skipped: Record<string, string>;
+}
+
+export interface TuneOptions {
+  reps?: number;
+  /** The candidates to time instead of the family's own list. */
+  candidates?: string[];
+  onProgress?: (msg: string) => void;
+}
 
 /**
- * Median milliseconds per call of `run` (which records GPU work): a warm-up, then samples of k calls each,
- * k chosen so that a sample takes at least `minSampleMs`; each sample ends with a full GPU sync.
+ * Checks and times each candidate variant of one problem on random inputs, records the fastest that matches
+ * the float64 reference, and returns what it measured. Throws when no candidate passes.
  */
-export async function timeGpu(run: () => void, reps = 3, minSampleMs = 40): Promise<number> {
-  const g = gpu();
-  scope(() => noGrad(run));
-  await g.sync('bench');
-  let t0 = now();
-  scope(() => noGrad(run));
-  await g.sync('bench');
-  const first = now() - t0;
-  const k = Math.max(1, Math.min(64, Math.ceil(minSampleMs / Math.max(first, 0.01))));
-  const samples: number[] = [];
-  for (let r = 0; r < reps; r++) {
-    t0 = now();
-    for (let i = 0; i < k; i++) scope(() => noGrad(run));
-    await g.sync('bench');
-    samples.push((now() - t0) / k);
-  }
-  samples.sort((a, b) => a - b);
-  return samples[Math.floor(samples.length / 2)];
-}
-
-export function operandsFor(p: MatmulProblem, seed = 1): { a: Tensor; b: Tensor } {
-  const aShape = p.transA ? [p.K, p.M] : [p.M, p.K];
-  const bShape = p.transB ? [p.N, p.K] : [p.K, p.N];
-  const a = randn(p.strideA ? [p.batch, ...aShape] : aShape, seed, p.dtA);
-  const b = randn(p.strideB ? [p.batch, ...bShape] : bShape, seed + 1, p.dtB);
-  return { a, b };
-}
-
-export async function timeMatmulVariant(p: MatmulProblem, variant: string, reps = 3): Promise<number> {
-  const { a, b } = operandsFor(p);
+export async function tuneProblem(issued: IssuedProblem, opts: TuneOptions = {}, f: Family<unknown> = family(issued.family)): Promise<TuneResult> {
+  const p = issued.problem;
+  const res: TuneResult = { family: f.name, key: issued.key, problem: p, variant: '', ms: {}, failed: {}, skipped: {} };
+  const x = prepare(f, p);
   try {
-    return await timeGpu(() => { matmul(a, b, { transA: p.transA, transB: p.transB, variant }); }, reps);
+    const refs = f.reference(p, x.host.map((h) => h.data));
+    for (const v of opts.candidates ?? f.candidates?.(p) ?? Object.keys(f.variants)) {
+      try {
+        const why = f.unsupported(v, p);
+        if (why) { res.skipped[v] = why; continue; }
+        const got = await runForced(f, p, v, x);
+        const worst = Math.max(...got.map((g, k) => outputError(g, refs[k]).error));
+        if (!(worst <= f.tolerance(p))) {
+          res.failed[v] = `rel-to-max error ${worst.toExponential(2)} against float64 is over ${f.tolerance(p)}`;
+          continue;
+        }
+        res.ms[v] = await timeGpu(() => { f.run(p, x.tensors, v); }, opts.reps ?? 3);
+      } catch (e) {
+        res.failed[v] = (e as Error).message;
+      }
+    }
   } finally {
-    a.dispose();
-    b.dispose();
+    x.dispose();
   }
+  for (const [v, why] of Object.entries(res.failed)) opts.onProgress?.(`autotune ${f.name} ${issued.key}: ${v} excluded: ${why}`);
+  const ranked = Object.entries(res.ms).sort((a, b) => a[1] - b[1]);
+  if (!ranked.length) throw new Error(`autotune ${f.name} ${issued.key}: no candidate passed (${Object.entries({ ...res.failed, ...res.skipped }).map(([v, why]) => `${v}: ${why}`).join('; ')})`);
+  res.variant = ranked[0][0];
+  recordChoice(f.name, issued.key, res.variant);
+  opts.onProgress?.(`autotune ${f.name} ${issued.key}: ${res.variant} (${ranked.map(([v, ms]) => `${v} ${ms.toFixed(2)}`).join(', ')} ms)`);
+  return res;
 }
 
-export interface TuneResult { key: string; problem: MatmulProblem; variant: string; ms: Record<string, number> }
-
 /**
- * Runs `fn` once to record the matmul problems it issues, then times every candidate variant on each
- * problem not tuned yet (median of `reps`), keeps the fastest, and returns what it measured.
+ * Runs `fn` once to record the tunable problems it issues, then tunes each one this adapter has no choice
+ * for yet (see `tuneProblem`), and returns what it measured.
  */
-export async function autotune(fn: () => unknown, opts: { reps?: number; onProgress?: (msg: string) => void } = {}): Promise<TuneResult[]> {
+export async function autotune(fn: () => unknown, opts: TuneOptions = {}): Promise<TuneResult[]> {
   const results: TuneResult[] = [];
-  for (const p of await recordProblems(fn)) {
-    if (isTuned(p)) continue;
-    const r = await tuneProblem(p, opts.reps ?? 3);
-    opts.onProgress?.(`autotune ${r.key}: ${r.variant} (${r.ms[r.variant].toFixed(1)} ms)`);
-    results.push(r);
+  for (const issued of await recordProblems(fn)) {
+    if (isTuned(issued.family, issued.key)) continue;
+    results.push(await tuneProblem(issued, opts));
   }
   return results;
 }
-
-/** Times each candidate on random inputs of the problem's shape. */
-export async function tuneProblem(p: MatmulProblem, reps = 3): Promise<TuneResult> {
-  const ms: Record<string, number> = {};
-  for (const v of candidates(p)) ms[v] = await timeMatmulVariant(p, v, reps);
-  const variant = Object.entries(ms).sort((a, b) => a[1] - b[1])[0][0];
-  recordMatmulChoice(p, variant);
-  return { key: problemKey(p), problem: p, variant, ms };
-}
-

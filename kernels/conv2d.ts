@@ -1,6 +1,11 @@
-// conv2d (NCHW, any kernel size, stride, asymmetric zero padding) as im2col + the tuned matmul, in chunks so
-// no operand exceeds the adapter's binding limit (large images are processed a few rows at a time); its
-// backward (dX through col2im as a gather, dW and dbias), and nearest ×2 upsampling with its backward.
+// conv2d (NCHW, any kernel size, stride, asymmetric zero padding) and its backward (dX, dW, dbias); nearest ×2
+// upsampling and 2×2 average pooling with their backward.
+//
+// Variants: `direct` (each lane computes a run of output pixels for a block of output channels, no im2col
+// buffer), `directg` (the same with the weights loaded once per subgroup and broadcast), `im2col` (im2col +
+// the tuned matmul, in chunks so no operand exceeds the binding limit; its dX is col2im, a gather). The
+// direct variants compute dX of stride-1 convolutions as a direct convolution with the flipped weights,
+// col2im otherwise; dW is always im2col + matmul.
 import { gpu } from '../engine/device.js';
 import { Tensor, record, check, fmtShape } from '../engine/tensor.js';
 import { Params, grid, gridArgs, launch, linearIndex } from './util.js';
@@ -8,11 +13,38 @@ import { matmul } from './matmul.js';
 import { map, zeros } from './elementwise.js';
 import { sum } from './reduce.js';
 import { stridedCopy, slice } from './shape.js';
+import { tunedVariant } from './tuning.js';
+
+export type Conv2dVariant = 'direct' | 'directg' | 'im2col';
+export const CONV2D_VARIANTS: Conv2dVariant[] = ['direct', 'directg', 'im2col'];
 
 export interface Conv2dOptions {
   stride?: number;
   /** Zero padding [left, right, top, bottom], or one number for all sides (torch's `padding`). */
   padding?: number | [number, number, number, number];
+  /** Forces a variant (tests, benchmarks), for the backward as well. */
+  variant?: Conv2dVariant;
+}
+
+/** One convolution problem: input [B, Ci, H, W], weight [Co, Ci, KH, KW], stride, padding [l, r, t, b], bias. */
+export interface Conv2dProblem { B: number; Ci: number; H: number; W: number; Co: number; KH: number; KW: number; stride: number; pad: [number, number, number, number]; bias: boolean }
+
+export const convKey = (p: Conv2dProblem) => `${p.B}x${p.Ci}x${p.H}x${p.W}→${p.Co} ${p.KH}x${p.KW}s${p.stride}p${p.pad.join(',')}`;
+
+/** Why `variant` cannot run on this adapter (null when it can). */
+export function conv2dUnsupported(variant: Conv2dVariant): string | null {
+  if (variant === 'directg' && !subgroups()) return `weights shared by subgroup broadcast need subgroups of at least 4 lanes (this adapter: ${gpu().hasSubgroups ? gpu().adapter.subgroupMinSize : 'no subgroups'})`;
+  return null;
+}
+
+/** The default: the direct kernel, with subgroup-shared weights where the adapter has subgroups. */
+export function defaultConv2dVariant(): Conv2dVariant {
+  return subgroups() ? 'directg' : 'direct';
+}
+
+/** The variant the automatic choice takes: a tuned one for this adapter, else the default. */
+export function chooseConv2d(p: Conv2dProblem): Conv2dVariant {
+  return (tunedVariant('conv2d', convKey(p), p) as Conv2dVariant | undefined) ?? defaultConv2dVariant();
 }
 
 interface Geometry { B: number; Ci: number; H: number; W: number; Co: number; KH: number; KW: number; s: number; pl: number; pt: number; Ho: number; Wo: number }
@@ -238,8 +270,11 @@ function subgroups(): number {
   return g.hasSubgroups && g.adapter.subgroupMinSize >= 4 ? g.adapter.subgroupMinSize : 0;
 }
 
-/** y = conv(x, w) + bias with the direct kernel; `flip` runs the stride-1 transposed convolution of w instead. */
-function directConv(x: Tensor, w: Tensor, bias: Tensor | null, s: number, pad: [number, number, number, number], flip: boolean): Tensor {
+/**
+ * y = conv(x, w) + bias with the direct kernel (weights shared by subgroup broadcast when `shared`); `flip`
+ * runs the stride-1 transposed convolution of w instead.
+ */
+function directConv(x: Tensor, w: Tensor, bias: Tensor | null, s: number, pad: [number, number, number, number], flip: boolean, shared: boolean): Tensor {
   const [B, Ci, H, W] = x.shape;
   const [Wco, Wci, KH, KW] = w.shape;
   const Co = flip ? Wci : Wco;
@@ -252,7 +287,7 @@ function directConv(x: Tensor, w: Tensor, bias: Tensor | null, s: number, pad: [
   const y = Tensor.empty([B, Co, Ho, Wo], 'f32', 'conv2d');
   const groups = B * Ho * Math.ceil(Wo / DIRECT_R);
   const b = bias ?? wt;
-  launch('conv2d', directKernel(KH, KW, s, DIRECT_R, DIRECT_C, subgroups()), [x, wt, b, y], [Math.ceil(groups / 64), CoPad / DIRECT_C], new Params().u(B, Ci, H, W, Co, Ho, Wo, pl, pt, groups, bias ? 1 : 0, CoPad), `${KH}x${KW}s${s} ${Ci}→${Co} ${H}x${W}`);
+  launch('conv2d', directKernel(KH, KW, s, DIRECT_R, DIRECT_C, shared ? subgroups() : 0), [x, wt, b, y], [Math.ceil(groups / 64), CoPad / DIRECT_C], new Params().u(B, Ci, H, W, Co, Ho, Wo, pl, pt, groups, bias ? 1 : 0, CoPad), `${KH}x${KW}s${s} ${Ci}→${Co} ${H}x${W}`);
   wt.dispose();
   return y;
 }
@@ -297,20 +332,37 @@ function chunkCopy(src: Tensor, dst: Tensor, g: Geometry, n0: number, nc: number
   }
 }
 
+/** y = conv(x, w) + bias as im2col + matmul (bias fused in its epilogue), chunk by chunk of output pixels. */
+function im2colConv(x: Tensor, w: Tensor, bias: Tensor | null, g: Geometry): Tensor {
+  const K = g.Ci * g.KH * g.KW;
+  const w2 = w.view([g.Co, K]);
+  const y = Tensor.empty([g.B, g.Co, g.Ho, g.Wo], 'f32', 'conv2d');
+  for (const [n0, nc] of chunks(g)) {
+    const col = im2col(x, g, n0, nc);
+    const part = matmul(col, w2, { transB: true, bias: bias ?? undefined }); // [nc, Co]
+    chunkCopy(part, y, g, n0, nc, true);
+    col.dispose(); part.dispose();
+  }
+  w2.dispose();
+  return y;
+}
+
 /** 2-D convolution (cross-correlation, as torch) of x [B, Ci, H, W] with w [Co, Ci, KH, KW] (+ bias [Co]). */
 export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, opts: Conv2dOptions = {}): Tensor {
   const g = geometry(x, w, opts);
   if (bias) check(bias.size === g.Co, 'conv2d', `bias must have ${g.Co} elements, got ${fmtShape(bias.shape)}`);
   const K = g.Ci * g.KH * g.KW;
   const pad: [number, number, number, number] = typeof opts.padding === 'number' ? [opts.padding, opts.padding, opts.padding, opts.padding] : opts.padding ?? [0, 0, 0, 0];
-  const out = directConv(x, w, bias, g.s, pad, false);
+  const variant = opts.variant ?? chooseConv2d({ B: g.B, Ci: g.Ci, H: g.H, W: g.W, Co: g.Co, KH: g.KH, KW: g.KW, stride: g.s, pad, bias: !!bias });
+  const shared = variant === 'directg';
+  const out = variant === 'im2col' ? im2colConv(x, w, bias, g) : directConv(x, w, bias, g.s, pad, false, shared);
   const inputs = bias ? [x, w, bias] : [x, w];
   return record('conv2d', out, inputs, [x, w], (gy, [xs, ws], need) => {
     const w2 = ws.view([g.Co, K]);
-    // dX: for stride 1 a convolution of dY with the flipped, transposed weights (padding K−1−p); for larger
-    // strides a gather over the im2col gradient (col2im).
-    const stride1 = g.s === 1;
-    const dx = need[0] ? (stride1 ? directConv(gy, ws, null, 1, [g.KW - 1 - pad[0], g.KW - 1 - pad[1], g.KH - 1 - pad[2], g.KH - 1 - pad[3]], true) : zeros(x.shape)) : null;
+    // dX: for stride 1 (direct variants) a convolution of dY with the flipped, transposed weights (padding
+    // K−1−p); otherwise a gather over the im2col gradient (col2im).
+    const flipped = g.s === 1 && variant !== 'im2col';
+    const dx = need[0] ? (flipped ? directConv(gy, ws, null, 1, [g.KW - 1 - pad[0], g.KW - 1 - pad[1], g.KH - 1 - pad[2], g.KH - 1 - pad[3]], true, shared) : zeros(x.shape)) : null;
     let dw: Tensor | null = need[1] ? zeros([g.Co, K]) : null;
     const HW = g.Ho * g.Wo;
     const perImage = 4 * K * HW;
@@ -331,11 +383,11 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, opts: C
         if (gyc !== gyb) gyc.dispose();
       }
     }
-    const rowPath = (dx && !stride1) || (dw && imagesPerChunk < 1);
+    const rowPath = (dx && !flipped) || (dw && imagesPerChunk < 1);
     for (const [n0, nc] of rowPath ? chunks(g) : []) {
       const gc = Tensor.empty([nc, g.Co], 'f32', 'conv2d.backward');
       chunkCopy(gy, gc, g, n0, nc, false);
-      if (dx && !stride1) {
+      if (dx && !flipped) {
         const dcol = matmul(gc, w2); // [nc, K]
         launch('conv2d.col2im', COL2IM, [dcol, dx], grid(colImages(g, n0, nc) * g.Ci * g.H * g.W, 64), new Params().u(...geoParams(g), n0, nc, 0, 0));
         dcol.dispose();

@@ -1,19 +1,28 @@
 // LayerNorm over the last axis fused with DiT's adaptive modulation, y = LN(x)·(1 + scale[b]) + shift[b]
 // (no-affine LN, eps 1e-6), the gated residual x + gate[b]·f, and plain LayerNorm with an affine (w, b).
-// One lane per row; the row is kept in registers (unrolled over D) so x is read once. Backward: dx per row,
-// and the per-batch column sums that give dscale/dshift/dgate (or dw/db).
+// Forward variants: `unrolled` (one lane per row, the row kept in registers so x is read once; D ≤ 256),
+// `looped` (one lane per row, any D), `subgroup` (rows across a subgroup). Backward: dx per row, and the
+// per-batch column sums that give dscale/dshift/dgate (or dw/db).
 import { Tensor, record, check, fmtShape } from '../engine/tensor.js';
 import { Params, grid, gridArgs, launch, linearIndex } from './util.js';
 import { gpu } from '../engine/device.js';
+import { tunedVariant } from './tuning.js';
 
 type Mode = 'modulate' | 'affine' | 'none';
+
+export type LayerNormVariant = 'unrolled' | 'looped' | 'subgroup';
+export const LAYERNORM_VARIANTS: LayerNormVariant[] = ['unrolled', 'looped', 'subgroup'];
+
+/** One normalisation problem: B batch elements of T rows of width D (modulation is per batch element). */
+export interface LayerNormProblem { mode: Mode; B: number; T: number; D: number }
+
+export const layerNormKey = (p: LayerNormProblem) => `${p.mode} ${p.B}x${p.T}x${p.D}`;
 
 /** Rows are unrolled in registers up to this width; wider rows loop and re-read x. */
 const UNROLL_MAX = 256;
 
-function forwardKernel(D: number, mode: Mode): string {
+function forwardKernel(D: number, mode: Mode, unroll: boolean): string {
   const D4 = D / 4;
-  const unroll = D <= UNROLL_MAX;
   const mod = mode !== 'none';
   // (1 + scale) for modulation, w for the affine.
   const gain = (c: string) => (mode === 'modulate' ? `(1.0 + SC[sb + ${c}])` : `SC[sb + ${c}]`);
@@ -170,12 +179,47 @@ fn main(${gridArgs}) {
 }`;
 }
 
-/** The subgroup size for the rows-across-a-subgroup kernel (0: use one lane per row). Needs a fixed subgroup
- * size, rows that split into whole vec4s per lane, and at most 36 vec4s per lane (registers). */
-function subgroupRows(D: number): number {
+/** The adapter's subgroup size when it is fixed and divides a workgroup of 64, else 0. */
+function fixedSubgroup(): number {
   const g = gpu();
   const S = g.hasSubgroups && g.adapter.subgroupMinSize === g.adapter.subgroupMaxSize ? g.adapter.subgroupMinSize : 0;
-  return S >= 4 && 64 % S === 0 && D % (4 * S) === 0 && D / (4 * S) <= 36 ? S : 0;
+  return S >= 4 && 64 % S === 0 ? S : 0;
+}
+
+/** Why `variant` cannot normalise rows of width `p.D` on this adapter (null when it can). */
+export function layerNormUnsupported(p: LayerNormProblem, variant: LayerNormVariant): string | null {
+  if (variant === 'unrolled' && p.D > UNROLL_MAX) return `rows are unrolled in registers up to D = ${UNROLL_MAX} (got ${p.D})`;
+  if (variant !== 'subgroup') return null;
+  const S = fixedSubgroup();
+  if (!S) return 'rows across a subgroup need a fixed subgroup size of at least 4 that divides 64';
+  // Rows that split into whole vec4s per lane, at most 36 vec4s per lane (registers).
+  if (p.D % (4 * S) !== 0 || p.D / (4 * S) > 36) return `rows across a subgroup of ${S} need D a multiple of ${4 * S} and at most ${144 * S} (got ${p.D})`;
+  return null;
+}
+
+/** The default: rows across a subgroup for adaLN modulation where possible, else one lane per row (unrolled when D allows). */
+export function defaultLayerNormVariant(p: LayerNormProblem): LayerNormVariant {
+  if (p.mode === 'modulate' && !layerNormUnsupported(p, 'subgroup')) return 'subgroup';
+  return p.D <= UNROLL_MAX ? 'unrolled' : 'looped';
+}
+
+/** The variant the automatic choice takes: a tuned one for this adapter, else the default. */
+export function chooseLayerNorm(p: LayerNormProblem): LayerNormVariant {
+  return (tunedVariant('layernorm', layerNormKey(p), p) as LayerNormVariant | undefined) ?? defaultLayerNormVariant(p);
+}
+
+/** Launches the forward of `variant` (x [rows, D] with optional gain/shift, T rows per batch element). */
+function forward(op: string, p: LayerNormProblem, variant: LayerNormVariant, ins: Tensor[], eps: number): void {
+  const rows = p.B * p.T;
+  const params = new Params().u(rows, p.T).f(eps).u(0);
+  if (variant === 'subgroup') {
+    const S = fixedSubgroup();
+    // R rows per subgroup, all in one batch element (T % R == 0).
+    const R = p.T % 4 === 0 ? 4 : p.T % 2 === 0 ? 2 : 1;
+    launch(op, forwardSubgroupKernel(p.D, p.mode, S, R), ins, grid(Math.ceil(rows / R) * S, 64), params, `${rows}x${p.D} subgroup`);
+  } else {
+    launch(op, forwardKernel(p.D, p.mode, variant === 'unrolled'), ins, grid(rows, 64), params, `${rows}x${p.D} ${variant}`);
+  }
 }
 
 /** Column sums per batch ([B, T, D] → two [B, D]): Σ_t g and Σ_t g·z (z = x̂ when `stats` is given). */
@@ -199,7 +243,7 @@ function shape3(op: string, x: Tensor): [number, number, number] {
  * DiT's `modulate(norm(x), shift, scale)`: y = LN(x)·(1 + scale[b]) + shift[b], x [B, T, D], shift/scale [B, D],
  * LayerNorm without affine, eps 1e-6.
  */
-export function adaLNModulate(x: Tensor, shift: Tensor, scale: Tensor, eps = 1e-6): Tensor {
+export function adaLNModulate(x: Tensor, shift: Tensor, scale: Tensor, eps = 1e-6, opts: { variant?: LayerNormVariant } = {}): Tensor {
   const op = 'adaLNModulate';
   check(x.ndim === 3, op, `x must be [B, T, D], got ${fmtShape(x.shape)}`);
   const [B, T, D] = shape3(op, x);
@@ -208,15 +252,8 @@ export function adaLNModulate(x: Tensor, shift: Tensor, scale: Tensor, eps = 1e-
   }
   const y = Tensor.empty(x.shape, 'f32', op);
   const stats = Tensor.empty([B * T, 2], 'f32', `${op}.stats`);
-  const S = subgroupRows(D);
-  if (S) {
-    // R rows per subgroup, all in one batch element (T % R == 0).
-    const R = T % 4 === 0 ? 4 : T % 2 === 0 ? 2 : 1;
-    const subgroups = Math.ceil((B * T) / R);
-    launch(op, forwardSubgroupKernel(D, 'modulate', S, R), [x, scale, shift, y, stats], grid(subgroups * S, 64), new Params().u(B * T, T).f(eps).u(0));
-  } else {
-    launch(op, forwardKernel(D, 'modulate'), [x, scale, shift, y, stats], grid(B * T, 64), new Params().u(B * T, T).f(eps).u(0));
-  }
+  const p: LayerNormProblem = { mode: 'modulate', B, T, D };
+  forward(op, p, opts.variant ?? chooseLayerNorm(p), [x, scale, shift, y, stats], eps);
   const out = record(op, y, [x, shift, scale], [x, scale, stats], (g, [xs, scs, sts], need) => {
     let dx: Tensor | null = null;
     if (need[0]) {
@@ -236,7 +273,7 @@ export function adaLNModulate(x: Tensor, shift: Tensor, scale: Tensor, eps = 1e-
 }
 
 /** LayerNorm over the last axis, optionally with an affine (weight, bias of length D). */
-export function layerNorm(x: Tensor, weight: Tensor | null = null, bias: Tensor | null = null, eps = 1e-5): Tensor {
+export function layerNorm(x: Tensor, weight: Tensor | null = null, bias: Tensor | null = null, eps = 1e-5, opts: { variant?: LayerNormVariant } = {}): Tensor {
   const op = 'layerNorm';
   const [, , D] = shape3(op, x);
   const rows = x.size / D;
@@ -246,7 +283,8 @@ export function layerNorm(x: Tensor, weight: Tensor | null = null, bias: Tensor 
   const y = Tensor.empty(x.shape, 'f32', op);
   const stats = Tensor.empty([rows, 2], 'f32', `${op}.stats`);
   const ins = weight ? [x, weight, bias!, y, stats] : [x, y, stats];
-  launch(op, forwardKernel(D, mode), ins, grid(rows, 64), new Params().u(rows, rows).f(eps).u(0));
+  const p: LayerNormProblem = { mode, B: 1, T: rows, D };
+  forward(op, p, opts.variant ?? chooseLayerNorm(p), ins, eps);
   const inputs = weight ? [x, weight, bias!] : [x];
   const out = record(op, y, inputs, weight ? [x, stats, weight] : [x, stats], (g, [xs, sts, ws], need) => {
     let dx: Tensor | null = null;

@@ -8,13 +8,14 @@
 //  - `rb{R}x{C}s` the same on the transposed problem (Cᵀ = Bᵀ·Aᵀ), for skinny M;
 //  - `tiled` 64×64 tiles through workgroup memory, 16×16 threads of 4×4 outputs (what GPUs favour);
 //  - `splitk{S}` the tiled kernel over S slices of K into a scratch buffer, then a reduction (long K).
+// A forced variant (`variant`) also runs the backward's products.
 import { gpu } from '../engine/device.js';
 import { Tensor, record, check, checkDtype, fmtShape, isGradEnabled, type DType } from '../engine/tensor.js';
 import { Params, launch } from './util.js';
 import { map, helpersFor } from './map.js';
 import { sum, sumTo } from './reduce.js';
 import { reshape } from './shape.js';
-import { chooseMatmulVariant, type MatmulProblem } from './tuning.js';
+import { tunedVariant } from './tuning.js';
 
 export type Activation = 'gelu' | 'silu' | 'relu';
 
@@ -28,8 +29,60 @@ export interface MatmulOptions {
   residual?: Tensor;
   /** Multiplies the product before bias/activation. */
   alpha?: number;
-  /** Forces a kernel variant (tests, benchmarks). */
+  /** Forces a kernel variant (tests, benchmarks), for the backward's products as well. */
   variant?: string;
+}
+
+export interface MatmulProblem {
+  M: number; N: number; K: number; batch: number;
+  transA: boolean; transB: boolean;
+  /** Elements between batch entries of A / B; 0 for a 2-D operand shared by the batch. */
+  strideA: number; strideB: number;
+  dtA: DType; dtB: DType;
+}
+
+export function problemKey(p: MatmulProblem): string {
+  return `${p.batch}x${p.M}x${p.N}x${p.K}${p.transA ? 'T' : 'N'}${p.transB ? 'T' : 'N'}${p.strideA ? '' : 'a'}${p.strideB ? '' : 'b'}${p.dtA}${p.dtB}`;
+}
+
+/** The registered variants (kernels/registry.ts checks each; any `rb{R}x{C}[g][s]` also parses). */
+export const MATMUL_VARIANTS = [
+  'rb4x4', 'rb4x8', 'rb2x16', 'rb4x8g', 'rb4x16g', 'rb2x24g', 'rb3x16g', 'rb8x8g',
+  'rb4x4s', 'rb4x8s', 'rb4x8gs', 'rb4x16gs', 'tiled', 'tiled128', 'splitk4', 'splitk16',
+];
+
+/** Register-blocked shapes worth timing on CPU drivers (rows per lane × shared columns). */
+const RB_CANDIDATES = ['rb4x4', 'rb4x8', 'rb2x16', 'rb4x8g', 'rb4x16g', 'rb2x24g', 'rb3x16g', 'rb8x8g'];
+
+/** The variants the autotuner times for a problem (those that do not apply are left out by the tuner). */
+export function matmulCandidates(p: MatmulProblem): string[] {
+  const soft = gpu().adapter.isSoftware;
+  const list = soft ? [...RB_CANDIDATES] : ['tiled128', 'tiled', 'rb4x4'];
+  // The swapped problem (lanes along N) for short M.
+  if (p.M < 256 || p.N < 64) list.push(...(soft ? ['rb4x8gs', 'rb4x16gs', 'rb4x8s'] : ['rb4x4s']));
+  if (p.K >= 4 * Math.max(p.M, p.N)) list.push('splitk4', 'splitk16');
+  else if (!soft) list.push('splitk4');
+  return list;
+}
+
+/** The adapter kind's default: CPU drivers register-blocked, GPUs workgroup-tiled. */
+export function defaultMatmulVariant(p: MatmulProblem): string {
+  const g = gpu();
+  if (g.adapter.isSoftware) {
+    // Subgroup-shared loads when the adapter has subgroups (4× fewer load instructions on CPU drivers).
+    const sg = subgroupSize() >= 4 ? 'g' : '';
+    // Lanes run along M (4 rows each, 64 per workgroup): for short M, run them along N instead.
+    const v = p.M < 256 && p.N > p.M ? `rb4x8${sg}s` : `rb4x8${sg}`;
+    return matmulUnsupported(p, v) ? v.replace('g', '') : v;
+  }
+  if (p.K >= 8 * Math.max(p.M, p.N) && p.M * p.N * p.batch < 65536) return 'splitk16';
+  // Measured on an H100 (Dawn/Vulkan): the 64×64 tiles beat the 128×128 ones at DiT sizes.
+  return 'tiled';
+}
+
+/** The variant the automatic choice takes: a tuned one for this adapter, else the default. */
+export function chooseMatmulVariant(p: MatmulProblem): string {
+  return tunedVariant('matmul', problemKey(p), p) ?? defaultMatmulVariant(p);
 }
 
 /** The fused activations: `f` of a WGSL expression, `df` the gradient in g and the pre-activation z. */
@@ -325,15 +378,48 @@ export function subgroupSize(): number {
 
 interface Operands { x: Tensor; y: Tensor; out: Tensor; pre: Tensor | null; bias?: Tensor; residual?: Tensor }
 
-/** Parses a variant name: rb{R}x{C}[s] | tiled | splitk{S}. */
-export function parseVariant(v: string): { kind: 'rb'; R: number; C: number; sg: boolean; swap: boolean } | { kind: 'tiled'; split: number; big: boolean } {
+type ParsedVariant = { kind: 'rb'; R: number; C: number; sg: boolean; swap: boolean } | { kind: 'tiled'; split: number; big: boolean };
+
+/** Parses a variant name: rb{R}x{C}[g][s] | tiled | tiled128 | splitk{S}. */
+export function parseVariant(v: string): ParsedVariant {
   const m = /^rb(\d+)x(\d+)(g?)(s?)$/.exec(v);
   if (m) return { kind: 'rb', R: +m[1], C: +m[2], sg: m[3] === 'g', swap: m[4] === 's' };
   if (v === 'tiled') return { kind: 'tiled', split: 1, big: false };
   if (v === 'tiled128') return { kind: 'tiled', split: 1, big: true };
   const sk = /^splitk(\d+)$/.exec(v);
   if (sk) return { kind: 'tiled', split: +sk[1], big: false };
-  throw new Error(`matmul: unknown variant '${v}'`);
+  check(false, 'matmul', `unknown variant '${v}' (rb{R}x{C}[g][s], tiled, tiled128 or splitk{S})`);
+}
+
+/**
+ * How variant `v` lays problem `pr` out: X is the per-lane operand (rows p), Y the shared one (columns q);
+ * the swapped variants compute Cᵀ = op(B)ᵀ·op(A)ᵀ. vec4 loads need rows in whole vec4s.
+ */
+function layoutOf(pr: MatmulProblem, v: ParsedVariant) {
+  const swap = v.kind === 'rb' && v.swap;
+  const { M, N, K } = pr;
+  const tX = swap ? !pr.transB : pr.transA;
+  const tY = swap ? !pr.transA : pr.transB;
+  const ldx = swap ? (pr.transB ? K : N) : (pr.transA ? M : K);
+  const ldy = swap ? (pr.transA ? M : K) : (pr.transB ? K : N);
+  const sx = swap ? pr.strideB : pr.strideA, sy = swap ? pr.strideA : pr.strideB;
+  const aligned = (ld: number, s: number) => ld % 4 === 0 && s % 4 === 0;
+  return {
+    swap, tX, tY, ldx, ldy, sx, sy,
+    P: swap ? N : M, Q: swap ? M : N,
+    vecX: v.kind === 'rb' && aligned(ldx, sx) && (!tX || v.R % 4 === 0),
+    vecY: v.kind === 'rb' && aligned(ldy, sy) && (tY || v.C % 4 === 0),
+  };
+}
+
+/** Why variant `variant` cannot run problem `p` as named on this adapter (null when it can). */
+export function matmulUnsupported(p: MatmulProblem, variant: string): string | null {
+  if ((p.dtA === 'f16' || p.dtB === 'f16') && !gpu().hasF16) return 'f16 operands need shader-f16, which this adapter lacks';
+  const v = parseVariant(variant);
+  if (v.kind !== 'rb' || !v.sg) return null;
+  if (subgroupSize() < 4) return `subgroup-shared loads need subgroups of at least 4 lanes (this adapter: ${gpu().hasSubgroups ? subgroupSize() : 'no subgroups'})`;
+  if (!layoutOf(p, v).vecY) return 'subgroup-shared loads need the shared operand in whole vec4 rows (leading dimension and batch stride multiples of 4)';
+  return null;
 }
 
 /**
@@ -342,24 +428,14 @@ export function parseVariant(v: string): { kind: 'rb'; R: number; C: number; sg:
  */
 function run(pr: MatmulProblem, ops: Operands, variant: string, act: Activation | null, alpha: number): void {
   const v = parseVariant(variant);
-  const swap = v.kind === 'rb' && v.swap;
   const { M, N, K, batch } = pr;
-  // X is the per-lane operand (rows p), Y the shared one (columns q).
+  const { swap, tX, tY, ldx, ldy, sx, sy, P, Q, vecX, vecY } = layoutOf(pr, v);
   const [x, y] = swap ? [ops.y, ops.x] : [ops.x, ops.y];
-  const tX = swap ? !pr.transB : pr.transA;
-  const tY = swap ? !pr.transA : pr.transB;
-  const P = swap ? N : M, Q = swap ? M : N;
-  const ldx = swap ? (pr.transB ? K : N) : (pr.transA ? M : K);
-  const ldy = swap ? (pr.transA ? M : K) : (pr.transB ? K : N);
-  const sx = swap ? pr.strideB : pr.strideA, sy = swap ? pr.strideA : pr.strideB;
   const split = v.kind === 'tiled' ? Math.max(1, Math.min(v.split, Math.ceil(K / 16))) : 1;
   const kchunk = split > 1 ? Math.ceil(K / split / 16) * 16 : K;
   const nsplit = split > 1 ? Math.ceil(K / kchunk) : 1;
-  const aligned = (ld: number, s: number, dt: DType) => dt === 'f32' || dt === 'f16' ? ld % 4 === 0 && s % 4 === 0 : false;
   const spec: KernelSpec = {
-    tX, tY, tD: swap,
-    vecX: v.kind === 'rb' && aligned(ldx, sx, x.dtype) && (!tX || (v.R % 4 === 0)),
-    vecY: v.kind === 'rb' && aligned(ldy, sy, y.dtype) && (tY || v.C % 4 === 0),
+    tX, tY, tD: swap, vecX, vecY,
     vecD: false,
     dtX: x.dtype, dtY: y.dtype,
     bias: !!ops.bias && nsplit === 1, act: nsplit === 1 ? act : null, residual: !!ops.residual && nsplit === 1,
@@ -376,7 +452,7 @@ function run(pr: MatmulProblem, ops: Operands, variant: string, act: Activation 
   if (spec.savePre) tensors.push(ops.pre!);
   if (v.kind === 'rb') {
     const WG = 64;
-    const sg = v.sg && spec.vecY ? subgroupSize() : 0;
+    const sg = v.sg && spec.vecY && subgroupSize() >= 4 ? subgroupSize() : 0;
     launch('matmul', rbKernel(spec, v.R, v.C, WG, sg), tensors, [Math.ceil(Q / v.C), Math.ceil(P / (WG * v.R)), batch * nsplit], params, `${batch}x${M}x${N}x${K}${pr.transA ? 'T' : 'N'}${pr.transB ? 'T' : 'N'} ${variant}`);
   } else if (v.big) {
     launch('matmul', tiled128Kernel(spec), tensors, [Math.ceil(Q / 128), Math.ceil(P / 128), batch * nsplit], params, `${batch}x${M}x${N}x${K}${pr.transA ? 'T' : 'N'}${pr.transB ? 'T' : 'N'} ${variant}`);
@@ -462,8 +538,8 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     const gz = act ? map(ACT[act].df, { g, z: zs }, { label: 'matmul.backward' }) : g;
     const grads: (Tensor | null)[] = [null, null];
     const ga = alpha === 1 ? gz : map('g * p', { g: gz }, { label: 'matmul.backward', p: alpha });
-    if (need[0]) grads[0] = gradA(ga, as, bs, pr);
-    if (need[1]) grads[1] = gradB(ga, as, bs, pr);
+    if (need[0]) grads[0] = gradA(ga, as, bs, pr, opts.variant);
+    if (need[1]) grads[1] = gradB(ga, as, bs, pr, opts.variant);
     let k = 2;
     if (opts.bias) { grads[k] = need[k] ? sumTo(gz, [N]).view(opts.bias.shape) : null; k++; }
     if (opts.residual) grads[k] = need[k] ? g : null;
@@ -474,17 +550,17 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
 }
 
 /** d/dA of op(A)·op(B) given dC. */
-function gradA(g: Tensor, a: Tensor, b: Tensor, pr: MatmulProblem): Tensor {
+function gradA(g: Tensor, a: Tensor, b: Tensor, pr: MatmulProblem, variant?: string): Tensor {
   const r = pr.transA
-    ? matmul(b, g, { transA: pr.transB, transB: true }) // dAᵀ… = op(B)·dCᵀ
-    : matmul(g, b, { transB: !pr.transB }); //            dA = dC·op(B)ᵀ
+    ? matmul(b, g, { transA: pr.transB, transB: true, variant }) // dAᵀ… = op(B)·dCᵀ
+    : matmul(g, b, { transB: !pr.transB, variant }); //            dA = dC·op(B)ᵀ
   return reduceBatch(r, a.shape);
 }
 
-function gradB(g: Tensor, a: Tensor, b: Tensor, pr: MatmulProblem): Tensor {
+function gradB(g: Tensor, a: Tensor, b: Tensor, pr: MatmulProblem, variant?: string): Tensor {
   const r = pr.transB
-    ? matmul(g, a, { transA: true, transB: pr.transA }) // dBᵀ = dCᵀ·op(A)
-    : matmul(a, g, { transA: !pr.transA }); //             dB = op(A)ᵀ·dC
+    ? matmul(g, a, { transA: true, transB: pr.transA, variant }) // dBᵀ = dCᵀ·op(A)
+    : matmul(a, g, { transA: !pr.transA, variant }); //             dB = op(A)ᵀ·dC
   return reduceBatch(r, b.shape);
 }
 

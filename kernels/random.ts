@@ -78,17 +78,20 @@ export class Generator {
 }
 
 // ------------------------------------------------------------------------------------------ CPU twin
-function mulhilo(a: number, b: number): [number, number] {
-  const p = BigInt(a) * BigInt(b);
-  return [Number(p >> 32n) >>> 0, Number(p & 0xffffffffn) >>> 0];
+/** The high 32 bits of a 32×32-bit product, from 16-bit halves (exact in doubles, as the WGSL mulhi). */
+function mulhi(a: number, b: number): number {
+  const a0 = a & 0xffff, a1 = a >>> 16, b0 = b & 0xffff, b1 = b >>> 16;
+  const p01 = a0 * b1, p10 = a1 * b0;
+  const mid = ((a0 * b0) >>> 16) + (p01 & 0xffff) + (p10 & 0xffff);
+  return (a1 * b1 + (p01 >>> 16) + (p10 >>> 16) + (mid >>> 16)) >>> 0;
 }
 
 export function philoxHost(ctr: [number, number, number, number], key: [number, number]): [number, number, number, number] {
   let [c0, c1, c2, c3] = ctr;
   let [k0, k1] = key;
   for (let r = 0; r < 10; r++) {
-    const [hi0, lo0] = mulhilo(0xd2511f53, c0);
-    const [hi1, lo1] = mulhilo(0xcd9e8d57, c2);
+    const hi0 = mulhi(0xd2511f53, c0), lo0 = Math.imul(0xd2511f53, c0) >>> 0;
+    const hi1 = mulhi(0xcd9e8d57, c2), lo1 = Math.imul(0xcd9e8d57, c2) >>> 0;
     [c0, c1, c2, c3] = [(hi1 ^ c1 ^ k0) >>> 0, lo1, (hi0 ^ c3 ^ k1) >>> 0, lo0];
     k0 = (k0 + 0x9e3779b9) >>> 0;
     k1 = (k1 + 0xbb67ae85) >>> 0;
@@ -96,14 +99,26 @@ export function philoxHost(ctr: [number, number, number, number], key: [number, 
   return [c0, c1, c2, c3];
 }
 
+/** The Philox words the draws of (seed, offset + i) start from. */
+function philoxAt(i: number, seed: number, offset: number): [number, number, number, number] {
+  const idx = offset + i;
+  return philoxHost([idx >>> 0, Math.floor(idx / 2 ** 32) >>> 0, 0, 0], [seed >>> 0, Math.floor(seed / 2 ** 32) >>> 0]);
+}
+
 /** The same uniform values as `rand` (as doubles of the f32 results). */
 export function philoxUniform(n: number, seed: number, offset = 0): Float64Array {
   const out = new Float64Array(n);
-  const key: [number, number] = [seed >>> 0, Math.floor(seed / 2 ** 32) >>> 0];
+  for (let i = 0; i < n; i++) out[i] = (philoxAt(i, seed, offset)[0] >>> 8) * 2 ** -24;
+  return out;
+}
+
+/** What `randn` computes, in float64 (the GPU rounds each step to f32). */
+export function philoxNormal(n: number, seed: number, offset = 0): Float64Array {
+  const out = new Float64Array(n);
   for (let i = 0; i < n; i++) {
-    const idx = offset + i;
-    const r = philoxHost([idx >>> 0, Math.floor(idx / 2 ** 32) >>> 0, 0, 0], key);
-    out[i] = (r[0] >>> 8) * 2 ** -24;
+    const r = philoxAt(i, seed, offset);
+    const u1 = ((r[0] >>> 8) + 1) * 2 ** -24, u2 = (r[1] >>> 8) * 2 ** -24;
+    out[i] = Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
   }
   return out;
 }

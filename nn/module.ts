@@ -1,7 +1,8 @@
 // Modules with named parameters whose nested names come out as PyTorch's (`blocks.0.attn.qkv.weight`), and
 // state-dict save/load with strict name and shape checks.
-import { Tensor, check, fmtShape, noGrad, numel, type Shape } from '../engine/tensor.js';
+import { Tensor, fmtShape, noGrad, numel, type Shape } from '../engine/tensor.js';
 import { gpu } from '../engine/device.js';
+import { CheckpointError } from '../engine/errors.js';
 import { map } from '../kernels/elementwise.js';
 import { rand, randn, Generator } from '../kernels/random.js';
 
@@ -61,6 +62,8 @@ export class Module {
   loadStateDict(sd: Map<string, HostTensor | Tensor>, opts: { strict?: boolean; source?: string } = {}): void {
     const strict = opts.strict ?? true;
     const where = opts.source ? ` (from ${opts.source})` : '';
+    // Names and shapes that do not fit the model are a checkpoint problem (CheckpointError), as are bad files.
+    const check = (ok: boolean, op: string, msg: string): void => { if (!ok) throw new CheckpointError(`${op}: ${msg}`, { op, file: opts.source }); };
     const own = new Map(this.namedTensors());
     const unexpected = [...sd.keys()].filter((k) => !own.has(k));
     const missing = [...own.keys()].filter((k) => !sd.has(k));

@@ -17,6 +17,7 @@ import { configFromMetadata } from '../dit/checkpoint.js';
 import { DiT } from '../dit/model.js';
 import { DiTTrainer, DivergenceError, type DiTTrainConfig, type StepMetrics } from '../dit/train.js';
 import type { AutoencoderKL } from '../vae/model.js';
+import type { ScheduleName } from '../diffusion/schedule.js';
 import { sampleImages, classLabels } from '../eval/samples.js';
 import { toImage, grid, writePng } from '../data/png.js';
 import { lossChart, renderChartPng } from '../data/plot.js';
@@ -26,7 +27,7 @@ export interface RunConfig {
   version: 1;
   model: DiTConfig;
   train: DiTTrainConfig;
-  diffusion: { schedule: 'linear'; steps: number; learnSigma: boolean };
+  diffusion: { schedule: ScheduleName; steps: number; learnSigma: boolean };
   data: { latents: string; dataset: string | null; count: number; shape: [number, number, number]; scaleFactor: number; classes: string[] };
   /** The VAE that decodes the pictures (optional). */
   vae: string | null;
@@ -75,7 +76,7 @@ export class Run {
   /** Writes step-<N>, then points `latest` at it, then drops all but the newest `keep`. */
   async saveCheckpoint(trainer: DiTTrainer): Promise<string> {
     const c = this.config;
-    const { tensors, metadata } = await trainer.checkpoint({ run: path.resolve(this.dir), scale_factor: String(c.data.scaleFactor), classes: JSON.stringify(c.data.classes), ...(c.vae ? { vae: c.vae } : {}), ...(c.data.dataset ? { dataset: c.data.dataset } : {}) });
+    const { tensors, metadata } = await trainer.checkpoint({ run: path.resolve(this.dir), scale_factor: String(c.data.scaleFactor), classes: JSON.stringify(c.data.classes), schedule: c.diffusion.schedule, ...(c.vae ? { vae: c.vae } : {}), ...(c.data.dataset ? { dataset: c.data.dataset } : {}) });
     const file = this.checkpointFile(trainer.step);
     await writeFileAtomic(file, serializeSafetensors(tensors, metadata));
     await writeFileAtomic(path.join(this.dir, 'latest'), [new TextEncoder().encode(`${path.basename(file)}\n`)]);
@@ -132,10 +133,10 @@ export async function resumeInto(run: Run, trainer: DiTTrainer): Promise<string 
  * A grid of samples from the EMA weights: `perClass` per class (one row each), fixed noise and labels, DDIM,
  * decoded by the VAE. Uses `scratch` (a model of the same config) so the training weights stay untouched.
  */
-export async function writeSamplePicture(trainer: DiTTrainer, scratch: DiT, vae: AutoencoderKL, file: string, o: { perClass: number; steps: number; cfg: number; classes: string[]; scale: number }): Promise<void> {
+export async function writeSamplePicture(trainer: DiTTrainer, scratch: DiT, vae: AutoencoderKL, file: string, o: { perClass: number; steps: number; cfg: number; classes: string[]; scale: number; schedule: ScheduleName }): Promise<void> {
   noGrad(() => scratch.namedTensors().forEach(([, t], i) => map('x', { x: trainer.ema.shadow[i] }, { out: t })));
   const K = scratch.config.numClasses;
-  const d = await sampleImages(scratch, vae, o.scale, classLabels(K, o.perClass), o.classes, { steps: o.steps, cfg: o.cfg, seed: 1234 });
+  const d = await sampleImages(scratch, vae, o.scale, classLabels(K, o.perClass), o.classes, { steps: o.steps, cfg: o.cfg, seed: 1234, schedule: o.schedule });
   const per = d.channels * d.height * d.width;
   const imgs = Array.from({ length: d.count }, (_, i) => toImage(Float32Array.from(d.images.subarray(i * per, (i + 1) * per), (v) => v / 127.5 - 1), d.channels, d.height, d.width));
   await writePng(file, grid(imgs, o.perClass, 2));
@@ -158,7 +159,7 @@ export async function trainLoop(run: Run, trainer: DiTTrainer, vae: AutoencoderK
   const picture = async () => {
     if (!vae || !scratch) return;
     const file = path.join(run.dir, `samples-${trainer.step}.png`);
-    await writeSamplePicture(trainer, scratch, vae, file, { perClass: c.samples.perClass, steps: c.samples.steps, cfg: c.samples.cfg, classes: c.data.classes, scale: c.data.scaleFactor });
+    await writeSamplePicture(trainer, scratch, vae, file, { perClass: c.samples.perClass, steps: c.samples.steps, cfg: c.samples.cfg, classes: c.data.classes, scale: c.data.scaleFactor, schedule: c.diffusion.schedule });
     hooks.onPicture?.(file);
   };
   try {

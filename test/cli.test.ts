@@ -8,8 +8,9 @@ import { existsSync, promises as fs, readFileSync, symlinkSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { serializeSafetensors, readSafetensors } from '../engine/safetensors.js';
-import { writeFileAtomic } from '../engine/node.js';
+import { readSafetensors } from '../engine/safetensors.js';
+import { loadTorchCheckpoint, stateDictOf, torchTensorF32 } from '../engine/torchpt.js';
+import { writePatternLatents } from './latents.js';
 import { AutoencoderKL, SMALL_VAE_32 } from '../vae/model.js';
 import { saveVae } from '../vae/train.js';
 import { device, randArray } from './helpers.js';
@@ -24,14 +25,10 @@ function dit(args: string[], o: { cwd?: string; env?: Record<string, string> } =
 
 const out = (r: SpawnSyncReturns<string>) => `exit ${r.status ?? r.signal}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
 
-/** A latent cache of `count` 4×8×8 latents in 10 classes (one fixed pattern each, posterior std 0.1). */
+/** A latent cache of `count` 4×8×8 latents in the 10 built-in classes (one fixed pattern each, std 0.1). */
 async function writeLatents(file: string, count = 200): Promise<void> {
-  const per = 256, patterns = Array.from({ length: 10 }, (_, k) => randArray(per, 40 + k));
-  const mean = new Float32Array(count * per), labels = new Int32Array(count);
-  for (let i = 0; i < count; i++) { labels[i] = i % 10; mean.set(patterns[i % 10], i * per); }
-  const logvar = new Float32Array(count * per).fill(Math.log(0.01));
-  await writeFileAtomic(file, serializeSafetensors({ mean: { shape: [count, 4, 8, 8], data: mean }, logvar: { shape: [count, 4, 8, 8], data: logvar }, labels: { shape: [count], data: labels } },
-    { scale_factor: '1', classes: JSON.stringify(['disc', 'square', 'triangle', 'stripes', 'ring', 'cross', 'checkerboard', 'blob', 'star', 'pair']), dataset: 'synthetic' }));
+  const classes = ['disc', 'square', 'triangle', 'stripes', 'ring', 'cross', 'checkerboard', 'blob', 'star', 'pair'];
+  await writePatternLatents(file, classes.map((_, k) => randArray(256, 40 + k)), [4, 8, 8], count, 0.1, classes, { dataset: 'synthetic' });
 }
 
 const TINY = ['--hidden', '16', '--depth', '1', '--heads', '2', '--patch', '2', '--batch', '4', '--sample-every', '0'];
@@ -120,6 +117,36 @@ describe('the dit command', function () {
       r = dit(['train', '--resume', b, '--steps', '9', '--lr', '1'], { env: NO_GPU });
       expect(r.status, out(r)).to.equal(2);
       expect(r.stderr).to.match(/these cannot change: --lr/);
+    });
+
+    it('exports a run as the official training layout {model, ema, opt, args} and starts a new run from it', async () => {
+      const a = path.join(dir, 'runA'), pt = path.join(dir, 'runA.pt');
+      const r = dit(['export', a, pt]);
+      expect(r.status, out(r)).to.equal(0);
+      const ck = await loadTorchCheckpoint(readFileSync(pt), pt);
+      const root = ck.root as Map<string, unknown>;
+      expect([...root.keys()]).to.have.members(['model', 'ema', 'opt', 'args']);
+      const st = await readSafetensors(path.join(a, 'checkpoints', 'step-8.safetensors'));
+      const model = stateDictOf(ck, 'model'), ema = stateDictOf(ck, 'ema');
+      expect([...model.keys()][0]).to.equal('pos_embed');
+      for (const [k, t] of model) expect(Array.from(torchTensorF32(t)), k).to.deep.equal(Array.from(st.f32(k)));
+      for (const [k, t] of ema) expect(Array.from(torchTensorF32(t)), `ema ${k}`).to.deep.equal(Array.from(st.f32(`ema.${k}`)));
+      const opt = root.get('opt') as Map<string, unknown>;
+      const state = opt.get('state') as Map<number, Map<string, unknown>>;
+      // Parameter 0 is pos_embed (not trained: no state); the others carry AdamW's step and moments.
+      expect(state.has(0)).to.equal(false);
+      const names = [...model.keys()];
+      const first = state.get(1)!;
+      expect(torchTensorF32(first.get('step') as never)[0]).to.equal(8);
+      expect(Array.from(torchTensorF32(first.get('exp_avg') as never))).to.deep.equal(Array.from(st.f32(`opt.m.${names[1]}`)));
+      expect((root.get('args') as Map<string, unknown>).get('num_classes')).to.equal(10);
+      const init = dit(['train', '--latents', path.join(dir, 'lat.safetensors'), ...TINY, '--steps', '2', '--init', pt, '--run', path.join(dir, 'runI')]);
+      expect(init.status, out(init)).to.equal(0);
+      expect(init.stderr).to.match(/initialised from .*runA\.pt/);
+      // A config the weights do not fit is refused with the tensor named.
+      const bad = dit(['train', '--latents', path.join(dir, 'lat.safetensors'), ...TINY, '--hidden', '32', '--steps', '1', '--init', pt, '--run', path.join(dir, 'runJ')]);
+      expect(bad.status, out(bad)).to.equal(1);
+      expect(bad.stderr).to.match(/shape mismatch for 'pos_embed'/);
     });
 
     it('a process killed while writing a checkpoint leaves the previous one and `latest` intact, and resumes from it', async () => {

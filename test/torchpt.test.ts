@@ -57,26 +57,41 @@ describe('torch .pt checkpoints', () => {
     const bytes = await readFileBytes(path.join(REFERENCE_DIR, 'dit_tiny_p2.pt'));
     const entries = unzipStored(bytes);
     const pklEntry = entries.find((e) => e.name.endsWith('data.pkl'))!;
+    const prefix = pklEntry.name.slice(0, -'data.pkl'.length);
     const pkl = pklEntry.data;
-    // The state dict's pickle body without PROTO (2 bytes) and STOP (1 byte), used twice.
-    const body = pkl.subarray(2, pkl.length - 1);
+    // The state dict's pickle body without PROTO (2 bytes) and STOP (1 byte): the EMA weights as they are.
+    const ema = pkl.subarray(2, pkl.length - 1);
+    // The raw model: the same dict over its own storages 'm<key>', holding the EMA's values negated. Storage
+    // keys are the only all-digit strings (BINUNICODE) in a state dict's pickle.
+    const latin1 = (b: Uint8Array) => Array.from(b, (c) => String.fromCharCode(c)).join('');
+    const model = Uint8Array.from(latin1(ema).replace(/X([\x01-\x09])\x00\x00\x00(\d+)/g, (m, len: string, key: string) => (key.length === len.charCodeAt(0) ? `X${String.fromCharCode(key.length + 1)}\x00\x00\x00m${key}` : m)), (c) => c.charCodeAt(0));
+    const negated = entries.filter((e) => e.name.startsWith(`${prefix}data/`)).map((e) => {
+      const f = new Float32Array(e.data.slice().buffer).map((v) => -v);
+      return { name: `${prefix}data/m${e.name.slice(prefix.length + 5)}`, data: new Uint8Array(f.buffer) };
+    });
     const enc = new TextEncoder();
     const str = (s: string) => { const b = enc.encode(s); return [0x58, b.length & 0xff, (b.length >> 8) & 0xff, 0, 0, ...b]; };
     const lr = new Uint8Array(8); new DataView(lr.buffer).setFloat64(0, 1e-4, false);
     const pickle = Uint8Array.from([
       0x80, 2, 0x7d, 0x28, // PROTO 2, EMPTY_DICT, MARK
-      ...str('model'), ...body,
-      ...str('ema'), ...body,
+      ...str('model'), ...model,
+      ...str('ema'), ...ema,
       ...str('opt'), 0x7d, // an (empty) optimizer state dict
       ...str('args'), 0x63, ...enc.encode('argparse\nNamespace\n'), 0x29, 0x81, 0x7d, ...str('lr'), 0x47, ...lr, 0x73, 0x62, // Namespace(lr=1e-4)
       0x75, 0x2e, // SETITEMS, STOP
     ]);
-    const ck = await loadTorchCheckpoint(zip(entries.map((e) => (e === pklEntry ? { name: e.name, data: pickle } : e))), 'train.pt');
-    const ema = stateDictOf(ck), model = stateDictOf(ck, 'model');
-    expect(ema.size).to.equal(32);
-    expect(model.size).to.equal(32);
+    const archive = [...entries.map((e) => (e === pklEntry ? { name: e.name, data: pickle } : e)), ...negated];
+    const ck = await loadTorchCheckpoint(zip(archive), 'train.pt');
+    const emaSd = stateDictOf(ck), modelSd = stateDictOf(ck, 'model');
+    expect(emaSd.size).to.equal(32);
+    expect(modelSd.size).to.equal(32);
     const ref = stateDictOf(await loadTorchCheckpoint(bytes, 'dit_tiny_p2.pt'));
-    expect(Array.from(torchTensorF32(ema.get('blocks.1.attn.qkv.weight')!))).to.deep.equal(Array.from(torchTensorF32(ref.get('blocks.1.attn.qkv.weight')!)));
+    for (const name of ['blocks.1.attn.qkv.weight', 'final_layer.linear.bias']) {
+      const want = Array.from(torchTensorF32(ref.get(name)!));
+      expect(want.some((v) => v !== 0), `${name} has nonzero values`).to.equal(true);
+      expect(Array.from(torchTensorF32(emaSd.get(name)!)), `ema ${name}`).to.deep.equal(want);
+      expect(Array.from(torchTensorF32(modelSd.get(name)!)), `model ${name}`).to.deep.equal(want.map((v) => -v));
+    }
     expect(() => stateDictOf(ck, 'model' as never) && stateDictOf({ root: new Map([['x', 1]]), source: 's.pt' })).to.throw(/s.pt: no state dict under 'model' \(keys: x\)/);
   });
 

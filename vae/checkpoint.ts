@@ -1,6 +1,7 @@
 // VAE weights: diffusers safetensors (single or sharded with an index), config from the file's metadata
 // (diffusers' config.json keys) or inferred from tensor shapes, legacy attention names mapped.
-import { openTensors, type TensorSource } from '../engine/safetensors.js';
+import { Safetensors, TensorSource, openTensors } from '../engine/safetensors.js';
+import { CheckpointError } from '../engine/errors.js';
 import type { HostTensor } from '../nn/module.js';
 import { AutoencoderKL, renameLegacyVaeKey, type VaeConfig } from './model.js';
 
@@ -19,7 +20,7 @@ export function vaeConfigFromJson(raw: Record<string, unknown>): Partial<VaeConf
 
 /** Infers the architecture from tensor shapes (the group count is not in the shapes: 32 unless it does not divide). */
 export function inferVaeConfig(shape: (k: string) => number[] | undefined, keys: string[]): VaeConfig {
-  const need = (k: string) => { const s = shape(k); if (!s) throw new Error(`cannot infer the VAE config: no '${k}'`); return s; };
+  const need = (k: string) => { const s = shape(k); if (!s) throw new CheckpointError(`cannot infer the VAE config: no '${k}' (not diffusers AutoencoderKL weights?)`, { op: 'inferVaeConfig' }); return s; };
   const blocks = new Set(keys.filter((k) => k.startsWith('encoder.down_blocks.')).map((k) => +k.split('.')[2]));
   const blockOutChannels = [...blocks].sort((a, b) => a - b).map((i) => need(`encoder.down_blocks.${i}.resnets.0.conv2.weight`)[0]);
   const layersPerBlock = new Set(keys.filter((k) => k.startsWith('encoder.down_blocks.0.resnets.')).map((k) => k.split('.')[4])).size;
@@ -36,9 +37,18 @@ export function vaeWeights(src: TensorSource): Map<string, HostTensor> {
   return new Map(src.keys().filter(keep).map((k) => [renameLegacyVaeKey(k), { shape: src.shape(k), data: src.f32(k) }]));
 }
 
-/** Opens a VAE from a .safetensors file or a sharded .index.json (config: given, metadata, or inferred). */
+/** Opens a VAE from a .safetensors file or a sharded .index.json (config: given, metadata, or inferred) (Node). */
 export async function loadVae(file: string, config?: Partial<VaeConfig>): Promise<AutoencoderKL> {
-  const src = await openTensors(file);
+  return vaeFromSource(await openTensors(file), file, config);
+}
+
+/** A VAE from the bytes of a .safetensors file, e.g. fetched in a browser (`source` names it in errors). */
+export function vaeFromBytes(bytes: Uint8Array, source = '<bytes>', config?: Partial<VaeConfig>): AutoencoderKL {
+  const st = new Safetensors(bytes, source);
+  return vaeFromSource(new TensorSource([st], new Map(st.keys().map((k) => [k, st])), source), source, config);
+}
+
+function vaeFromSource(src: TensorSource, file: string, config?: Partial<VaeConfig>): AutoencoderKL {
   const w = vaeWeights(src);
   const meta = src.metadata.config ? vaeConfigFromJson(JSON.parse(src.metadata.config)) : {};
   const base = inferVaeConfig((k) => w.get(k)?.shape, [...w.keys()]);

@@ -98,21 +98,30 @@ function recordSum(r: Tensor, k: Tensor, w: number): Tensor {
   return record('vaeLoss', y, [r, k], [], (g) => [g, map('g * p', { g }, { p: w })]);
 }
 
-/** Writes the VAE weights (diffusers names) with its config in the metadata. */
-export async function saveVae(vae: AutoencoderKL, file?: string, extra: Record<string, string> = {}): Promise<void> {
-  if (!file) return;
+/** The VAE weights (diffusers names) and metadata (its config, `extra`) as `saveVae` writes them; browser-safe. */
+export async function vaeCheckpoint(vae: AutoencoderKL, extra: Record<string, string> = {}): Promise<{ tensors: Map<string, StWriteTensor>; metadata: Record<string, string> }> {
   const tensors = new Map<string, StWriteTensor>();
   for (const [n, t] of vae.namedTensors()) tensors.set(n, { shape: [...t.shape], data: (await t.data()) as Float32Array });
   const c: VaeConfig = vae.config;
   const config = { in_channels: c.inChannels, out_channels: c.outChannels, block_out_channels: c.blockOutChannels, layers_per_block: c.layersPerBlock, norm_num_groups: c.normNumGroups, latent_channels: c.latentChannels, scaling_factor: c.scalingFactor };
-  await writeSafetensors(file, tensors, { format: 'pt', config: JSON.stringify(config), ...extra });
+  return { tensors, metadata: { format: 'pt', config: JSON.stringify(config), ...extra } };
 }
+
+/** Writes the VAE weights (diffusers names) with its config in the metadata. */
+export async function saveVae(vae: AutoencoderKL, file?: string, extra: Record<string, string> = {}): Promise<void> {
+  if (!file) return;
+  const { tensors, metadata } = await vaeCheckpoint(vae, extra);
+  await writeSafetensors(file, tensors, metadata);
+}
+
+export interface EncodeOptions { batch?: number; scaleFromData?: boolean; dataset?: string; extraMeta?: Record<string, string>; onProgress?: (done: number) => void; log?: (m: string) => void }
 
 /**
  * Encodes a dataset into posterior moments (mean, logvar) [N, L, h, w] plus labels, and the latent scale
  * factor: 1/std of posterior samples for a VAE trained here, or the config's (0.18215 for the SD VAE).
+ * Returns the latent cache's tensors and metadata (in memory: a browser serialises them itself).
  */
-export async function encodeDataset(vae: AutoencoderKL, d: ImageDataset, file: string, opts: { batch?: number; scaleFromData?: boolean; dataset?: string; extraMeta?: Record<string, string>; onProgress?: (done: number) => void; log?: (m: string) => void } = {}): Promise<{ scale: number }> {
+export async function encodeLatents(vae: AutoencoderKL, d: ImageDataset, opts: EncodeOptions = {}): Promise<{ tensors: Record<string, StWriteTensor>; metadata: Record<string, string>; scale: number }> {
   const B = opts.batch ?? 64;
   const L = vae.config.latentChannels, f = vae.downsampling, h = d.height / f, w = d.width / f;
   const per = L * h * w;
@@ -134,9 +143,19 @@ export async function encodeDataset(vae: AutoencoderKL, d: ImageDataset, file: s
     const n = means.length, m = s / n;
     scale = 1 / Math.sqrt(s2 / n - m * m + ev / n);
   }
-  await writeSafetensors(file, {
-    mean: { shape: [d.count, L, h, w], data: means }, logvar: { shape: [d.count, L, h, w], data: logvars },
-    labels: { shape: [d.count], data: Int32Array.from(d.labels) },
-  }, { scale_factor: String(scale), classes: JSON.stringify(d.classes), image_size: `${d.height}x${d.width}`, ...(opts.dataset ? { dataset: opts.dataset } : {}), ...opts.extraMeta });
+  return {
+    tensors: {
+      mean: { shape: [d.count, L, h, w], data: means }, logvar: { shape: [d.count, L, h, w], data: logvars },
+      labels: { shape: [d.count], data: Int32Array.from(d.labels) },
+    },
+    metadata: { scale_factor: String(scale), classes: JSON.stringify(d.classes), image_size: `${d.height}x${d.width}`, ...(opts.dataset ? { dataset: opts.dataset } : {}), ...opts.extraMeta },
+    scale,
+  };
+}
+
+/** `encodeLatents` written to `file` as a safetensors latent cache (Node). */
+export async function encodeDataset(vae: AutoencoderKL, d: ImageDataset, file: string, opts: EncodeOptions = {}): Promise<{ scale: number }> {
+  const { tensors, metadata, scale } = await encodeLatents(vae, d, opts);
+  await writeSafetensors(file, tensors, metadata);
   return { scale };
 }
