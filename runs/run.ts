@@ -177,7 +177,10 @@ export async function trainLoop(run: Run, trainer: DiTTrainer, vae: AutoencoderK
       }
       if (ckpt) {
         await trainer.checkFinite();
-        hooks.onCheckpoint?.(await run.saveCheckpoint(trainer));
+        // Not `hooks.onCheckpoint?.(await …)`: an optional call skips evaluating its arguments when the hook
+        // is absent, which silently skipped every checkpoint of callers without the hook (the demo).
+        const file = await run.saveCheckpoint(trainer);
+        hooks.onCheckpoint?.(file);
       }
       if (pics || (log && ckpt)) await run.writeLossPlot();
       if (pics) await picture();
