@@ -598,8 +598,10 @@ const randomFamily: Family<RandomProblem> = {
     h.dispose();
     return [y];
   },
-  // randn: f32 log/cos; near u1 → 1 the sqrt of a tiny −2·log(u1) amplifies their rounding.
-  tolerance: (p) => (p.op === 'randn' ? 2e-5 : 0),
+  // randn (Box–Muller, r·cos θ with r = √(−2 log u1) ≤ 6): WGSL only promises cos/sin to an absolute 2⁻¹¹ on
+  // [−π, π] and log to 3 ULP, so an output may be off by r·2⁻¹¹ ≈ 3e-3, about 1e-3 of the largest |z| of a
+  // thousand draws. SwiftShader's approximations reach 1.6e-4 (lavapipe's stay under 2e-5).
+  tolerance: (p) => (p.op === 'randn' ? 1e-3 : 0),
 };
 
 // ------------------------------------------------------------------------------------------ tile blending

@@ -211,7 +211,8 @@ describe('the dit command', function () {
       return [...all];
     }
 
-    it('every example runs (in a fresh folder with the files the examples name)', async () => {
+    it('every example runs (in a fresh folder with the files the examples name)', async function () {
+      this.timeout(1_800_000); // about 25 `dit` processes, each starting a device: minutes on a software adapter
       // A folder laid out like a checkout: <parent>/main (the working folder) beside <parent>/shared.
       const parent = await fs.mkdtemp(path.join(os.tmpdir(), 'dit-examples-'));
       const cwd = path.join(parent, 'main');

@@ -141,7 +141,8 @@ describe('DiT model', () => {
     expect(names).to.include.members(['blocks.0.norm1.weight', 'blocks.0.cross_attn.kv.weight', 'blocks.0.norm3.bias', 'final_layer.norm_final.weight']);
   });
 
-  it('trains every conditioning design: the loss falls over a few dozen steps', async () => {
+  it('trains every conditioning design: the loss falls over a few dozen steps', async function () {
+    this.timeout(900_000); // four designs × a few dozen steps: over two minutes on SwiftShader
     const data = patternLatents(Array.from({ length: 5 }, (_, k) => randArray(64, 60 + k)), [4, 4, 4], 500, 0.1);
     for (const conditioning of ['adaLN-Zero', 'adaLN', 'cross-attention', 'in-context'] as const) {
       const m = new DiT(undefined, { inputSize: 4, hiddenSize: 32, depth: 2, numHeads: 2, numClasses: 5, conditioning }, 1);
