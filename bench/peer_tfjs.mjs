@@ -1,20 +1,7 @@
 // The TF.js-WebGPU peer on the same Dawn adapter (its own process and device): times each case it is given
 // as JSON (argv[2]) and prints one `PEER {"id", "ms"}` line per case. The same timing rule as ours: warm-up,
 // then samples of k back-to-back calls ending with a readback; median.
-import { createRequire } from 'node:module';
-import { create, globals } from 'webgpu';
-
-process.env.XDG_RUNTIME_DIR ??= '/tmp';
-Object.assign(globalThis, globals);
-const gpu = create([]);
-const nav = globalThis.navigator ?? { userAgent: `Node.js/${process.versions.node}` };
-Object.defineProperty(nav, 'gpu', { value: gpu, configurable: true, writable: true });
-if (!globalThis.navigator) Object.defineProperty(globalThis, 'navigator', { value: nav, configurable: true, writable: true });
-const require = createRequire(import.meta.url);
-const tf = require('@tensorflow/tfjs-core');
-require('@tensorflow/tfjs-backend-webgpu');
-if (!(await tf.setBackend('webgpu'))) throw new Error('tf.setBackend("webgpu") failed');
-await tf.ready();
+import { tf } from './tfjs_webgpu.mjs';
 
 const cases = JSON.parse(process.argv[2]);
 const reps = Number(process.argv[3] ?? 3);

@@ -4,20 +4,7 @@
 // gradients of every weight through tf.variableGrads, AdamW in tf ops). Same timing rule as ours: a warm-up
 // call, then the median of `reps` calls, each ending with a readback. Weights are small random values (not
 // adaLN-Zero's zeros) so every branch computes.
-import { createRequire } from 'node:module';
-import { create, globals } from 'webgpu';
-
-process.env.XDG_RUNTIME_DIR ??= '/tmp';
-Object.assign(globalThis, globals);
-const nav = globalThis.navigator ?? { userAgent: `Node.js/${process.versions.node}` };
-Object.defineProperty(nav, 'gpu', { value: create([]), configurable: true, writable: true });
-if (!globalThis.navigator) Object.defineProperty(globalThis, 'navigator', { value: nav, configurable: true, writable: true });
-const require = createRequire(import.meta.url);
-// tfjs-core's main entry registers the gradients; the WebGPU backend registers itself on the same core.
-const tf = require('@tensorflow/tfjs-core');
-require('@tensorflow/tfjs-backend-webgpu');
-if (!(await tf.setBackend('webgpu'))) throw new Error('tf.setBackend("webgpu") failed');
-await tf.ready();
+import { tf } from './tfjs_webgpu.mjs';
 
 const c = JSON.parse(process.argv[2]);
 const reps = Number(process.argv[3] ?? 3);
