@@ -25,6 +25,8 @@ export class LatentSet {
   readonly count: number;
   readonly shape: [number, number, number];
   readonly labels: Int32Array;
+  /** The largest label (a loop: spreading a large cache's labels into Math.max overflows the stack). */
+  readonly maxLabel: number;
   readonly scale: number;
   readonly classes: string[];
   /** The dataset the latents encode ('synthetic', 'fashion-mnist', …), when the cache records it. */
@@ -43,14 +45,13 @@ export class LatentSet {
     this.mean = st.f32('mean');
     this.std = Float32Array.from(st.f32('logvar'), (v) => Math.exp(0.5 * Math.max(-30, Math.min(20, v))));
     this.labels = Int32Array.from(st.ints('labels'));
+    this.maxLabel = this.labels.reduce((a, b) => Math.max(a, b), -1);
     this.scale = Number(st.metadata.scale_factor ?? 1);
     this.classes = JSON.parse(st.metadata.classes ?? '[]');
     this.dataset = st.metadata.dataset ?? null;
     check(Number.isFinite(this.scale) && this.scale > 0, 'LatentSet', `${st.source}: scale_factor '${st.metadata.scale_factor}' is not a positive number`);
   }
 
-  /** The largest label (a loop: spreading a large cache's labels into Math.max overflows the stack). */
-  get maxLabel(): number { return this.labels.reduce((a, b) => Math.max(a, b), -1); }
 
   get numClasses(): number { return this.classes.length || this.maxLabel + 1; }
 
