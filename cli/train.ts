@@ -23,7 +23,7 @@ const RESUMABLE = new Set(['resume', 'steps', 'logEvery', 'checkpointEvery', 'ke
 export interface TrainOpts {
   preset?: PresetName; latents: string; model?: string; hidden?: number; depth?: number; heads?: number; patch?: number; mlpRatio?: number;
   conditioning?: Conditioning; schedule?: ScheduleName; learnSigma: boolean; steps?: number; batch?: number; lr?: number; warmup?: number; lrSchedule?: 'constant' | 'cosine';
-  weightDecay?: number; clipGrad?: number; ema?: number; emaWarmup: boolean; seed: number; run?: string; resume?: string; init?: string;
+  weightDecay?: number; clipGrad?: number; minSnr?: number; ema?: number; emaWarmup: boolean; seed: number; run?: string; resume?: string; init?: string;
   which: 'ema' | 'model'; logEvery: number; checkpointEvery: number; keep: number; sampleEvery: number; samplesPerClass: number; vae?: string; cfg?: number;
 }
 
@@ -48,6 +48,7 @@ export function registerTrain(program: Command): void {
     .addOption(choice('--lr-schedule <kind>', 'after warm-up: constant, or cosine decay to 10%', ['constant', 'cosine']))
     .addOption(num('--weight-decay <x>', 'AdamW decoupled weight decay', { min: 0 }))
     .addOption(num('--clip-grad <norm>', 'clip the global gradient norm to this', { above: 0 }))
+    .addOption(num('--min-snr <gamma>', 'weight the ε-MSE by min(SNR, γ)/SNR (Min-SNR-γ; 5 is the paper\'s value) [default: the preset\'s, else off: uniform as the official code]', { above: 0 }))
     .addOption(num('--ema <decay>', 'EMA decay', { min: 0, max: 1 }))
     .option('--no-ema-warmup', 'a fixed EMA decay from the start (official; poor for short runs)')
     .addOption(int('--seed <n>', 'seed of the model init and of every random stream', { min: 0, def: 0 }))
@@ -90,7 +91,8 @@ export function buildConfigs(o: TrainOpts, c: Command, data: LatentSet): { model
   const train: DiTTrainConfig = {
     steps: pick('steps', o.steps), batch: pick('batch', o.batch), lr: pick('lr', o.lr), warmup: pick('warmup', o.warmup),
     lrSchedule: pick('lrSchedule', o.lrSchedule), minLrRatio: TRAIN_DEFAULTS.minLrRatio, weightDecay: pick('weightDecay', o.weightDecay),
-    clipGrad: o.clipGrad ?? p.clipGrad ?? null, emaDecay: pick('emaDecay', o.ema), emaWarmup: set(c, 'emaWarmup') ? o.emaWarmup : (p.emaWarmup ?? TRAIN_DEFAULTS.emaWarmup), seed: o.seed,
+    clipGrad: o.clipGrad ?? p.clipGrad ?? null, emaDecay: pick('emaDecay', o.ema), emaWarmup: set(c, 'emaWarmup') ? o.emaWarmup : (p.emaWarmup ?? TRAIN_DEFAULTS.emaWarmup),
+    minSnrGamma: o.minSnr ?? p.minSnrGamma ?? null, seed: o.seed,
   };
   return { model, train };
 }

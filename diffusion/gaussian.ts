@@ -227,9 +227,12 @@ export class GaussianDiffusion {
   /**
    * training_losses with MSE + learned range: x_t = q_sample(x0, t, ε); out = model(x_t, t');
    * mse = mean_flat((ε − ε̂)²); vb = vb_terms_bpd with ε̂ detached; loss = mse + vb (per sample).
-   * Without learned sigma the loss is the MSE alone.
+   * Without learned sigma the loss is the MSE alone. With `minSnrGamma` γ the MSE term of the loss is weighted
+   * per sample by min(SNR_t, γ)/SNR_t (Min-SNR-γ, Hang et al. 2023): the many nearly noise-free timesteps, whose
+   * ε-loss is about texture, stop outweighing the noisy ones where the global layout (and the class) is
+   * decided; `mse` stays the unweighted mean.
    */
-  trainingLosses(model: (xt: Tensor, modelT: number[]) => Tensor, x0: Tensor, t: ArrayLike<number>, noise: Tensor): TrainingLosses {
+  trainingLosses(model: (xt: Tensor, modelT: number[]) => Tensor, x0: Tensor, t: ArrayLike<number>, noise: Tensor, opts: { minSnrGamma?: number } = {}): TrainingLosses {
     this.checkT('trainingLosses', t, x0.shape[0]);
     check(noise.shape.every((d, i) => d === x0.shape[i]), 'trainingLosses', `noise ${fmtShape(noise.shape)} must match x0 ${fmtShape(x0.shape)}`);
     const xt = this.qSample(x0, t, noise);
@@ -242,10 +245,25 @@ export class GaussianDiffusion {
       const n = ns.size / ns.shape[0];
       return [map('-2.0 * (n - e) * g * p', { n: ns, e: es, g: g.view([g.size, ...new Array(x0.ndim - 1).fill(1)]) }, { label: 'mse.backward', p: 1 / n })];
     });
-    if (!v) return { loss: mseT, mse: mseT, vb: null };
+    const mseLoss = opts.minSnrGamma === undefined ? mseT : scalePerSample(mseT, this.minSnrWeights(t, opts.minSnrGamma));
+    if (!v) return { loss: mseLoss, mse: mseT, vb: null };
     const vb = this.vbTermsBpd(x0, xt, t, eps.detach(), v);
-    return { loss: addPerSample(mseT, vb), mse: mseT, vb };
+    return { loss: addPerSample(mseLoss, vb), mse: mseT, vb };
   }
+
+  /** min(SNR_t, γ)/SNR_t with SNR_t = ᾱ_t/(1 − ᾱ_t), in float64, per sample. */
+  minSnrWeights(t: ArrayLike<number>, gamma: number): Float32Array {
+    check(gamma > 0 && Number.isFinite(gamma), 'minSnrWeights', `γ must be a positive number, got ${gamma}`);
+    const a = this.tables.alphasCumprod;
+    return Float32Array.from(t, (i) => { const snr = a[i] / (1 - a[i]); return Math.min(snr, gamma) / snr; });
+  }
+}
+
+/** a[b]·w[b] for a per-sample loss [B]; the gradient is scaled the same way. */
+function scalePerSample(a: Tensor, w: Float32Array): Tensor {
+  const wt = Tensor.from(w, [w.length]);
+  const y = map('a * w', { a, w: wt }, { label: 'lossWeight' });
+  return record('lossWeight', y, [a], [wt], (g, [ws]) => [map('g * w', { g, w: ws }, { label: 'lossWeight.backward' })]);
 }
 
 function addPerSample(a: Tensor, b: Tensor): Tensor {

@@ -14,6 +14,11 @@ export interface TrainBatch {
   noise?: Tensor;
 }
 
+export interface LossOptions {
+  /** Min-SNR-γ weighting of the MSE term (GaussianDiffusion.trainingLosses); off when undefined. */
+  minSnrGamma?: number;
+}
+
 export interface TrainLoss extends TrainingLosses {
   /** The scalar objective (loss.mean()). */
   lossMean: Tensor;
@@ -21,10 +26,10 @@ export interface TrainLoss extends TrainingLosses {
 }
 
 /** Draws ε ~ N(0, I) from `gen` and t uniformly over the (spaced) steps from `timesteps`, then evaluates the losses. */
-export function trainingLoss(model: Denoiser, diffusion: GaussianDiffusion, batch: TrainBatch, gen: Generator, timesteps: Generator = gen): TrainLoss {
+export function trainingLoss(model: Denoiser, diffusion: GaussianDiffusion, batch: TrainBatch, gen: Generator, timesteps: Generator = gen, opts: LossOptions = {}): TrainLoss {
   const B = batch.x0.shape[0];
   const t = batch.t ? Array.from(batch.t) : Array.from(timesteps.randHost(B), (u) => Math.min(diffusion.numTimesteps - 1, Math.floor(u * diffusion.numTimesteps)));
   const noise = batch.noise ?? gen.randn(batch.x0.shape);
-  const losses = diffusion.trainingLosses((xt, modelT) => model.forward(xt, modelT, batch.y), batch.x0, t, noise);
+  const losses = diffusion.trainingLosses((xt, modelT) => model.forward(xt, modelT, batch.y), batch.x0, t, noise, opts);
   return { ...losses, lossMean: mean(losses.loss), t };
 }

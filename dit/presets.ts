@@ -17,11 +17,11 @@ export interface Preset {
 
 export const PRESETS = {
   quick: {
-    description: 'the main job on CPU: a 4.2 M-parameter DiT for 8×8×4 latents, 1,000 steps (about 30 min on lavapipe; dit/README.md says what it scores)',
-    model: { hiddenSize: 192, depth: 6, numHeads: 6, patchSize: 2, mlpRatio: 4 },
-    train: { steps: 1000, batch: 64, lr: 5e-4, warmup: 100, lrSchedule: 'constant', emaDecay: 0.999, emaWarmup: true },
+    description: 'the main job on CPU: a 1.3 M-parameter DiT with patch 1 (64 tokens) on 8×8×4 latents, 2,800 steps at batch 16 with Min-SNR-5 (about 30 min on lavapipe; dit/README.md says what it scores)',
+    model: { hiddenSize: 128, depth: 4, numHeads: 4, patchSize: 1, mlpRatio: 4 },
+    train: { steps: 2800, batch: 16, lr: 1e-3, warmup: 50, lrSchedule: 'constant', emaDecay: 0.999, emaWarmup: true, minSnrGamma: 5 },
     schedule: 'linear',
-    sample: { sampler: 'ddim', steps: 50, cfg: 3 },
+    sample: { sampler: 'ddim', steps: 25, cfg: 4 },
   },
   'dit-s': {
     description: 'DiT-S/2 (hidden 384, depth 12, 6 heads, patch 2) on the 8×8×4 latents, sized for a GPU',

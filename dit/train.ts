@@ -84,12 +84,14 @@ export interface DiTTrainConfig {
    * 22%, with the zero-initialised adaLN and final layers), and such an average samples badly.
    */
   emaWarmup: boolean;
+  /** Min-SNR-γ weighting of the ε-MSE (diffusion/gaussian.ts); null: the official uniform weighting. */
+  minSnrGamma: number | null;
   seed: number;
 }
 
 export const TRAIN_DEFAULTS: DiTTrainConfig = {
   steps: 2000, batch: 64, lr: 1e-4, warmup: 0, lrSchedule: 'constant', minLrRatio: 0.1, weightDecay: 0,
-  clipGrad: null, emaDecay: 0.9999, emaWarmup: true, seed: 0,
+  clipGrad: null, emaDecay: 0.9999, emaWarmup: true, minSnrGamma: null, seed: 0,
 };
 
 /** Independent random streams of a run, each a Philox key derived from the seed and the stream's role. */
@@ -160,7 +162,7 @@ export class DiTTrainer {
     this.dropLast();
     const out = scope(() => {
       const x0 = this.data.batch(idx, this.gens.noise);
-      const l = trainingLoss(this.model, this.diffusion, { x0, y }, this.gens.noise, this.gens.timesteps);
+      const l = trainingLoss(this.model, this.diffusion, { x0, y }, this.gens.noise, this.gens.timesteps, { minSnrGamma: c.minSnrGamma ?? undefined });
       backward(l.lossMean);
       // The gradient norm: from the clipping when it is on, else computed on logged steps only.
       const gradNorm = c.clipGrad === null ? (measure ? globalNorm(this.model.parameters().filter((p) => p.grad).map((p) => p.grad!)) : null) : null;
@@ -258,9 +260,9 @@ export class DiTTrainer {
     this.lastStep = this.step;
   }
 
-  /** Copies the EMA weights into the model (for sampling). */
-  useEma(): void {
-    noGrad(() => this.model.namedTensors().forEach(([, t], i) => map('x', { x: this.ema.shadow[i] }, { out: t })));
+  /** Copies the EMA weights into the model, or into `into` (a model of the same config, for sampling while training goes on). */
+  useEma(into: DiT = this.model): void {
+    noGrad(() => into.namedTensors().forEach(([, t], i) => map('x', { x: this.ema.shadow[i] }, { out: t })));
   }
 
   dispose(): void {

@@ -8,7 +8,7 @@ import { map } from '../kernels/elementwise.js';
 import { createTables, spaceTimesteps, roundHalfEven, type DiffusionTables } from '../diffusion/schedule.js';
 import { GaussianDiffusion } from '../diffusion/gaussian.js';
 import { DIFFUSION_WGSL } from '../kernels/diffusion.js';
-import { device, expectClose, read, relErr, REFERENCE_DIR } from './helpers.js';
+import { device, expectClose, randArray, read, relErr, REFERENCE_DIR } from './helpers.js';
 
 const REF = REFERENCE_DIR;
 const TAGS: Record<string, string> = { 1000: '', 250: '250', 100: '100', 50: '50', 10: '10', 7: '7', ddim50: 'ddim50', sections_10_15_20: '10,15,20' };
@@ -141,5 +141,30 @@ describe('diffusion ops (parity with the official GaussianDiffusion)', () => {
     backward(sum(l.loss));
     const e = relErr(await read(out.grad!), st.f32('grad_t0.d_loss_sum_d_model_out'));
     expect(e, `d loss / d model_out rel err ${e}`).to.be.at.most(1e-3);
+  });
+
+  it('Min-SNR-γ scales each sample\'s MSE and its ε-gradient by min(SNR, γ)/SNR and leaves the VLB term alone', async () => {
+    const d = new GaussianDiffusion();
+    const [B, C, H] = [6, 3, 4], n = B * C * H * H, gamma = 5;
+    const t = [0, 40, 130, 300, 700, 999];
+    const x0 = randArray(n, 1), noise = randArray(n, 2), outData = randArray(2 * n, 3, 0.7);
+    const run = async (opts: { minSnrGamma?: number }) => {
+      const out = Tensor.from(outData, [B, 2 * C, H, H]).setRequiresGrad();
+      const l = d.trainingLosses(() => out, Tensor.from(x0, [B, C, H, H]), t, Tensor.from(noise, [B, C, H, H]), opts);
+      backward(sum(l.loss));
+      return { mse: await read(l.mse), vb: await read(l.vb!), loss: await read(l.loss), grad: await read(out.grad!) };
+    };
+    const plain = await run({}), weighted = await run({ minSnrGamma: gamma });
+    const a = createTables('').alphasCumprod;
+    const w = t.map((i) => Math.min(a[i] / (1 - a[i]), gamma) / (a[i] / (1 - a[i])));
+    expect(w[0]).to.be.below(0.01);
+    expect(w[5]).to.equal(1);
+    expectClose(weighted.mse, plain.mse, 0, 'mse (reported unweighted)');
+    expectClose(weighted.loss, w.map((wi, b) => wi * plain.mse[b] + plain.vb[b]), 1e-5, 'loss');
+    const per = C * H * H, wantGrad = Float64Array.from(plain.grad, (g, i) => {
+      const b = Math.floor(i / (2 * per)), isEps = i % (2 * per) < per;
+      return isEps ? g * w[b] : g;
+    });
+    expectClose(weighted.grad, wantGrad, 1e-5, 'd loss / d model_out');
   });
 });
