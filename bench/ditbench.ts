@@ -16,7 +16,7 @@ import { trainingLoss } from '../diffusion/train.js';
 
 export interface BenchRow {
   model: string; batch: number; image_size: number; gflops_per_image: number; params: number;
-  forward_ms: number | null; forward_gpu_ms: number | null; images_per_s: number | null; achieved_gflops: number | null; ceiling_fraction: number | null;
+  forward_ms: number | null; forward_warmup_ms: number | null; forward_gpu_ms: number | null; images_per_s: number | null; achieved_gflops: number | null; ceiling_fraction: number | null;
   train_step_ms: number | null; train_images_per_s: number | null; peak_mib: number | null;
   sampling_s_per_image: number | null;
   peer_forward_ms: number | null; peer_train_step_ms: number | null;
@@ -57,18 +57,41 @@ async function gpuMs(f: () => unknown): Promise<number | null> {
   return [...g.profile.values()].reduce((a, v) => a + v.ms, 0);
 }
 
-export interface BenchOptions { batch: number; imageSize: number; train: boolean; sampling: boolean; reps: number; budgetS: number; ceilingGflops: number | null; log?: (m: string) => void }
+/**
+ * What the configs measured so far predict: the best forward GFLOP/s and the training step's time over the
+ * forward's. A measurement predicted over budget is skipped before its warm-up, which alone can take minutes.
+ */
+export interface MeasuredRate { forwardGflops: number; trainOverForward: number | null }
+
+export interface BenchOptions { batch: number; imageSize: number; train: boolean; sampling: boolean; reps: number; budgetS: number; ceilingGflops: number | null; rate?: MeasuredRate | null; log?: (m: string) => void }
+
+/** The rate the rows measured so far predict (from a warm-up alone when no median was taken), or null before the first forward. */
+export function measuredRate(rows: BenchRow[]): MeasuredRate | null {
+  const fwd = rows.filter((r) => r.forward_ms !== null || r.forward_warmup_ms !== null);
+  if (!fwd.length) return null;
+  const both = fwd.filter((r) => r.train_step_ms !== null);
+  return {
+    forwardGflops: Math.max(...fwd.map((r) => (2 * r.gflops_per_image * r.batch) / ((r.forward_ms ?? r.forward_warmup_ms!) / 1000))),
+    trainOverForward: both.length ? Math.max(...both.map((r) => r.train_step_ms! / r.forward_ms!)) : null,
+  };
+}
 
 /** Measures one named config ('DiT-S/2', …). Failures and budget overruns become the row's status. */
 export async function benchConfig(name: string, o: BenchOptions): Promise<BenchRow> {
   const c = ditConfig(name, { inputSize: o.imageSize / 8 });
   const gf = ditGflops(c), B = o.batch;
   const row: BenchRow = {
-    model: name, batch: B, image_size: o.imageSize, gflops_per_image: gf, params: ditParams(c), forward_ms: null, forward_gpu_ms: null, images_per_s: null,
+    model: name, batch: B, image_size: o.imageSize, gflops_per_image: gf, params: ditParams(c), forward_ms: null, forward_warmup_ms: null, forward_gpu_ms: null, images_per_s: null,
     achieved_gflops: null, ceiling_fraction: null, train_step_ms: null, train_images_per_s: null, peak_mib: null, sampling_s_per_image: null,
     peer_forward_ms: null, peer_train_step_ms: null, status: 'ok',
   };
   const budgetMs = o.budgetS * 1000;
+  const calls = o.reps + 1;
+  const forwardS = o.rate ? (2 * gf * B) / o.rate.forwardGflops : null;
+  if (forwardS !== null && forwardS * calls > o.budgetS) {
+    row.status = `over budget: a forward predicted at ${forwardS.toFixed(0)} s (${o.rate!.forwardGflops.toPrecision(2)} GFLOP/s measured on smaller configs), ${calls} of them exceed --budget-s ${o.budgetS}`;
+    return row;
+  }
   let model: DiT | null = null;
   const held: Tensor[] = [];
   try {
@@ -80,6 +103,7 @@ export async function benchConfig(name: string, o: BenchOptions): Promise<BenchR
     m.eval();
     const fwd = () => noGrad(() => m.forward(x, t, y));
     const f = await timeCalls(fwd, o.reps, budgetMs);
+    row.forward_warmup_ms = f.warmMs;
     if (f.ms === null) { row.status = `over budget: one forward takes ${(f.warmMs / 1000).toFixed(1)} s (compilation included), ${o.reps + 1} of them exceed --budget-s ${o.budgetS}`; return row; }
     row.forward_ms = f.ms;
     row.forward_gpu_ms = await gpuMs(fwd);
@@ -99,7 +123,10 @@ export async function benchConfig(name: string, o: BenchOptions): Promise<BenchR
       if (s.ms !== null) row.sampling_s_per_image = (250 * s.ms) / 1000 / B;
       else row.status = `sampling over budget (${(s.warmMs / 1000).toFixed(1)} s per step)`;
     }
-    if (o.train) {
+    const trainS = o.rate?.trainOverForward ? (o.rate.trainOverForward * f.ms) / 1000 : null;
+    if (o.train && trainS !== null && trainS * calls > o.budgetS) {
+      row.status = `training over budget: a step predicted at ${trainS.toFixed(0)} s (${o.rate!.trainOverForward!.toFixed(1)}× the forward, as measured on smaller configs), ${calls} of them exceed --budget-s ${o.budgetS}`;
+    } else if (o.train) {
       m.train();
       const opt = new AdamW(m.parameters(), { lr: 1e-4, weightDecay: 0 });
       const diffusion = new GaussianDiffusion({ learnSigma: c.learnSigma });

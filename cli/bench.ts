@@ -9,7 +9,7 @@ import { getDevice, describeAdapter } from '../engine/device.js';
 import { writeFileAtomic } from '../engine/node.js';
 import { fmaCeilingGflops } from '../kernels/probe.js';
 import { DIT_MODEL_NAMES, ditConfig } from '../dit/config.js';
-import { benchConfig, dispatchCost, type BenchRow, type DispatchCost } from '../bench/ditbench.js';
+import { benchConfig, dispatchCost, measuredRate, type BenchRow, type DispatchCost } from '../bench/ditbench.js';
 import { chartConfig, renderChartsPng, type Series } from '../data/plot.js';
 import { int, choice, examples, log, UsageError } from './options.js';
 
@@ -26,7 +26,7 @@ export function registerBench(program: Command): void {
     .option('--peers', 'TF.js-WebGPU on the same adapter in the same run (its own process): DiT-S/2 forward and training step at --batch')
     .addOption(int('--peer-reps <n>', 'timed calls of the peer (its DiT-S/2 training step takes minutes on CPU drivers)', { min: 1, def: 3 }))
     .addOption(int('--reps <n>', 'timed calls per measurement after the warm-up (median)', { min: 1, def: 5 }))
-    .addOption(int('--budget-s <s>', 'skip a measurement whose calls would take longer than this (the row says so)', { min: 1, def: 300 }))
+    .addOption(int('--budget-s <s>', 'skip a measurement whose calls (warm-up included) would take longer than this, predicted from the smaller configs measured before it (the row says so); 60 keeps --configs all --train --peers near 20 minutes on lavapipe', { min: 1, def: 60 }))
     .option('--dispatch', 'the CPU cost of a dispatch through the engine beside a raw Dawn loop, and the dispatches of a DiT-S/2 step')
     .option('--json <file>', 'write the rows (with adapter, date and versions) as JSON')
     .option('--markdown', 'print the table as Markdown')
@@ -49,17 +49,19 @@ export function parseConfigs(list: string): string[] {
   });
 }
 
-/** Runs the TF.js DiT peer in its own process; null fields when it fails (the reason is logged). */
-function runPeer(name: string, batch: number, imageSize: number, reps: number, train: boolean): Promise<{ forward_ms: number | null; train_step_ms: number | null }> {
+/** Runs the TF.js DiT peer in its own process, stopped after `limitS`; null fields when it fails (the reason is logged). */
+function runPeer(name: string, batch: number, imageSize: number, reps: number, train: boolean, limitS: number): Promise<{ forward_ms: number | null; train_step_ms: number | null }> {
   const c = ditConfig(name, { inputSize: imageSize / 8 });
   const script = fileURLToPath(new URL('../../bench/peer_tfjs_dit.mjs', import.meta.url));
   const arg = JSON.stringify({ hidden: c.hiddenSize, depth: c.depth, heads: c.numHeads, patch: c.patchSize, inChannels: c.inChannels, inputSize: c.inputSize, classes: c.numClasses, batch });
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [script, arg, String(reps), train ? 'train' : 'no-train'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const timer = setTimeout(() => { err += `\nstopped after ${limitS} s (--budget-s for its forward and its training step)`; child.kill(); }, limitS * 1000);
     let out = '', err = '';
     child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
     child.stderr.on('data', (d: Buffer) => { const s = d.toString(); err += s; for (const l of s.split('\n')) if (l.startsWith('tfjs')) log(`  ${l}`); });
     child.on('close', (code) => {
+      clearTimeout(timer);
       const line = out.split('\n').find((l) => l.startsWith('PEER '));
       if (code !== 0 || !line) { log(`  TF.js peer failed (exit ${code}): ${err.split('\n').filter((l) => l && !l.startsWith('Warning')).slice(-2).join(' | ')}`); resolve({ forward_ms: null, train_step_ms: null }); return; }
       resolve(JSON.parse(line.slice(5)));
@@ -69,13 +71,15 @@ function runPeer(name: string, batch: number, imageSize: number, reps: number, t
 
 const f = (x: number | null, d = 1) => (x === null ? '—' : x.toFixed(d));
 
+/** The peer's ms and, when ours was measured, how many times ours it takes. */
+const peerCell = (peer: number | null, ours: number | null) => (peer === null ? '—' : `${peer.toFixed(0)}${ours === null ? '' : ` (${(peer / ours).toFixed(1)}×)`}`);
+
 function table(rows: BenchRow[], markdown: boolean): string {
   const head = ['model', 'Gflops/img', 'params (M)', 'forward ms', 'GPU ms', 'img/s', 'GFLOP/s', '% ceiling', 'train ms', 'train img/s', 'peak MiB', 'sample s/img', 'TF.js fwd ms', 'TF.js train ms', 'status'];
   const cells = rows.map((r) => [
     r.model, r.gflops_per_image.toFixed(2), (r.params / 1e6).toFixed(1), f(r.forward_ms), f(r.forward_gpu_ms), f(r.images_per_s, 2), f(r.achieved_gflops), r.ceiling_fraction === null ? '—' : `${(100 * r.ceiling_fraction).toFixed(0)}%`,
     f(r.train_step_ms), f(r.train_images_per_s, 2), f(r.peak_mib, 0), f(r.sampling_s_per_image, 2),
-    r.peer_forward_ms === null ? '—' : `${r.peer_forward_ms.toFixed(0)} (${(r.peer_forward_ms / r.forward_ms!).toFixed(1)}×)`,
-    r.peer_train_step_ms === null ? '—' : `${r.peer_train_step_ms.toFixed(0)} (${(r.peer_train_step_ms / r.train_step_ms!).toFixed(1)}×)`, r.status,
+    peerCell(r.peer_forward_ms, r.forward_ms), peerCell(r.peer_train_step_ms, r.train_step_ms), r.status,
   ]);
   if (markdown) return [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 || i === head.length - 1 ? '---' : '---:')).join('|')}|`, ...cells.map((c) => `| ${c.join(' | ')} |`)].join('\n');
   const w = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
@@ -93,14 +97,14 @@ async function runBench(o: BenchOpts): Promise<number> {
   const rows: BenchRow[] = [];
   for (const name of names) {
     log(`${name} (batch ${o.batch}, ${imageSize} px)…`);
-    rows.push(await benchConfig(name, { batch: o.batch, imageSize, train: !!o.train, sampling: !!o.sampling, reps: o.reps, budgetS: o.budgetS, ceilingGflops: ceiling, log }));
+    rows.push(await benchConfig(name, { batch: o.batch, imageSize, train: !!o.train, sampling: !!o.sampling, reps: o.reps, budgetS: o.budgetS, ceilingGflops: ceiling, rate: measuredRate(rows), log }));
   }
   if (o.peers) {
     const s2 = rows.find((r) => r.model === 'DiT-S/2');
     if (!s2) log('--peers compares DiT-S/2: add S/2 to --configs');
     else {
       log('TF.js-WebGPU peer: DiT-S/2 (its own process and device, same adapter)…');
-      const p = await runPeer('DiT-S/2', o.batch, imageSize, o.peerReps, !!o.train);
+      const p = await runPeer('DiT-S/2', o.batch, imageSize, o.peerReps, !!o.train, (o.train ? 2 : 1) * o.budgetS);
       s2.peer_forward_ms = p.forward_ms;
       s2.peer_train_step_ms = p.train_step_ms;
     }

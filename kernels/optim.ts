@@ -1,47 +1,97 @@
-// Fused optimizer kernels: one AdamW update (decoupled weight decay, bias correction, optional global-norm
-// clip factor read from the GPU) and one EMA update per parameter tensor; the global gradient norm is
-// reduced on the GPU so clipping needs no readback.
+// Fused optimizer kernels, multi-tensor: one dispatch updates a list of parameter tensors (each bound as its
+// own segment), so an optimizer step over a whole model is a handful of dispatches rather than one per
+// tensor. AdamW (decoupled weight decay, bias correction, an optional global-norm clip factor read from the
+// GPU) and the EMA of parameters; the global gradient norm is reduced on the GPU so clipping needs no readback.
+import { gpu } from '../engine/device.js';
 import { Tensor, check, fmtShape } from '../engine/tensor.js';
 import { Params, grid, gridArgs, launch, linearIndex } from './util.js';
 import { map } from './elementwise.js';
 import { sum } from './reduce.js';
 
-const ADAMW = /* wgsl */`
-struct P { n: u32, lr: f32, beta1: f32, beta2: f32, eps: f32, wd: f32, bc1: f32, bc2sqrt: f32 }
+/** Segments per dispatch at most: their starts and lengths fill eight vec4s of the uniform block. */
+const MAX_SEGMENTS = 16;
+
+/** How many segments of `perSegment` buffers one dispatch can bind beside `shared` ones on this adapter. */
+function segmentsPerDispatch(perSegment: number, shared: number): number {
+  return Math.max(1, Math.min(MAX_SEGMENTS, Math.floor((gpu().device.limits.maxStorageBuffersPerShaderStage - shared) / perSegment)));
+}
+
+/**
+ * One multi-tensor kernel: `scalars` (8 f32 uniforms named in `fields`), then segment k's buffers `names`
+ * suffixed with k. Each segment starts at a multiple of 64 in the flat index space, so a workgroup works on
+ * one segment; `body(k)` updates element `j` of segment k.
+ */
+function multiTensorKernel(fields: string, shared: string, names: { name: string; access: 'read' | 'read_write' }[], segments: number, body: (k: number) => string): string {
+  const first = 1 + (shared ? 1 : 0);
+  const decls = Array.from({ length: segments }, (_, k) => names.map((b, i) => `@group(0) @binding(${first + k * names.length + i}) var<storage, ${b.access}> ${b.name}${k}: array<f32>;`).join('\n')).join('\n');
+  const at = (k: number) => `[${k >> 2}][${k & 3}]`;
+  return /* wgsl */`
+struct P { ${fields}, start: array<vec4u, 4>, n: array<vec4u, 4> }
 @group(0) @binding(0) var<uniform> u: P;
-@group(0) @binding(1) var<storage, read> g: array<f32>;
-@group(0) @binding(2) var<storage, read> clip: array<f32>;
-@group(0) @binding(3) var<storage, read_write> p: array<f32>;
-@group(0) @binding(4) var<storage, read_write> m: array<f32>;
-@group(0) @binding(5) var<storage, read_write> v: array<f32>;
+${shared ? `@group(0) @binding(1) var<storage, read> ${shared}: array<f32>;` : ''}
+${decls}
 @compute @workgroup_size(64)
 fn main(${gridArgs}) {
   let i = ${linearIndex(64)};
-  if (i >= u.n) { return; }
-  let gi = g[i] * clip[0];
-  // Same operation order as torch.optim.AdamW (single-tensor path).
-  let pi = p[i] * (1.0 - u.lr * u.wd);
-  let mi = m[i] * u.beta1 + gi * (1.0 - u.beta1);
-  let vi = v[i] * u.beta2 + gi * gi * (1.0 - u.beta2);
-  let denom = sqrt(vi) / u.bc2sqrt + u.eps;
-  p[i] = pi - (u.lr / u.bc1) * (mi / denom);
-  m[i] = mi;
-  v[i] = vi;
+  ${Array.from({ length: segments }, (_, k) => `if (i >= u.start${at(k)} && i - u.start${at(k)} < u.n${at(k)}) {
+    let j = i - u.start${at(k)};
+    ${body(k)}
+  }`).join('\n  ')}
 }`;
+}
+
+/** Launches `kernel` over groups of segments: `scalars` (8 words), then each segment's tensors. */
+function launchSegments(label: string, segments: Tensor[][], shared: Tensor[], scalars: (p: Params) => Params, kernel: (count: number) => string): void {
+  const per = segmentsPerDispatch(segments[0]?.length ?? 1, shared.length);
+  for (let s0 = 0; s0 < segments.length; s0 += per) {
+    const group = segments.slice(s0, s0 + per);
+    const starts: number[] = [], sizes: number[] = [];
+    let end = 0;
+    for (const seg of group) { starts.push(end); sizes.push(seg[0].size); end += Math.ceil(seg[0].size / 64) * 64; }
+    const pad = (v: number[]) => [...v, ...new Array(MAX_SEGMENTS - v.length).fill(0)];
+    const params = scalars(new Params()).u(...pad(starts)).u(...pad(sizes));
+    launch(label, kernel(group.length), [...shared, ...group.flat()], grid(end, 64), params, `${group.length} tensors`);
+  }
+}
+
+/** One parameter AdamW updates: the parameter, its gradient and its moments (updated in place). */
+export interface AdamWTensors { p: Tensor; g: Tensor; m: Tensor; v: Tensor }
 
 export interface AdamWStep { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; step: number }
 
-/** One fused AdamW update of `p` with gradient `g`·clip[0] and moments `m`, `v` (all updated in place). */
-export function adamwUpdate(p: Tensor, g: Tensor, m: Tensor, v: Tensor, clip: Tensor, s: AdamWStep): void {
-  check(g.size === p.size && m.size === p.size && v.size === p.size, 'adamw', `gradient ${fmtShape(g.shape)} does not match parameter ${fmtShape(p.shape)}`);
+const adamwKernel = (segments: number) => multiTensorKernel(
+  'lr: f32, beta1: f32, beta2: f32, eps: f32, wd: f32, bc1: f32, bc2sqrt: f32, _pad: f32', 'clip',
+  [{ name: 'g', access: 'read' }, { name: 'p', access: 'read_write' }, { name: 'm', access: 'read_write' }, { name: 'v', access: 'read_write' }],
+  segments,
+  // Same operation order as torch.optim.AdamW (single-tensor path).
+  (k) => `let gi = g${k}[j] * clip[0];
+    let pi = p${k}[j] * (1.0 - u.lr * u.wd);
+    let mi = m${k}[j] * u.beta1 + gi * (1.0 - u.beta1);
+    let vi = v${k}[j] * u.beta2 + gi * gi * (1.0 - u.beta2);
+    let denom = sqrt(vi) / u.bc2sqrt + u.eps;
+    p${k}[j] = pi - (u.lr / u.bc1) * (mi / denom);
+    m${k}[j] = mi;
+    v${k}[j] = vi;`,
+);
+
+/** Fused AdamW updates of every (p, g·clip[0], m, v), all in place, in as few dispatches as the adapter's bindings allow. */
+export function adamwUpdate(tensors: AdamWTensors[], clip: Tensor, s: AdamWStep): void {
+  for (const { p, g, m, v } of tensors) check(g.size === p.size && m.size === p.size && v.size === p.size, 'adamw', `gradient ${fmtShape(g.shape)} or moments do not match parameter ${fmtShape(p.shape)}`);
   const bc1 = 1 - s.beta1 ** s.step, bc2 = 1 - s.beta2 ** s.step;
-  const params = new Params().u(p.size).f(s.lr, s.beta1, s.beta2, s.eps, s.weightDecay, bc1, Math.sqrt(bc2));
-  launch('adamw', ADAMW, [g, clip, p, m, v], grid(p.size, 64), params);
+  launchSegments('adamw', tensors.map(({ p, g, m, v }) => [g, p, m, v]), [clip], (q) => q.f(s.lr, s.beta1, s.beta2, s.eps, s.weightDecay, bc1, Math.sqrt(bc2), 0), adamwKernel);
 }
 
-/** ema ← decay·ema + (1 − decay)·p, in place. */
-export function emaUpdate(ema: Tensor, p: Tensor, decay: number): void {
-  map('o * p + x * q', { x: p }, { label: 'ema', p: decay, q: 1 - decay, out: ema });
+const emaKernel = (segments: number) => multiTensorKernel(
+  'decay: f32, rest: f32, _p0: f32, _p1: f32, _p2: f32, _p3: f32, _p4: f32, _p5: f32', '',
+  [{ name: 'e', access: 'read_write' }, { name: 'x', access: 'read' }],
+  segments,
+  (k) => `e${k}[j] = e${k}[j] * u.decay + x${k}[j] * u.rest;`,
+);
+
+/** ema ← decay·ema + (1 − decay)·p for every pair, in place, in as few dispatches as the adapter's bindings allow. */
+export function emaUpdate(emas: Tensor[], params: Tensor[], decay: number): void {
+  check(emas.length === params.length && emas.every((e, i) => e.size === params[i].size), 'ema', 'the EMA tensors do not match the parameters');
+  launchSegments('ema', emas.map((e, i) => [e, params[i]]), [], (q) => q.f(decay, 1 - decay, 0, 0, 0, 0, 0, 0), emaKernel);
 }
 
 /** √(Σ‖g‖²) over all gradients, as a one-element tensor (no readback). */

@@ -2,7 +2,6 @@
 // strided-copy kernel: iterate over a shape, read at source strides, write at destination strides.
 import { Tensor, record, check, fmtShape, numel, type Shape } from '../engine/tensor.js';
 import { Params, grid, gridArgs, launch, linearIndex, stridesOf } from './util.js';
-import { zeros } from './elementwise.js';
 
 const MAX_RANK = 8;
 
@@ -78,13 +77,37 @@ export function slice(x: Tensor, axis: number, start: number, end: number): Tens
   return record('slice', y, [x], [], (g) => [padAxis(g, ax, start, x.shape[ax] - end)]);
 }
 
-/** Zero-pads axis `axis` with `before` and `after` elements. */
+const padKernel = (rank: number) => /* wgsl */`
+struct P { n: u32, axis: u32, before: u32, len: u32, shape: array<vec4u, 2>, ss: array<vec4u, 2> }
+@group(0) @binding(0) var<uniform> u: P;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+@compute @workgroup_size(64)
+fn main(${gridArgs}) {
+  let i = ${linearIndex(64)};
+  if (i >= u.n) { return; }
+  var r = i; var so = 0u; var inside = true;
+  ${Array.from({ length: rank }, (_, k) => {
+    const d = rank - 1 - k;
+    return `{ let s = u.shape[${d >> 2}][${d & 3}]; var c = r % s; r = r / s; if (u.axis == ${d}u) { inside = c >= u.before && c - u.before < u.len; c -= u.before; } so += c * u.ss[${d >> 2}][${d & 3}]; }`;
+  }).join('\n  ')}
+  var v = 0.0;
+  if (inside) { v = src[so]; }
+  dst[i] = v;
+}`;
+
+/** Zero-pads axis `axis` with `before` and `after` elements (one dispatch: every output element written once). */
 export function padAxis(x: Tensor, axis: number, before: number, after: number): Tensor {
   const ax = axis < 0 ? axis + x.ndim : axis;
+  check(x.dtype === 'f32' && x.ndim <= MAX_RANK, 'pad', `needs an f32 tensor of rank ≤ ${MAX_RANK}, got ${x.dtype} ${fmtShape(x.shape)}`);
   const shape = x.shape.map((d, i) => (i === ax ? d + before + after : d));
-  const y = zeros(shape);
-  const ds = stridesOf(shape);
-  stridedCopy(x, y, x.shape, stridesOf(x.shape), 0, ds, before * ds[ax]);
+  const y = Tensor.empty(shape, 'f32', 'pad');
+  const n = numel(shape);
+  if (n) {
+    const fill = (v: number[], f: number) => [...v, ...new Array(MAX_RANK - v.length).fill(f)];
+    const params = new Params().u(n, ax, before, x.shape[ax]).u(...fill([...shape], 1)).u(...fill(stridesOf(x.shape), 0));
+    launch('pad', padKernel(Math.max(1, shape.length)), [x, y], grid(n, 64), params);
+  }
   return record('pad', y, [x], [], (g) => [slice(g, ax, before, before + x.shape[ax])]);
 }
 
@@ -112,12 +135,33 @@ export function concat(xs: Tensor[], axis: number): Tensor {
   return record('concat', y, xs, [], (g, _s, need) => xs.map((t, i) => (need[i] ? slice(g, ax, offsets[i], offsets[i] + t.shape[ax]) : null)));
 }
 
-/** Splits `axis` into pieces of the given sizes (copies). */
+/**
+ * Splits `axis` into pieces of the given sizes (copies). The pieces' gradients land in one tensor: the first
+ * to arrive pads itself to the input's shape (zeros where pieces that get no gradient lie), the later ones
+ * copy into it in place, unless it has already been summed with another gradient of the input (then they
+ * pad their own). Summing one padded gradient per piece would cost a pad and an add per piece.
+ */
 export function split(x: Tensor, sizes: number[], axis: number): Tensor[] {
   const ax = axis < 0 ? axis + x.ndim : axis;
   check(sizes.reduce((a, b) => a + b, 0) === x.shape[ax], 'split', `sizes ${JSON.stringify(sizes)} do not add up to ${x.shape[ax]} (axis ${axis} of ${fmtShape(x.shape)})`);
+  const st = stridesOf(x.shape);
+  let gradient: Tensor | null = null;
   let off = 0;
-  return sizes.map((s) => { const t = slice(x, ax, off, off + s); off += s; return t; });
+  return sizes.map((s) => {
+    const start = off;
+    off += s;
+    const shape = x.shape.map((d, i) => (i === ax ? s : d));
+    const y = Tensor.empty(shape, x.dtype, 'split');
+    stridedCopy(x, y, shape, st, start * st[ax], stridesOf(shape), 0);
+    return record('split', y, [x], [], (g) => {
+      if (gradient && !gradient.disposed) {
+        stridedCopy(g, gradient, g.shape, stridesOf(g.shape), 0, st, start * st[ax]);
+        return [null];
+      }
+      gradient = padAxis(g, ax, start, x.shape[ax] - start - s);
+      return [gradient];
+    });
+  });
 }
 
 /** Splits `axis` into `n` equal chunks (torch.chunk). */

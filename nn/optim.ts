@@ -1,5 +1,5 @@
 // AdamW (torch.optim.AdamW semantics), EMA of parameters, and global-norm gradient clipping, all as fused
-// GPU kernels with no readback in the step.
+// multi-tensor GPU kernels (a few dispatches for a whole model) with no readback in the step.
 import { Tensor, noGrad, keep, scope } from '../engine/tensor.js';
 import { adamwUpdate, emaUpdate, globalNorm, clipFactor } from '../kernels/optim.js';
 import { full, zeros, map } from '../kernels/elementwise.js';
@@ -40,10 +40,8 @@ export class AdamW {
         this.lastGradNorm = keep(globalNorm(withGrad.map((p) => p.grad!)));
         clip = clipFactor(this.lastGradNorm, this.clipGradNorm);
       }
-      for (const p of withGrad) {
-        const s = this.ensureState(p);
-        adamwUpdate(p, p.grad!, s.m, s.v, clip, { lr: this.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.weightDecay, step: this.stepCount });
-      }
+      const tensors = withGrad.map((p) => ({ p, g: p.grad!, ...this.ensureState(p) }));
+      adamwUpdate(tensors, clip, { lr: this.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.weightDecay, step: this.stepCount });
     }));
   }
 
@@ -76,7 +74,7 @@ export class EMA {
     this.shadow = source.map((p) => noGrad(() => keep(map('x', { x: p }, { label: 'ema.init' }))));
   }
   update(decay = this.decay): void {
-    noGrad(() => this.source.forEach((p, i) => emaUpdate(this.shadow[i], p, decay)));
+    noGrad(() => emaUpdate(this.shadow, this.source, decay));
   }
   dispose(): void { for (const t of this.shadow) t.dispose(); }
 }
