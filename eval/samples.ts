@@ -7,7 +7,7 @@ import type { ImageDataset } from '../data/dataset.js';
 import type { DiT } from '../dit/model.js';
 import type { AutoencoderKL } from '../vae/model.js';
 import { GaussianDiffusion } from '../diffusion/gaussian.js';
-import { generate } from '../diffusion/sample.js';
+import { generate, type StepInfo } from '../diffusion/sample.js';
 import type { ScheduleName } from '../diffusion/schedule.js';
 
 export interface SampleOptions {
@@ -23,6 +23,8 @@ export interface SampleOptions {
   /** Images sampled per GPU batch. */
   batch?: number;
   onProgress?: (done: number, total: number) => void;
+  /** After every sampling step of a batch (its first index `start`): live previews of x̂0. */
+  onStep?: (info: StepInfo, start: number) => void | Promise<void>;
 }
 
 /** uint8 of a [−1, 1] value, as DiT's sample.py and our PNGs: clamp(⌊127.5·x + 128⌋, 0, 255). */
@@ -45,6 +47,7 @@ export async function sampleImages(model: DiT, vae: AutoencoderKL, latentScale: 
       sampler, cfgScale: o.cfg ?? 1, nullLabel: c.numClasses, guideAllChannels: o.guideAllChannels ?? true,
       // Each batch its own noise, reproducible from the seed.
       seed: (o.seed ?? 0) + s,
+      onStep: o.onStep && ((info) => o.onStep!(info, s)),
     });
     const x = scope(() => noGrad(() => vae.decode(scale(z, 1 / latentScale))));
     z.dispose();

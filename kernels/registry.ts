@@ -18,7 +18,7 @@ import { conv2d, upsampleNearest2x, avgPool2x, CONV2D_VARIANTS, conv2dUnsupporte
 import { groupNorm } from './groupnorm.js';
 import { UNARY, BINARY, unary, binary, where, mul, type UnaryOp, type BinaryOp } from './elementwise.js';
 import { sum, mean, max, softmax, logSoftmax, mse } from './reduce.js';
-import { permute, slice, concat, pad2d, patchify, unpatchify } from './shape.js';
+import { permute, slice, concat, split, pad2d, patchify, unpatchify } from './shape.js';
 import { embedding } from './embedding.js';
 import { adamwUpdate, emaUpdate, globalNorm, clipFactor } from './optim.js';
 import { rand, randn, cast, philoxUniform, philoxNormal } from './random.js';
@@ -427,6 +427,7 @@ type ShapeProblem =
   | { op: 'permute'; shape: number[]; perm: number[]; dtype: 'f32' | 'i32' }
   | { op: 'slice'; shape: number[]; axis: number; start: number; end: number }
   | { op: 'concat'; shapes: number[][]; axis: number }
+  | { op: 'split'; shape: number[]; axis: number; sizes: number[] }
   | { op: 'pad'; shape: number[]; pad: [number, number, number, number] }
   | { op: 'patchify'; shape: number[]; p: number }
   | { op: 'unpatchify'; B: number; g: number; p: number; C: number };
@@ -438,6 +439,7 @@ const shapeFamily: Family<ShapeProblem> = {
     permute: 'permute (numpy.transpose) through the strided copy; f32 and i32',
     slice: 'a range of one axis',
     concat: 'concatenation along an axis',
+    split: 'pieces along an axis; their gradients written into one tensor',
     pad: 'zero padding of the last two axes (F.pad)',
     patchify: '[B, C, H, W] → [B, T, C·p·p] as DiT',
     unpatchify: "[B, T, p·p·C] → [B, C, H, W] as DiT's final layer",
@@ -448,6 +450,7 @@ const shapeFamily: Family<ShapeProblem> = {
       case 'permute': return [{ op: 'permute', shape: [2, 3, 4, 5], perm: [2, 0, 3, 1], dtype: 'f32' }, { op: 'permute', shape: [3, 7], perm: [1, 0], dtype: 'i32' }];
       case 'slice': return [{ op: 'slice', shape: [3, 4, 5], axis: 1, start: 1, end: 3 }, { op: 'slice', shape: [9, 2], axis: 0, start: 4, end: 9 }];
       case 'concat': return [{ op: 'concat', shapes: [[2, 3, 5], [2, 1, 5], [2, 4, 5]], axis: 1 }];
+      case 'split': return [{ op: 'split', shape: [2, 7, 3], axis: 1, sizes: [2, 4, 1] }, { op: 'split', shape: [6, 5], axis: 0, sizes: [3, 3] }];
       case 'pad': return [{ op: 'pad', shape: [2, 3, 4, 5], pad: [0, 1, 2, 1] }];
       case 'patchify': return [{ op: 'patchify', shape: [2, 3, 4, 6], p: 2 }];
       default: return [{ op: 'unpatchify', B: 2, g: 3, p: 2, C: 3 }];
@@ -475,6 +478,15 @@ const shapeFamily: Family<ShapeProblem> = {
         for (let o = 0; o < outer; o++) p.shapes.forEach((s, k) => { const n = numel(s.slice(p.axis)); for (let i = 0; i < n; i++) out.push(x[k][o * n + i]); });
         return [Float64Array.from(out)];
       }
+      case 'split': {
+        const inner = numel(p.shape.slice(p.axis + 1)), outer = numel(p.shape.slice(0, p.axis)), D = p.shape[p.axis];
+        let start = 0;
+        return p.sizes.map((len) => {
+          const s0 = start;
+          start += len;
+          return Float64Array.from({ length: outer * len * inner }, (_, i) => x[0][(Math.floor(i / (len * inner)) * D + s0 + (Math.floor(i / inner) % len)) * inner + (i % inner)]);
+        });
+      }
       case 'pad': {
         const [l, r, t, b] = p.pad, [B, C, H, W] = p.shape, Ho = H + t + b, Wo = W + l + r;
         return [Float64Array.from({ length: B * C * Ho * Wo }, (_, i) => {
@@ -491,6 +503,7 @@ const shapeFamily: Family<ShapeProblem> = {
       case 'permute': return [permute(x[0], p.perm)];
       case 'slice': return [slice(x[0], p.axis, p.start, p.end)];
       case 'concat': return [concat(x, p.axis)];
+      case 'split': return split(x[0], p.sizes, p.axis);
       case 'pad': return [pad2d(x[0], p.pad)];
       case 'patchify': return [patchify(x[0], p.p)];
       case 'unpatchify': return [unpatchify(x[0], p.p, p.C)];
@@ -516,7 +529,8 @@ const embeddingFamily: Family<EmbeddingProblem> = {
 };
 
 // ------------------------------------------------------------------------------------------ optimizer updates
-interface OptimProblem { op: string; n: number; step: number }
+/** One optimizer call over several tensors of the given sizes (the multi-tensor kernels bind each as a segment). */
+interface OptimProblem { op: string; sizes: number[]; step: number }
 const ADAM = { lr: 0.01, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 };
 const MAX_NORM = 1.5, EMA_DECAY = 0.9;
 
@@ -537,38 +551,44 @@ function norm64(...xs: ArrayLike<number>[]): number {
   for (const x of xs) for (let i = 0; i < x.length; i++) s += x[i] * x[i];
   return Math.sqrt(s);
 }
+/** Inputs per tensor: AdamW (p, g, m, v), EMA (ema, p), global norm (g). */
+const optimArity = (op: string) => (op.startsWith('adamw') ? 4 : op === 'ema' ? 2 : 1);
+const groupsOf = <T>(x: T[], n: number): T[][] => Array.from({ length: x.length / n }, (_, i) => x.slice(i * n, (i + 1) * n));
 
 const optimFamily: Family<OptimProblem> = {
   name: 'optim',
   file: 'kernels/optim.ts',
   variants: {
-    adamw: 'fused AdamW update (decoupled weight decay, bias correction) in place',
+    adamw: 'fused multi-tensor AdamW update (decoupled weight decay, bias correction) in place',
     'adamw-clip': 'global gradient norm, clip factor and the AdamW update reading it on the GPU',
-    ema: 'EMA update in place',
+    ema: 'multi-tensor EMA update in place',
     'global-norm': 'the global gradient norm over several tensors',
   },
   unsupported: () => null,
-  problems: (v) => [{ op: v, n: 1031, step: 3 }, { op: v, n: 8, step: 1 }],
-  describe: (p) => `${p.op} of ${p.n} values${p.op.startsWith('adamw') ? ` at step ${p.step}` : ''}`,
-  inputs: (p, seed) => {
-    const n = [p.n];
-    if (p.op === 'ema') return [normal(n, seed, 1, false), normal(n, seed + 1, 1, false)];
-    if (p.op === 'global-norm') return [normal(n, seed, 1, false), normal([3, 5], seed + 1, 1, false)];
-    return [normal(n, seed, 1, false), normal(n, seed + 1, 1, false), normal(n, seed + 2, 0.1, false), { shape: n, data: randomUniform(p.n, seed + 3, 0.01, 0.5) }];
-  },
+  // Several tensors of awkward sizes in one call, and more tensors than one dispatch binds (two dispatches).
+  problems: (v) => [{ op: v, sizes: [1031, 8, 64, 1, 130], step: 3 }, { op: v, sizes: Array.from({ length: 19 }, (_, i) => 3 + 5 * i), step: 1 }],
+  describe: (p) => `${p.op} of ${p.sizes.length} tensors (${p.sizes.reduce((a, b) => a + b, 0)} values)${p.op.startsWith('adamw') ? ` at step ${p.step}` : ''}`,
+  inputs: (p, seed) => p.sizes.flatMap((n, k) => {
+    const s = seed + 4 * k;
+    if (p.op === 'ema') return [normal([n], s, 1, false), normal([n], s + 1, 1, false)];
+    if (p.op === 'global-norm') return [normal([n], s, 1, false)];
+    return [normal([n], s, 1, false), normal([n], s + 1, 1, false), normal([n], s + 2, 0.1, false), { shape: [n], data: randomUniform(n, s + 3, 0.01, 0.5) }];
+  }),
   reference: (p, x) => {
-    if (p.op === 'ema') return [Float64Array.from(x[0], (e, i) => EMA_DECAY * e + (1 - EMA_DECAY) * x[1][i])];
-    if (p.op === 'global-norm') return [Float64Array.of(norm64(x[0], x[1]))];
-    const clip = p.op === 'adamw-clip' ? Math.min(1, MAX_NORM / (norm64(x[1]) + 1e-6)) : 1;
-    return adamw64(x[0], x[1], x[2], x[3], p.step, clip);
+    const per = groupsOf(x, optimArity(p.op));
+    if (p.op === 'ema') return per.map(([e, q]) => Float64Array.from(e, (ei, i) => EMA_DECAY * ei + (1 - EMA_DECAY) * q[i]));
+    if (p.op === 'global-norm') return [Float64Array.of(norm64(...x))];
+    const clip = p.op === 'adamw-clip' ? Math.min(1, MAX_NORM / (norm64(...per.map((t) => t[1])) + 1e-6)) : 1;
+    return per.flatMap(([pp, g, m, v]) => adamw64(pp, g, m, v, p.step, clip));
   },
   run: (p, x) => {
-    if (p.op === 'ema') { emaUpdate(x[0], x[1], EMA_DECAY); return [x[0]]; }
-    if (p.op === 'global-norm') return [globalNorm([x[0], x[1]])];
-    const clip = p.op === 'adamw-clip' ? clipFactor(globalNorm([x[1]]), MAX_NORM) : Tensor.from([1], [1]);
-    adamwUpdate(x[0], x[1], x[2], x[3], clip, { ...ADAM, step: p.step });
+    const per = groupsOf(x, optimArity(p.op));
+    if (p.op === 'ema') { emaUpdate(per.map((t) => t[0]), per.map((t) => t[1]), EMA_DECAY); return per.map((t) => t[0]); }
+    if (p.op === 'global-norm') return [globalNorm(x)];
+    const clip = p.op === 'adamw-clip' ? clipFactor(globalNorm(per.map((t) => t[1])), MAX_NORM) : Tensor.from([1], [1]);
+    adamwUpdate(per.map(([pp, g, m, v]) => ({ p: pp, g, m, v })), clip, { ...ADAM, step: p.step });
     clip.dispose();
-    return [x[0], x[2], x[3]];
+    return per.flatMap(([pp, , m, v]) => [pp, m, v]);
   },
   tolerance: () => 2e-6,
 };
@@ -839,3 +859,28 @@ export async function gradientError<P>(f: Family<P>, p: P, variant: string, seed
 
 /** Gradient tolerance (f32 backward against float64 finite differences). */
 export const GRADIENT_TOLERANCE = 1e-4;
+
+/** What checking one variant found: problems run, problems not run here (with why), and failures. */
+export interface VariantCheck { ran: number; notRun: string[]; failures: string[] }
+
+/**
+ * Checks `variant` of family `f` on every problem the adapter supports: outputs against float64 within the
+ * family's tolerance, gradients against finite differences (the Node suite and the browser page run this).
+ */
+export async function checkVariant<P>(f: Family<P>, variant: string): Promise<VariantCheck> {
+  const r: VariantCheck = { ran: 0, notRun: [], failures: [] };
+  for (const p of f.problems(variant)) {
+    const why = f.unsupported(variant, p);
+    if (why) { r.notRun.push(`${f.describe(p)}: ${why}`); continue; }
+    r.ran++;
+    try {
+      const fw = await forwardError(f, p, variant);
+      if (!(fw.error <= f.tolerance(p))) r.failures.push(`${f.describe(p)}: output ${fw.output} has rel-to-max error ${fw.error.toExponential(2)} over ${f.tolerance(p)}`);
+      const bw = await gradientError(f, p, variant);
+      if (bw && !(bw.error <= GRADIENT_TOLERANCE)) r.failures.push(`${f.describe(p)}: the gradient of input ${bw.input} is off by ${bw.error.toExponential(2)} (tolerance ${GRADIENT_TOLERANCE})`);
+    } catch (e) {
+      r.failures.push(`${f.describe(p)}: ${(e as Error).message}`);
+    }
+  }
+  return r;
+}

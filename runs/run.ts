@@ -10,8 +10,6 @@ import { existsSync, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomic, readText } from '../engine/node.js';
 import { readSafetensors, serializeSafetensors } from '../engine/safetensors.js';
-import { noGrad } from '../engine/tensor.js';
-import { map } from '../kernels/elementwise.js';
 import { type DiTConfig } from '../dit/config.js';
 import { configFromMetadata } from '../dit/checkpoint.js';
 import { DiT } from '../dit/model.js';
@@ -134,7 +132,7 @@ export async function resumeInto(run: Run, trainer: DiTTrainer): Promise<string 
  * decoded by the VAE. Uses `scratch` (a model of the same config) so the training weights stay untouched.
  */
 export async function writeSamplePicture(trainer: DiTTrainer, scratch: DiT, vae: AutoencoderKL, file: string, o: { perClass: number; steps: number; cfg: number; classes: string[]; scale: number; schedule: ScheduleName }): Promise<void> {
-  noGrad(() => scratch.namedTensors().forEach(([, t], i) => map('x', { x: trainer.ema.shadow[i] }, { out: t })));
+  trainer.useEma(scratch);
   const K = scratch.config.numClasses;
   const d = await sampleImages(scratch, vae, o.scale, classLabels(K, o.perClass), o.classes, { steps: o.steps, cfg: o.cfg, seed: 1234, schedule: o.schedule });
   const per = d.channels * d.height * d.width;

@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describeAdapter } from '../engine/device.js';
-import { FAMILIES, forwardError, gradientError, GRADIENT_TOLERANCE, prepare, runForced } from '../kernels/registry.js';
+import { FAMILIES, checkVariant, prepare, runForced } from '../kernels/registry.js';
 import { device } from './helpers.js';
 
 describe('kernel registry: every variant against float64', function () {
@@ -25,21 +25,7 @@ describe('kernel registry: every variant against float64', function () {
     describe(`${f.name} (${f.file})`, () => {
       for (const v of Object.keys(f.variants)) {
         it(`${v}: outputs match float64, gradients match finite differences`, async function () {
-          const failures: string[] = [], notRun: string[] = [];
-          let ran = 0;
-          for (const p of f.problems(v)) {
-            const why = f.unsupported(v, p);
-            if (why) { notRun.push(`${f.describe(p)}: ${why}`); continue; }
-            ran++;
-            try {
-              const fw = await forwardError(f, p, v);
-              if (!(fw.error <= f.tolerance(p))) failures.push(`${f.describe(p)}: output ${fw.output} has rel-to-max error ${fw.error.toExponential(2)} over ${f.tolerance(p)}`);
-              const bw = await gradientError(f, p, v);
-              if (bw && !(bw.error <= GRADIENT_TOLERANCE)) failures.push(`${f.describe(p)}: the gradient of input ${bw.input} is off by ${bw.error.toExponential(2)} (tolerance ${GRADIENT_TOLERANCE})`);
-            } catch (e) {
-              failures.push(`${f.describe(p)}: ${(e as Error).message}`);
-            }
-          }
+          const { ran, notRun, failures } = await checkVariant(f, v);
           const t = tally.get(f.name) ?? { ran: [], notRun: [] };
           tally.set(f.name, t);
           if (ran) t.ran.push(v);

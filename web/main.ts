@@ -1,40 +1,396 @@
-// The browser page: the engine on navigator.gpu (the same code as in Node). Parity with the official
-// PyTorch dump, class-conditional sampling with a live progress bar and x̂0 previews, and kernel timings.
-// `window.dit` exposes the same actions for automated tests.
+// The browser page: train a DiT (built-in dataset generated here, or IDX / CIFAR-10 files picked; latents
+// from the shipped or a picked VAE), sample from it or from a checkpoint file, evaluate the samples with the
+// shipped judge, and check parity and every kernel variant on this adapter — all with the same modules as
+// the Node commands (dit/train.ts, eval/samples.ts, eval/quality.ts, engine/safetensors.ts).
+// `window.dit` exposes the actions and their state for automated tests.
+import { Chart, registerables } from 'chart.js';
 import { getDevice, describeAdapter } from '../engine/device.js';
 import { Tensor, scope, noGrad, keep } from '../engine/tensor.js';
-import { Safetensors, TensorSource } from '../engine/safetensors.js';
+import { CheckpointError, DeviceError } from '../engine/errors.js';
+import { Safetensors, TensorSource, serializeSafetensors } from '../engine/safetensors.js';
 import { matmul } from '../kernels/matmul.js';
 import { randn } from '../kernels/random.js';
 import { timeGpu } from '../kernels/autotune.js';
 import { flashAttention } from '../kernels/attention.js';
 import { slice } from '../kernels/shape.js';
 import { scale as scaleOp } from '../kernels/elementwise.js';
-import { weightsFromSource, ditFromWeights } from '../dit/checkpoint.js';
+import { FAMILIES, checkVariant, type VariantCheck } from '../kernels/registry.js';
+import { weightsFromSource, weightsFromBytes, ditFromWeights } from '../dit/checkpoint.js';
+import { ditConfig } from '../dit/config.js';
 import { compare } from '../verify/report.js';
 import { DiT } from '../dit/model.js';
+import { LatentSet, DiTTrainer, TRAIN_DEFAULTS, type DiTTrainConfig } from '../dit/train.js';
+import { PRESETS, type PresetName } from '../dit/presets.js';
 import { GaussianDiffusion } from '../diffusion/gaussian.js';
-import { generate } from '../diffusion/sample.js';
+import type { ScheduleName } from '../diffusion/schedule.js';
 import { AutoencoderKL } from '../vae/model.js';
-import { vaeWeights, vaeConfigFromJson, inferVaeConfig } from '../vae/checkpoint.js';
+import { vaeFromBytes } from '../vae/checkpoint.js';
+import { encodeLatents } from '../vae/train.js';
+import { generateSynthetic, SYNTHETIC_CLASSES } from '../data/synthetic.js';
+import { parseCifar10, fashionMnistFromIdx, parseIdx } from '../data/readers.js';
+import { subset, type ImageDataset } from '../data/dataset.js';
+import { toImage, grid, type Image } from '../data/png.js';
+import { lossChart } from '../data/plot.js';
+import { sampleImages, classLabels } from '../eval/samples.js';
+import { classifierFromSafetensors } from '../eval/classifier.js';
+import { realFeatures, evaluateSamples, type QualityReport } from '../eval/quality.js';
+
+Chart.register(...registerables);
 
 const $ = (id: string) => document.getElementById(id)!;
+const input = (id: string) => $(id) as HTMLInputElement;
+const button = (id: string) => $(id) as HTMLButtonElement;
+/** Lets the page repaint between long stretches of work. */
+const frame = () => new Promise<void>((r) => setTimeout(r, 0));
+const escapeHtml = (s: string) => s.replace(/[&<>"]/g, (c) => `&${({ '&': 'amp', '<': 'lt', '>': 'gt', '"': 'quot' } as Record<string, string>)[c]};`);
 
-async function fetchSafetensors(url: string): Promise<Safetensors | null> {
-  const r = await fetch(url);
-  if (!r.ok) return null;
-  return new Safetensors(new Uint8Array(await r.arrayBuffer()), url);
+const SHIPPED_VAE = 'weights/vae-synthetic.safetensors';
+const SHIPPED_JUDGE = 'weights/classifier-synthetic.safetensors';
+
+/** What went wrong, said so that the person at the page knows what to do. */
+export function explain(e: unknown): string {
+  const m = e instanceof Error ? e.message : String(e);
+  if (e instanceof CheckpointError) return `Not a checkpoint this page can read — ${m}`;
+  if (/out of memory|exceeds the adapter's max|Failed to allocate|allocation/i.test(m)) return `Out of GPU memory — ${m}\nTry the tiny preset, fewer images or samples, or reload the page.`;
+  if (/lacks|feature/i.test(m)) return `This adapter lacks a WebGPU feature this needs — ${m}`;
+  if (/device was lost/.test(m)) return `${m}\nReload the page to get a new device.`;
+  return m;
 }
 
-const sourceOf = (st: Safetensors) => new TensorSource([st], new Map(st.keys().map((k) => [k, st])), st.source);
+async function fetchBytes(url: string): Promise<Uint8Array> {
+  const r = await fetch(`/${url}`);
+  if (!r.ok) throw new Error(`${url}: the server answered ${r.status} (run the page with \`npm run web\` from the repository)`);
+  return new Uint8Array(await r.arrayBuffer());
+}
 
+const fileBytes = async (f: File) => new Uint8Array(await f.arrayBuffer());
+
+/** A picked file's bytes, gunzipped when it is gzip (Fashion-MNIST ships as .gz). */
+async function maybeGunzip(f: File): Promise<{ name: string; bytes: Uint8Array }> {
+  const bytes = await fileBytes(f);
+  if (bytes[0] !== 0x1f || bytes[1] !== 0x8b) return { name: f.name, bytes };
+  try {
+    const stream = new Blob([bytes as BlobPart]).stream().pipeThrough(new DecompressionStream('gzip'));
+    return { name: f.name, bytes: new Uint8Array(await new Response(stream).arrayBuffer()) };
+  } catch (e) {
+    throw new Error(`${f.name}: not a valid gzip file (${(e as Error).message})`);
+  }
+}
+
+/** A dataset from picked files: an IDX images + labels pair (Fashion-MNIST) or CIFAR-10 binary batches. */
+async function datasetFromFiles(files: File[]): Promise<{ data: ImageDataset; name: string }> {
+  if (!files.length) throw new Error('pick the dataset files (a Fashion-MNIST IDX images + labels pair, or CIFAR-10 .bin batches), or choose the built-in data');
+  const all = await Promise.all(files.map(maybeGunzip));
+  const magic = (b: Uint8Array) => (b.byteLength >= 4 ? new DataView(b.buffer, b.byteOffset, 4).getUint32(0, false) : -1);
+  const images = all.find((f) => magic(f.bytes) === 0x803), labels = all.find((f) => magic(f.bytes) === 0x801);
+  if (images && labels) return { data: fashionMnistFromIdx(images, labels), name: 'fashion-mnist' };
+  if (images || labels) {
+    const have = images ?? labels!;
+    parseIdx(have.bytes, have.name, images ? 3 : 1);
+    throw new Error(`${have.name}: an IDX ${images ? 'images' : 'labels'} file needs its ${images ? 'labels' : 'images'} file too: pick both`);
+  }
+  return { data: parseCifar10(all), name: 'cifar10' };
+}
+
+async function loadVaeFile(f: File | undefined): Promise<{ vae: AutoencoderKL; name: string }> {
+  if (f) return { vae: vaeFromBytes(await fileBytes(f), f.name), name: f.name };
+  return { vae: vaeFromBytes(await fetchBytes(SHIPPED_VAE), SHIPPED_VAE), name: SHIPPED_VAE };
+}
+
+/** Images of a dataset as one picture: `cols` per row, scaled ×`zoom`. */
+function drawGrid(canvas: HTMLCanvasElement, d: ImageDataset, cols: number, zoom: number): Image {
+  const per = d.channels * d.height * d.width;
+  const imgs = Array.from({ length: d.count }, (_, i) => toImage(Float32Array.from(d.images.subarray(i * per, (i + 1) * per), (v) => v / 127.5 - 1), d.channels, d.height, d.width));
+  return paint(canvas, grid(imgs, cols, zoom));
+}
+
+function paint(canvas: HTMLCanvasElement, img: Image): Image {
+  canvas.width = img.width; canvas.height = img.height;
+  canvas.getContext('2d')!.putImageData(new ImageData(new Uint8ClampedArray(img.rgba), img.width, img.height), 0, 0);
+  return img;
+}
+
+// ------------------------------------------------------------------------------------------ the model
+/** The model that Sample and Evaluate use: the last one trained here, or a loaded checkpoint. */
+interface Current { model: DiT; vae: AutoencoderKL | null; vaeName: string | null; scale: number | null; classes: string[]; schedule: ScheduleName; source: string }
+let current: Current | null = null;
+
+function setCurrent(c: Current): void {
+  if (current && current.model !== c.model) current.model.dispose();
+  if (current?.vae && current.vae !== c.vae) current.vae.dispose();
+  current = c;
+  const m = c.model.config;
+  $('ckpt-info').textContent = `${c.source}: DiT D ${m.hiddenSize}, depth ${m.depth}, patch ${m.patchSize}, ${m.inChannels}×${m.inputSize}×${m.inputSize} latents, ${m.numClasses} classes (${c.classes.join(', ')}); ${c.schedule} schedule; VAE: ${c.vaeName ?? 'none yet (the shipped one is fetched when sampling)'}`;
+  input('labels').value = Array.from({ length: Math.min(m.numClasses, 10) }, (_, i) => i).join(',');
+  for (const b of ['run-sample', 'run-eval']) button(b).disabled = false;
+}
+
+/** A checkpoint from a file (safetensors: ours or official names; torch .pt: released or training checkpoints; EMA weights when it has them). */
+async function loadCheckpoint(f: File): Promise<Current> {
+  const w = await weightsFromBytes(await fileBytes(f), f.name);
+  const model = ditFromWeights(w);
+  model.eval();
+  const classes: string[] = w.metadata.classes ? JSON.parse(w.metadata.classes) : Array.from({ length: model.config.numClasses }, (_, i) => `class${i}`);
+  const c: Current = {
+    model, vae: current?.vae ?? null, vaeName: current?.vaeName ?? null, scale: w.metadata.scale_factor ? Number(w.metadata.scale_factor) : null, classes,
+    schedule: (w.metadata.schedule ?? 'linear') as ScheduleName, source: `${f.name}${w.metadata.weights ? ` (${w.metadata.weights} weights${w.metadata.step ? `, step ${w.metadata.step}` : ''})` : ''}`,
+  };
+  setCurrent(c);
+  return c;
+}
+
+/** The VAE to decode with (the shipped one unless one was picked), checked against the model's latents. */
+async function vaeForCurrent(c: Current): Promise<{ vae: AutoencoderKL; scale: number }> {
+  if (!c.vae) {
+    const v = await loadVaeFile(undefined);
+    c.vae = v.vae; c.vaeName = v.name;
+  }
+  const m = c.model.config, L = c.vae.config.latentChannels;
+  if (L !== m.inChannels) throw new Error(`${c.vaeName}: the VAE's latents have ${L} channels, the DiT takes ${m.inChannels}: pick the VAE it was trained with`);
+  // As `dit sample`: the checkpoint's latent scale, else the VAE's.
+  return { vae: c.vae, scale: c.scale ?? c.vae.config.scalingFactor };
+}
+
+// ------------------------------------------------------------------------------------------ training
+export interface TrainOptions {
+  preset?: PresetName; steps?: number; images?: number; sampleEvery?: number; logEvery?: number;
+  /** Sampling steps and samples per class of the pictures made while training (default: the preset's, 2). */
+  sampleSteps?: number; samplesPerClass?: number;
+}
+export interface TrainState { running: boolean; paused: boolean; step: number; total: number; losses: { step: number; loss: number }[]; stepsPerSec: number; pictures: number; error: string | null }
+
+const train: TrainState & { trainer: DiTTrainer | null; meta: Record<string, string>; resume: (() => void) | null; chart: Chart | null } = {
+  running: false, paused: false, step: 0, total: 0, losses: [], stepsPerSec: NaN, pictures: 0, error: null, trainer: null, meta: {}, resume: null, chart: null,
+};
+
+function trainState(): TrainState {
+  const { running, paused, step, total, losses, stepsPerSec, pictures, error } = train;
+  return { running, paused, step, total, losses, stepsPerSec, pictures, error };
+}
+
+function drawLoss(): void {
+  const config = lossChart(train.losses, 'DiT training loss (this page)');
+  if (train.chart) { train.chart.data = config.data; train.chart.update('none'); return; }
+  train.chart = new Chart($('loss-chart') as HTMLCanvasElement, config);
+}
+
+async function runTrain(o: TrainOptions = {}): Promise<TrainState> {
+  const status = (s: string) => { $('train-status').textContent = s; };
+  const presetName = o.preset ?? ($('preset') as HTMLSelectElement).value as PresetName;
+  if (!PRESETS[presetName]) throw new Error(`no preset '${presetName}'`);
+  train.trainer?.model.dispose();
+  train.trainer?.dispose();
+  Object.assign(train, { trainer: null, running: true, paused: false, step: 0, losses: [], stepsPerSec: NaN, pictures: 0, error: null });
+  train.chart?.destroy();
+  train.chart = null;
+  button('download-ckpt').disabled = true;
+  try {
+    return await trainRun(o, presetName, status);
+  } finally {
+    train.running = false;
+    button('pause').disabled = true;
+    button('pause').textContent = 'Pause';
+  }
+}
+
+async function trainRun(o: TrainOptions, presetName: PresetName, status: (s: string) => void): Promise<TrainState> {
+  const preset = PRESETS[presetName];
+
+  // The data, then its latents under the VAE (in memory, as `dit vae encode` writes them).
+  let data: ImageDataset, dataName: string;
+  const count = o.images ?? +input('train-images').value;
+  if (($('data-source') as HTMLSelectElement).value === 'files') {
+    status('reading the dataset files…');
+    ({ data, name: dataName } = await datasetFromFiles([...(input('data-files').files ?? [])]));
+    data = subset(data, count);
+  } else {
+    status(`generating ${count} built-in images…`);
+    await frame();
+    data = generateSynthetic(0, 0, count);
+    dataName = 'synthetic';
+  }
+  status('loading the VAE…');
+  const { vae, name: vaeName } = await loadVaeFile(input('train-vae-file').files?.[0]);
+  if (vae.config.inChannels !== data.channels) throw new Error(`${vaeName}: the VAE takes ${vae.config.inChannels}-channel images, the ${dataName} data has ${data.channels}: pick a VAE trained on it`);
+  const enc = await encodeLatents(vae, data, { scaleFromData: true, dataset: dataName, onProgress: (n) => status(`encoding latents: ${n}/${data.count}`) });
+  const bytes = serializeSafetensors(enc.tensors, enc.metadata);
+  const latents = new LatentSet(new Safetensors(new Uint8Array(await new Blob(bytes as BlobPart[]).arrayBuffer()), 'latents encoded in the page'));
+
+  // The model and run as `dit train --preset` builds them.
+  const [C, h] = latents.shape;
+  const modelConfig = ditConfig(undefined, { ...preset.model, inputSize: h, inChannels: C, numClasses: latents.numClasses });
+  const trainConfig: DiTTrainConfig = { ...TRAIN_DEFAULTS, ...preset.train, steps: o.steps ?? +input('train-steps').value, seed: 0 };
+  const model = new DiT(modelConfig, {}, trainConfig.seed);
+  const trainer = new DiTTrainer(model, new GaussianDiffusion({ learnSigma: modelConfig.learnSigma, schedule: preset.schedule }), latents, trainConfig);
+  train.trainer = trainer;
+  train.total = trainConfig.steps;
+  train.meta = { scale_factor: String(latents.scale), classes: JSON.stringify(latents.classes), schedule: preset.schedule, dataset: dataName, vae: vaeName, preset: presetName };
+  const scratch = new DiT(modelConfig, {}, 0);
+  const ema: Current = { model: scratch, vae, vaeName, scale: latents.scale, classes: latents.classes, schedule: preset.schedule, source: `trained here (${presetName}, EMA weights)` };
+  const every = o.sampleEvery ?? +input('sample-every').value, logEvery = o.logEvery ?? 5;
+  const picture = async () => {
+    trainer.useEma(scratch);
+    const perClass = o.samplesPerClass ?? 2;
+    const d = await sampleImages(scratch, vae, latents.scale, classLabels(modelConfig.numClasses, perClass), latents.classes, { steps: o.sampleSteps ?? preset.sample.steps, cfg: preset.sample.cfg, seed: 1234, schedule: preset.schedule });
+    drawGrid($('train-samples') as HTMLCanvasElement, d, perClass * 5, 2);
+    train.pictures++;
+  };
+  // Training time only (pauses and pictures excluded), for steps/s and the ETA.
+  const t0 = performance.now();
+  let trainSecs = 0, clock = t0;
+  const lap = () => { const now = performance.now(); trainSecs += (now - clock) / 1000; clock = now; };
+  status(`training: ${model.numParameters().toLocaleString('en-US')} parameters, batch ${trainConfig.batch}, ${latents.count} latents`);
+  button('pause').disabled = false;
+  try {
+    while (trainer.step < trainConfig.steps) {
+      if (train.paused) {
+        lap();
+        button('download-ckpt').disabled = false;
+        status(`paused at step ${trainer.step}`);
+        await new Promise<void>((r) => { train.resume = r; });
+        button('download-ckpt').disabled = true;
+        status('training');
+        clock = performance.now();
+      }
+      const next = trainer.step + 1, last = next === trainConfig.steps;
+      const log = next % logEvery === 0 || last;
+      trainer.trainStep(log);
+      if (log) {
+        const m = await trainer.metrics();
+        await trainer.checkFinite();
+        train.losses.push({ step: m.step, loss: m.loss });
+        train.step = m.step;
+        lap();
+        train.stepsPerSec = m.step / trainSecs;
+        const eta = (trainConfig.steps - m.step) / train.stepsPerSec;
+        $('train-speed').textContent = `step ${m.step}/${trainConfig.steps} · loss ${m.loss.toFixed(4)} · ${train.stepsPerSec.toFixed(2)} steps/s · ETA ${eta < 90 ? `${eta.toFixed(0)} s` : `${(eta / 60).toFixed(1)} min`} · ${m.liveMiB.toFixed(0)} MiB on the GPU`;
+        drawLoss();
+      }
+      if ((every > 0 && next % every === 0) || last) {
+        lap();
+        status(`sampling from the EMA weights at step ${next}…`);
+        await picture();
+        status(`training (samples of step ${next} shown)`);
+        clock = performance.now();
+      }
+    }
+  } catch (e) {
+    scratch.dispose();
+    throw e;
+  }
+  status(`done: ${trainConfig.steps} steps in ${((performance.now() - t0) / 1000).toFixed(0)} s; the EMA weights are the model of Sample and Evaluate`);
+  button('download-ckpt').disabled = false;
+  setCurrent(ema);
+  return trainState();
+}
+
+function togglePause(): void {
+  if (!train.running) return;
+  train.paused = !train.paused;
+  button('pause').textContent = train.paused ? 'Resume' : 'Pause';
+  if (!train.paused) { train.resume?.(); train.resume = null; }
+}
+
+/** The training checkpoint as `dit train` writes it (weights, EMA, AdamW state, random streams, metadata), as bytes. */
+async function checkpointBytes(): Promise<Uint8Array> {
+  if (!train.trainer) throw new Error('nothing trained yet');
+  if (train.running && !train.paused) throw new Error('pause training first (a checkpoint is read between steps)');
+  const { tensors, metadata } = await train.trainer.checkpoint(train.meta);
+  return new Uint8Array(await new Blob(serializeSafetensors(tensors, metadata) as BlobPart[]).arrayBuffer());
+}
+
+function download(blob: Blob, name: string): void {
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(blob);
+  a.download = name;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+}
+
+// ------------------------------------------------------------------------------------------ sampling
+export interface SampleOptions { labels?: number[]; steps?: number; cfg?: number; sampler?: 'ddim' | 'ddpm'; seed?: number }
+export interface SampleResult { images: number; steps: number; ms: number; width: number; height: number; cols: number; zoom: number }
+
+function sampleOptionsFromForm(): Required<SampleOptions> {
+  const labels = input('labels').value.split(',').map((s) => s.trim()).filter(Boolean).map(Number);
+  return { labels, steps: +input('steps').value, cfg: +input('cfg').value, sampler: ($('sampler') as HTMLSelectElement).value as 'ddim' | 'ddpm', seed: +input('seed').value };
+}
+
+async function runSample(o: SampleOptions = {}): Promise<SampleResult> {
+  if (!current) throw new Error('no model: train one or load a checkpoint first');
+  const c = current, form = sampleOptionsFromForm();
+  const { labels, steps, cfg, sampler, seed } = { ...form, ...o };
+  const K = c.model.config.numClasses;
+  const bad = labels.find((l) => !Number.isInteger(l) || l < 0 || l >= K);
+  if (bad !== undefined || !labels.length) throw new Error(`classes: ${bad ?? '(none)'} is not a class of this model (0–${K - 1})`);
+  const { vae, scale } = await vaeForCurrent(c);
+  const bar = $('progress') as HTMLProgressElement;
+  bar.max = steps; bar.value = 0;
+  const canvas = $('sample-grid') as HTMLCanvasElement;
+  const cols = Math.min(10, labels.length), zoom = 3, n = labels.length;
+  const t0 = performance.now();
+  const d = await sampleImages(c.model, vae, scale, labels, c.classes, {
+    sampler, steps, cfg, seed, schedule: c.schedule,
+    onStep: async ({ step, total, predXstart }) => {
+      bar.value = step + 1;
+      $('sample-status').textContent = `step ${step + 1}/${total}`;
+      // The predicted clean images (x̂0) every few steps; with guidance the first half is the conditional batch.
+      if (step % 5 !== 4 || step + 1 >= total) return;
+      const x = scope(() => noGrad(() => vae.decode(scaleOp(slice(predXstart, 0, 0, n), 1 / scale))));
+      const [, C, H, W] = x.shape, per = C * H * W, v = (await x.data()) as Float32Array;
+      x.dispose();
+      paint(canvas, grid(Array.from({ length: n }, (_, i) => toImage(v.subarray(i * per, (i + 1) * per), C, H, W)), cols, zoom));
+    },
+  });
+  drawGrid(canvas, d, cols, zoom);
+  const ms = performance.now() - t0;
+  $('sample-status').textContent = `${n} samples, ${sampler} ${steps} steps, guidance ${cfg}, seed ${seed}: ${(ms / 1000).toFixed(1)} s`;
+  button('download-png').disabled = false;
+  return { images: n, steps, ms, width: canvas.width, height: canvas.height, cols, zoom };
+}
+
+// ------------------------------------------------------------------------------------------ evaluation
+async function runEvaluate(o: { perClass?: number; real?: number; steps?: number; cfg?: number } = {}): Promise<QualityReport> {
+  if (!current) throw new Error('no model: train one or load a checkpoint first');
+  const c = current;
+  const status = (s: string) => { $('eval-status').textContent = s; };
+  if (c.model.config.numClasses !== SYNTHETIC_CLASSES.length || c.classes.some((k, i) => k !== SYNTHETIC_CLASSES[i])) {
+    throw new Error(`the shipped judge knows the built-in dataset's classes (${SYNTHETIC_CLASSES.join(', ')}); this model's are ${c.classes.join(', ')}`);
+  }
+  const { vae, scale } = await vaeForCurrent(c);
+  status('loading the judge…');
+  const { model: judge } = classifierFromSafetensors(new Safetensors(await fetchBytes(SHIPPED_JUDGE), SHIPPED_JUDGE));
+  try {
+    const realCount = o.real ?? +input('eval-real').value, perClass = o.perClass ?? +input('eval-per-class').value;
+    status(`generating ${realCount} real test images…`);
+    await frame();
+    // The built-in test split (split 1), as `dit eval --data synthetic` reads it.
+    const real = await realFeatures(judge, generateSynthetic(0, 1, realCount), (n, t) => status(`judging real images: ${n}/${t}`));
+    const form = sampleOptionsFromForm();
+    const samples = await sampleImages(c.model, vae, scale, classLabels(c.model.config.numClasses, perClass), c.classes, {
+      steps: o.steps ?? form.steps, cfg: o.cfg ?? form.cfg, sampler: form.sampler, seed: form.seed, schedule: c.schedule,
+      onStep: ({ step, total }, start) => status(`sampling ${start + 1}…: step ${step + 1}/${total}`),
+    });
+    const r = await evaluateSamples(judge, samples, real, (n, t) => status(`judging samples: ${n}/${t}`));
+    $('eval-result').innerHTML = `<tr><th>judge's accuracy on the samples</th><td>${(100 * r.accuracy).toFixed(1)}% (chance 10%)</td></tr>`
+      + `<tr><th>Fréchet distance (samples vs real)</th><td>${r.frechet.toFixed(3)}</td></tr>`
+      + `<tr><th>its floor (${r.samples} real images vs real)</th><td>${r.frechet_real.toFixed(3)}</td></tr>`
+      + `<tr><th>judge's accuracy on real test images</th><td>${(100 * r.classifier_test_accuracy).toFixed(1)}%</td></tr>`
+      + `<tr><th>per class</th><td>${Object.entries(r.per_class).map(([k, v]) => `${escapeHtml(k)} ${(100 * v).toFixed(0)}%`).join(', ')}</td></tr>`;
+    status(`${r.samples} samples against ${r.reference_images} reference images`);
+    return r;
+  } finally {
+    judge.dispose();
+  }
+}
+
+// ------------------------------------------------------------------------------------------ checks
 export interface ParityResult { forward: number; cfg: number; pass: boolean }
 
 /** Recomputes out.forward and cfg.out_scale4.0 of the reference dump; rel-to-max errors. */
 async function runParity(): Promise<ParityResult> {
-  const st = await fetchSafetensors('../reference/dit_tiny_p2.safetensors');
-  if (!st) throw new Error('reference/dit_tiny_p2.safetensors is not served');
-  const model = ditFromWeights({ tensors: weightsFromSource(sourceOf(st)), metadata: st.metadata, source: st.source });
+  const st = new Safetensors(await fetchBytes('reference/dit_tiny_p2.safetensors'), 'reference/dit_tiny_p2.safetensors');
+  const model = ditFromWeights({ tensors: weightsFromSource(new TensorSource([st], new Map(st.keys().map((k) => [k, st])), st.source)), metadata: st.metadata, source: st.source });
   model.eval();
   const T = (k: string) => Tensor.from(st.f32(k), st.shape(k));
   const ints = (k: string) => Array.from(st.f32(k), Math.round);
@@ -42,89 +398,29 @@ async function runParity(): Promise<ParityResult> {
   const forward = compare((await out.data()) as Float32Array, st.f32('out.forward')).error;
   const cfgOut = scope(() => noGrad(() => model.forwardWithCfg(T('cfg.x'), ints('cfg.t'), ints('cfg.y'), 4)));
   const cfg = compare((await cfgOut.data()) as Float32Array, st.f32('cfg.out_scale4.0')).error;
+  for (const t of [out, cfgOut]) t.dispose();
   model.dispose();
   return { forward, cfg, pass: forward < 1e-4 && cfg < 1e-4 };
 }
 
-/** A trained DiT + VAE from ../out/ when present (the demo writes them), else a random tiny DiT. */
-async function loadModels(): Promise<{ dit: DiT; vae: AutoencoderKL | null; scale: number; classes: string[]; trained: boolean }> {
-  const [ditSt, vaeSt] = await Promise.all([fetchSafetensors('../out/dit-small.safetensors').catch(() => null), fetchSafetensors('../out/vae-small.safetensors').catch(() => null)]);
-  if (ditSt && vaeSt) {
-    const dit = ditFromWeights({ tensors: weightsFromSource(sourceOf(ditSt)), metadata: ditSt.metadata, source: ditSt.source });
-    const w = vaeWeights(sourceOf(vaeSt));
-    const meta = vaeSt.metadata.config ? vaeConfigFromJson(JSON.parse(vaeSt.metadata.config)) : {};
-    const vae = new AutoencoderKL({ ...inferVaeConfig((k) => w.get(k)?.shape, [...w.keys()]), ...meta });
-    vae.loadStateDict(w);
-    return { dit, vae, scale: Number(ditSt.metadata.scale_factor ?? 1), classes: JSON.parse(ditSt.metadata.classes ?? '[]'), trained: true };
+export interface KernelCheckRow extends VariantCheck { family: string; variant: string }
+
+/** Every variant of every family of the kernel registry (the list test/kernels.test.ts checks), forward and backward. */
+async function runKernelChecks(o: { families?: string[] } = {}): Promise<KernelCheckRow[]> {
+  const rows: KernelCheckRow[] = [];
+  const table = $('kernel-checks');
+  table.innerHTML = '<tr><th>family</th><th>variant</th><th>problems run</th><th>result</th></tr>';
+  for (const f of FAMILIES.filter((x) => !o.families || o.families.includes(x.name))) {
+    for (const v of Object.keys(f.variants)) {
+      $('kernel-status').textContent = `${f.name} ${v}…`;
+      const row: KernelCheckRow = { family: f.name, variant: v, ...await checkVariant(f, v) };
+      rows.push(row);
+      const result = row.failures.length ? `<span class="bad">${escapeHtml(row.failures.join('; '))}</span>` : row.ran ? '<span class="ok">pass</span>' : `<span class="muted">not run here: ${escapeHtml([...new Set(row.notRun.map((n) => n.slice(n.indexOf(': ') + 2)))].join(', '))}</span>`;
+      table.insertAdjacentHTML('beforeend', `<tr><td>${f.name}</td><td>${v}</td><td>${row.ran} of ${row.ran + row.notRun.length}</td><td>${result}</td></tr>`);
+      await frame();
+    }
   }
-  const dit = new DiT(undefined, { inputSize: 8, hiddenSize: 64, depth: 2, numHeads: 4, numClasses: 10 }, 3);
-  return { dit, vae: null, scale: 1, classes: [], trained: false };
-}
-
-function drawImage(canvas: HTMLCanvasElement, chw: Float32Array, C: number, H: number, W: number, minmax: boolean): void {
-  canvas.width = W; canvas.height = H;
-  const ctx = canvas.getContext('2d')!;
-  const img = ctx.createImageData(W, H);
-  let lo = -1, hi = 1;
-  if (minmax) { lo = Math.min(...chw.subarray(0, Math.min(C, 3) * H * W)); hi = Math.max(...chw.subarray(0, Math.min(C, 3) * H * W)) || lo + 1; }
-  for (let p = 0; p < H * W; p++) {
-    for (let c = 0; c < 3; c++) img.data[p * 4 + c] = Math.max(0, Math.min(255, Math.round((255 * (chw[Math.min(c, C - 1) * H * W + p] - lo)) / (hi - lo))));
-    img.data[p * 4 + 3] = 255;
-  }
-  ctx.putImageData(img, 0, 0);
-}
-
-let models: Awaited<ReturnType<typeof loadModels>> | null = null;
-
-export interface SampleResult { images: number; steps: number; ms: number; trained: boolean; finite: boolean }
-
-async function runSample(opts: { steps?: number; cfg?: number; seed?: number; labels?: number[] } = {}): Promise<SampleResult> {
-  models ??= await loadModels();
-  const { dit, vae, scale, classes, trained } = models;
-  dit.eval();
-  const c = dit.config;
-  const labels = opts.labels ?? Array.from({ length: Math.min(c.numClasses, 10) }, (_, i) => i);
-  const steps = opts.steps ?? 25;
-  const diffusion = new GaussianDiffusion({ respacing: `ddim${steps}`, learnSigma: c.learnSigma });
-  const box = $('samples');
-  box.innerHTML = '';
-  const canvases = labels.map((l) => { const cv = document.createElement('canvas'); cv.title = classes[l] ?? `class ${l}`; box.appendChild(cv); return cv; });
-  const bar = $('progress') as HTMLProgressElement;
-  bar.max = steps;
-  const t0 = performance.now();
-  const decode = async (z: Tensor): Promise<{ data: Float32Array; C: number; H: number; W: number }> => {
-    if (!vae) return { data: (await z.data()) as Float32Array, C: c.inChannels, H: c.inputSize, W: c.inputSize };
-    const x = scope(() => noGrad(() => vae.decode(scale === 1 ? z : scaleOp(z, 1 / scale))));
-    const [, C, H, W] = x.shape;
-    const data = (await x.data()) as Float32Array;
-    x.dispose();
-    return { data, C, H, W };
-  };
-  const show = async (z: Tensor) => {
-    const { data, C, H, W } = await decode(z);
-    const per = C * H * W;
-    canvases.forEach((cv, i) => drawImage(cv, data.subarray(i * per, (i + 1) * per), C, H, W, !vae));
-  };
-  const x = await generate(dit, diffusion, labels, [c.inChannels, c.inputSize, c.inputSize], {
-    sampler: 'ddim', cfgScale: opts.cfg ?? 4, seed: opts.seed ?? 0, nullLabel: c.numClasses,
-    onStep: async ({ step, total, predXstart }) => {
-      bar.value = step + 1;
-      $('sample-status').textContent = `step ${step + 1}/${total}`;
-      // A preview of the predicted clean image every few steps (first half: the conditional samples).
-      if (step % 5 === 4 && step + 1 < total) {
-        const first = scope(() => slice(predXstart, 0, 0, labels.length));
-        await show(first);
-        first.dispose();
-      }
-    },
-  });
-  await show(x);
-  const data = (await x.data()) as Float32Array;
-  const ms = performance.now() - t0;
-  $('sample-status').textContent = `${labels.length} samples, ${steps} DDIM steps in ${(ms / 1000).toFixed(1)} s`;
-  $('model-note').textContent = trained ? `DiT trained by the demo on the built-in dataset (${classes.join(', ')}), decoded by its VAE.` : 'No trained model served from ../out/ (run `npm run demo` first): an untrained DiT, latents shown directly.';
-  x.dispose();
-  return { images: labels.length, steps, ms, trained, finite: data.every(Number.isFinite) };
+  return rows;
 }
 
 export interface BenchRow { name: string; ms: number; gflops: number }
@@ -147,22 +443,87 @@ async function runBench(): Promise<BenchRow[]> {
   return rows;
 }
 
+// ------------------------------------------------------------------------------------------ wiring
+/**
+ * Runs `f` from a button: the button is disabled meanwhile, the result or a clear error goes to `status`,
+ * and the page stays usable whatever happens (errors are shown, never left pending).
+ */
+function action<A extends unknown[], T>(btn: string, status: string, f: (...a: A) => Promise<T>, fmt: (r: T) => string): (...a: A) => Promise<T> {
+  return async (...a: A) => {
+    button(btn).disabled = true;
+    try {
+      const r = await f(...a);
+      $(status).innerHTML = fmt(r);
+      return r;
+    } catch (e) {
+      $(status).innerHTML = `<span class="bad">${escapeHtml(explain(e))}</span>`;
+      throw e;
+    } finally {
+      button(btn).disabled = false;
+    }
+  };
+}
+
+const quiet = (p: Promise<unknown>) => { p.catch(() => { /* shown on the page by action() */ }); };
+
 async function main(): Promise<void> {
+  if (!('gpu' in navigator)) {
+    throw new Error(`This browser has no WebGPU (navigator.gpu is missing). Use Chrome or Edge 113+ (on Linux: chrome://flags/#enable-unsafe-webgpu, or run Chromium with --enable-unsafe-webgpu), over https or localhost (this page: ${location.origin}).`);
+  }
   const g = await getDevice();
   const a = g.adapter;
-  $('adapter-info').textContent = `${describeAdapter(a)} — features: ${a.features.filter((f) => ['shader-f16', 'subgroups', 'timestamp-query'].includes(f)).join(', ') || 'none of f16/subgroups/timestamps'}; subgroup size ${a.subgroupMinSize || '?'}`;
-  const wrap = <T>(btn: string, status: string, f: () => Promise<T>, fmt: (r: T) => string) => async () => {
-    ($(btn) as HTMLButtonElement).disabled = true;
-    try { const r = await f(); $(status).innerHTML = fmt(r); return r; } catch (e) { $(status).innerHTML = `<span class="bad">${(e as Error).message}</span>`; throw e; } finally { ($(btn) as HTMLButtonElement).disabled = false; }
+  const has = (f: string) => a.features.includes(f);
+  $('adapter-info').textContent = `${describeAdapter(a)} — shader-f16 ${has('shader-f16') ? 'yes' : 'no'}, subgroups ${has('subgroups') ? `yes (size ${a.subgroupMinSize || '?'}–${a.subgroupMaxSize || '?'})` : 'no'}, timestamp-query ${has('timestamp-query') ? 'yes' : 'no'}; subgroup size ${a.subgroupMinSize || '?'}`;
+  input('train-steps').value = String(PRESETS.tiny.train.steps);
+  $('preset').addEventListener('change', () => { input('train-steps').value = String(PRESETS[($('preset') as HTMLSelectElement).value as PresetName].train.steps); });
+
+  const trainAction = action('train', 'train-status', runTrain, (r) => `done: ${r.step} steps, loss ${r.losses[0]?.loss.toFixed(3)} → ${r.losses[r.losses.length - 1]?.loss.toFixed(3)}, ${r.stepsPerSec.toFixed(2)} steps/s`);
+  const train_ = async (o?: TrainOptions) => {
+    try { return await trainAction(o); } catch (e) { train.error = explain(e); throw e; }
   };
-  const parity = wrap('run-parity', 'parity', runParity, (r) => `<span class="${r.pass ? 'ok' : 'bad'}">forward ${r.forward.toExponential(2)}, guided ${r.cfg.toExponential(2)} (rel-to-max; tolerance 1e-4) — ${r.pass ? 'PASS' : 'FAIL'}</span>`);
-  const sample = wrap('run-sample', 'sample-status', () => runSample({ steps: +($('steps') as HTMLInputElement).value, cfg: +($('cfg') as HTMLInputElement).value, seed: +($('seed') as HTMLInputElement).value }), (r) => `${r.images} samples, ${r.steps} steps in ${(r.ms / 1000).toFixed(1)} s`);
-  const bench = wrap('run-bench', 'bench-status', runBench, () => 'done');
-  $('run-parity').addEventListener('click', () => void parity());
-  $('run-sample').addEventListener('click', () => void sample());
-  $('run-bench').addEventListener('click', () => void bench());
-  (window as unknown as { dit: object }).dit = { adapter: a, runParity, runSample, runBench };
+  const loadAction = action('ckpt-file', 'ckpt-info', loadCheckpoint, (c) => escapeHtml($('ckpt-info').textContent ?? c.source));
+  const sample = action('run-sample', 'sample-status', runSample, () => $('sample-status').innerHTML);
+  const evaluate = action('run-eval', 'eval-status', runEvaluate, () => $('eval-status').innerHTML);
+  const parity = action('run-parity', 'parity', runParity, (r) => `<span class="${r.pass ? 'ok' : 'bad'}">forward ${r.forward.toExponential(2)}, guided ${r.cfg.toExponential(2)} (rel-to-max; tolerance 1e-4) — ${r.pass ? 'PASS' : 'FAIL'}</span>`);
+  const kernels = action('run-kernel-checks', 'kernel-status', runKernelChecks, (rows) => {
+    const failed = rows.filter((r) => r.failures.length).length, ran = rows.filter((r) => r.ran).length;
+    return `<span class="${failed ? 'bad' : 'ok'}">${ran} of ${rows.length} variants ran, ${failed} failed</span>`;
+  });
+  const bench = action('run-bench', 'bench-status', runBench, () => 'done');
+  const loadVaeForSampling = action('sample-vae-file', 'ckpt-info', async (f: File) => {
+    const v = await loadVaeFile(f);
+    if (current) { current.vae?.dispose(); current.vae = v.vae; current.vaeName = v.name; setCurrent(current); } else v.vae.dispose();
+    return v.name;
+  }, (name) => escapeHtml(current ? $('ckpt-info').textContent ?? name : `${name}: load a checkpoint first`));
+
+  $('train').addEventListener('click', () => quiet(train_()));
+  $('pause').addEventListener('click', togglePause);
+  $('download-ckpt').addEventListener('click', () => quiet(action('download-ckpt', 'train-status', checkpointBytes, () => `checkpoint of step ${train.step} downloaded`)().then((b) => download(new Blob([b as BlobPart]), `dit-${train.meta.preset}-step${train.step}.safetensors`))));
+  $('ckpt-file').addEventListener('change', () => { const f = input('ckpt-file').files?.[0]; if (f) quiet(loadAction(f)); });
+  $('sample-vae-file').addEventListener('change', () => { const f = input('sample-vae-file').files?.[0]; if (f) quiet(loadVaeForSampling(f)); });
+  const drop = $('drop-zone');
+  drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
+  drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+  drop.addEventListener('drop', (e) => {
+    e.preventDefault();
+    drop.classList.remove('over');
+    const f = e.dataTransfer?.files[0];
+    if (f) quiet(loadAction(f));
+  });
+  $('run-sample').addEventListener('click', () => quiet(sample()));
+  $('download-png').addEventListener('click', () => ($('sample-grid') as HTMLCanvasElement).toBlob((b) => { if (b) download(b, 'dit-samples.png'); }, 'image/png'));
+  $('run-eval').addEventListener('click', () => quiet(evaluate()));
+  $('run-parity').addEventListener('click', () => quiet(parity()));
+  $('run-kernel-checks').addEventListener('click', () => quiet(kernels()));
+  $('run-bench').addEventListener('click', () => quiet(bench()));
+  (window as unknown as { dit: object }).dit = { adapter: a, runParity, runKernelChecks, runBench, runTrain: train_, trainState, runSample, runEvaluate, explain };
   document.body.dataset.ready = '1';
 }
 
-main().catch((e: Error) => { $('adapter-info').innerHTML = `<span class="bad">${e.message}</span>`; document.body.dataset.ready = 'error'; });
+main().catch((e: unknown) => {
+  const msg = e instanceof DeviceError && /No WebGPU adapter/.test(e.message) ? `WebGPU is available but gave no adapter. ${e.message}` : explain(e);
+  $('adapter-info').textContent = 'unavailable';
+  $('env-error').textContent = msg;
+  for (const b of document.querySelectorAll('button')) b.disabled = true;
+  document.body.dataset.ready = 'error';
+});

@@ -1,5 +1,10 @@
-// A static file server on 127.0.0.1 for the browser page (WebGPU needs a secure context: localhost is one).
-// Serves the repository root (the page, build/) and the reference dumps under /reference/.
+// The browser page's server (`npm run web`): bundles web/main.ts with esbuild, then serves on 127.0.0.1
+// (WebGPU needs a secure context; localhost is one) exactly these, and nothing else of the repository:
+//   /  (or /index.html)   the page
+//   /bundle.js[.map]      its bundle
+//   /out/…                what the commands wrote (trained models)
+//   /weights/…            the shipped small weights (the VAE and the judge)
+//   /reference/…          the official PyTorch dumps (../shared/reference)
 import http from 'node:http';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
@@ -9,14 +14,49 @@ const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javas
 
 export interface Server { url: string; close: () => Promise<void> }
 
+/** The repository root (this file runs from build/web/). */
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const BUNDLE_DIR = path.join(ROOT, 'build', 'web', 'bundle');
+
+/** Bundles the page's sources (web/main.ts and what it imports, TypeScript directly) for browsers. */
+export async function bundlePage(): Promise<string> {
+  const esbuild = await import('esbuild');
+  const outfile = path.join(BUNDLE_DIR, 'bundle.js');
+  await esbuild.build({
+    entryPoints: [path.join(ROOT, 'web', 'main.ts')], bundle: true, format: 'esm', platform: 'browser', target: 'es2022',
+    outfile, sourcemap: true, logLevel: 'warning',
+  });
+  return outfile;
+}
+
+/**
+ * The file a request path names, or null when it names nothing served: a path under an allowed root after
+ * resolving `.` and `..` (a `..` segment anywhere is refused outright), with a separator check so that
+ * /weights-x is not taken for /weights.
+ */
+export function resolveServed(urlPath: string, roots: Record<string, string>): string | null {
+  if (urlPath === '/' || urlPath === '/index.html') return path.join(ROOT, 'web', 'index.html');
+  if (urlPath === '/bundle.js' || urlPath === '/bundle.js.map') return path.join(BUNDLE_DIR, urlPath.slice(1));
+  if (urlPath.split(/[/\\]/).includes('..') || urlPath.includes('\0')) return null;
+  const m = /^\/([^/]+)\/(.+)$/.exec(urlPath);
+  const base = m ? roots[m[1]] : undefined;
+  if (!m || !base) return null;
+  const root = path.resolve(base);
+  const file = path.resolve(root, m[2]);
+  return file.startsWith(root + path.sep) ? file : null;
+}
+
 export async function serve(port = 0, referenceDir?: string): Promise<Server> {
-  const root = fileURLToPath(new URL('../..', import.meta.url));
-  const refDir = referenceDir ?? process.env.DIT_REFERENCE_DIR ?? path.resolve(root, '../shared/reference');
+  await bundlePage();
+  const roots: Record<string, string> = {
+    out: path.join(ROOT, 'out'), weights: path.join(ROOT, 'weights'),
+    reference: referenceDir ?? process.env.DIT_REFERENCE_DIR ?? path.resolve(ROOT, '../shared/reference'),
+  };
   const srv = http.createServer(async (req, res) => {
-    const url = decodeURIComponent((req.url ?? '/').split('?')[0]);
-    const file = url.startsWith('/reference/') ? path.join(refDir, url.slice(11)) : path.join(root, url === '/' ? 'web/index.html' : url);
-    const base = url.startsWith('/reference/') ? refDir : root;
-    if (!path.resolve(file).startsWith(path.resolve(base))) { res.writeHead(403).end(); return; }
+    let urlPath: string;
+    try { urlPath = decodeURIComponent((req.url ?? '/').split('?')[0]); } catch { res.writeHead(400).end('bad request'); return; }
+    const file = resolveServed(urlPath, roots);
+    if (!file) { res.writeHead(404).end('not found'); return; }
     try {
       const data = await fs.readFile(file);
       res.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' }).end(data);
@@ -31,5 +71,5 @@ export async function serve(port = 0, referenceDir?: string): Promise<Server> {
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
   const s = await serve(Number(process.env.PORT ?? 8080));
-  process.stdout.write(`serving on ${s.url}/ (page: ${s.url}/web/index.html) — Ctrl-C to stop\n`);
+  process.stdout.write(`serving the page on ${s.url}/ — Ctrl-C to stop\n`);
 }
