@@ -13,7 +13,7 @@ import { benchConfig, dispatchCost, measuredRate, type BenchRow, type DispatchCo
 import { chartConfig, renderChartsPng, type Series } from '../data/plot.js';
 import { int, choice, examples, log, UsageError } from './options.js';
 
-interface BenchOpts { configs: string; batch: number; imageSize: string; train?: boolean; sampling?: boolean; peers?: boolean; peerReps: number; json?: string; markdown?: boolean; plot?: string; kernels?: string; budgetS: number; reps: number; dispatch?: boolean }
+interface BenchOpts { configs: string; batch: number; imageSize: string; train?: boolean; sampling?: boolean; peers?: boolean; peerReps: number; peerBudgetS: number; json?: string; markdown?: boolean; plot?: string; kernels?: string; budgetS: number; reps: number; dispatch?: boolean }
 
 export function registerBench(program: Command): void {
   const cmd = program.command('bench')
@@ -25,6 +25,7 @@ export function registerBench(program: Command): void {
     .option('--sampling', 'also the cost of one image with 250 DDPM steps and guidance 4')
     .option('--peers', 'TF.js-WebGPU on the same adapter in the same run (its own process): DiT-S/2 forward and training step at --batch')
     .addOption(int('--peer-reps <n>', 'timed calls of the peer (its DiT-S/2 training step takes minutes on CPU drivers)', { min: 1, def: 3 }))
+    .addOption(int('--peer-budget-s <s>', 'with --peers, the budget of DiT-S/2 (ours, so the ratio has both sides) and of each of the peer\'s forward and training step', { min: 1, def: 600 }))
     .addOption(int('--reps <n>', 'timed calls per measurement after the warm-up (median)', { min: 1, def: 5 }))
     .addOption(int('--budget-s <s>', 'skip a measurement whose calls (warm-up included) would take longer than this, predicted from the smaller configs measured before it (the row says so); 60 keeps --configs all --train --peers near 20 minutes on lavapipe', { min: 1, def: 60 }))
     .option('--dispatch', 'the CPU cost of a dispatch through the engine beside a raw Dawn loop, and the dispatches of a DiT-S/2 step')
@@ -56,7 +57,7 @@ function runPeer(name: string, batch: number, imageSize: number, reps: number, t
   const arg = JSON.stringify({ hidden: c.hiddenSize, depth: c.depth, heads: c.numHeads, patch: c.patchSize, inChannels: c.inChannels, inputSize: c.inputSize, classes: c.numClasses, batch });
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [script, arg, String(reps), train ? 'train' : 'no-train'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const timer = setTimeout(() => { err += `\nstopped after ${limitS} s (--budget-s for its forward and its training step)`; child.kill(); }, limitS * 1000);
+    const timer = setTimeout(() => { err += `\nstopped after ${limitS} s (--peer-budget-s for its forward and its training step)`; child.kill(); }, limitS * 1000);
     let out = '', err = '';
     child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
     child.stderr.on('data', (d: Buffer) => { const s = d.toString(); err += s; for (const l of s.split('\n')) if (l.startsWith('tfjs')) log(`  ${l}`); });
@@ -97,14 +98,15 @@ async function runBench(o: BenchOpts): Promise<number> {
   const rows: BenchRow[] = [];
   for (const name of names) {
     log(`${name} (batch ${o.batch}, ${imageSize} px)…`);
-    rows.push(await benchConfig(name, { batch: o.batch, imageSize, train: !!o.train, sampling: !!o.sampling, reps: o.reps, budgetS: o.budgetS, ceilingGflops: ceiling, rate: measuredRate(rows), log }));
+    const budgetS = o.peers && name === 'DiT-S/2' ? Math.max(o.budgetS, o.peerBudgetS) : o.budgetS;
+    rows.push(await benchConfig(name, { batch: o.batch, imageSize, train: !!o.train, sampling: !!o.sampling, reps: o.reps, budgetS, ceilingGflops: ceiling, rate: measuredRate(rows), log }));
   }
   if (o.peers) {
     const s2 = rows.find((r) => r.model === 'DiT-S/2');
     if (!s2) log('--peers compares DiT-S/2: add S/2 to --configs');
     else {
       log('TF.js-WebGPU peer: DiT-S/2 (its own process and device, same adapter)…');
-      const p = await runPeer('DiT-S/2', o.batch, imageSize, o.peerReps, !!o.train, (o.train ? 2 : 1) * o.budgetS);
+      const p = await runPeer('DiT-S/2', o.batch, imageSize, o.peerReps, !!o.train, (o.train ? 2 : 1) * o.peerBudgetS);
       s2.peer_forward_ms = p.forward_ms;
       s2.peer_train_step_ms = p.train_step_ms;
     }

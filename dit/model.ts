@@ -7,7 +7,7 @@ import { Linear, LayerNorm } from '../nn/layers.js';
 import { Generator } from '../kernels/random.js';
 import { linear } from '../kernels/matmul.js';
 import { silu, add, map } from '../kernels/elementwise.js';
-import { adaLNModulate, gatedResidual } from '../kernels/layernorm.js';
+import { adaLNModulate, gatedResidual, ModulationChunk } from '../kernels/layernorm.js';
 import { selfAttention, flashAttention, attentionUnfused, useFlash } from '../kernels/attention.js';
 import { embedding } from '../kernels/embedding.js';
 import { patchify, unpatchify, reshape, chunk, concat, slice } from '../kernels/shape.js';
@@ -184,14 +184,14 @@ export class DiTBlock extends Module {
     return scope(() => {
       if (this.conditioning === 'adaLN-Zero') {
         const mod = capture('mod', this.adaLN!.lin.forward(cs));
-        const [shiftMsa, scaleMsa, gateMsa, shiftMlp, scaleMlp, gateMlp] = chunk(mod, 6, 1);
+        const [shiftMsa, scaleMsa, gateMsa, shiftMlp, scaleMlp, gateMlp] = ModulationChunk.of(mod, 6);
         const attnOut = capture('attn_out', this.attn.forward(capture('attn_in', adaLNModulate(x, shiftMsa, scaleMsa))));
         const h = capture('after_attn', gatedResidual(x, gateMsa, attnOut));
         const mlpOut = capture('mlp_out', this.mlp.forward(capture('mlp_in', adaLNModulate(h, shiftMlp, scaleMlp))));
         return gatedResidual(h, gateMlp, mlpOut);
       }
       if (this.conditioning === 'adaLN') {
-        const [shiftMsa, scaleMsa, shiftMlp, scaleMlp] = chunk(this.adaLN!.lin.forward(cs), 4, 1);
+        const [shiftMsa, scaleMsa, shiftMlp, scaleMlp] = ModulationChunk.of(this.adaLN!.lin.forward(cs), 4);
         const h = add(x, this.attn.forward(adaLNModulate(x, shiftMsa, scaleMsa)));
         return add(h, this.mlp.forward(adaLNModulate(h, shiftMlp, scaleMlp)));
       }
@@ -216,7 +216,7 @@ class FinalLayer extends Module {
   /** shift, scale = Linear(SiLU(c)) (shift first); Linear(modulate(LN(x), shift, scale)). */
   forward(x: Tensor, cs: Tensor): Tensor {
     if (!this.adaLN) return this.linear.forward(this.norm!.forward(x));
-    const [shift, scale] = chunk(this.adaLN.lin.forward(cs), 2, 1);
+    const [shift, scale] = ModulationChunk.of(this.adaLN.lin.forward(cs), 2);
     return this.linear.forward(adaLNModulate(x, shift, scale));
   }
 }

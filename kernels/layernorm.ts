@@ -2,11 +2,13 @@
 // (no-affine LN, eps 1e-6), the gated residual x + gate[b]·f, and plain LayerNorm with an affine (w, b).
 // Forward variants: `unrolled` (one lane per row, the row kept in registers so x is read once; D ≤ 256),
 // `looped` (one lane per row, any D), `subgroup` (rows across a subgroup). Backward: dx per row, and the
-// per-batch column sums that give dscale/dshift/dgate (or dw/db).
+// per-batch column sums that give dscale/dshift/dgate (or dw/db). The modulation is read in place from the
+// adaLN output [B, k·D] (`ModulationChunk`), and its gradient is written in place into one tensor.
 import { Tensor, record, check, fmtShape } from '../engine/tensor.js';
 import { Params, grid, gridArgs, launch, linearIndex } from './util.js';
 import { gpu } from '../engine/device.js';
 import { tunedVariant } from './tuning.js';
+import { zeros } from './elementwise.js';
 
 type Mode = 'modulate' | 'affine' | 'none';
 
@@ -25,7 +27,7 @@ function forwardKernel(D: number, mode: Mode, unroll: boolean): string {
   const D4 = D / 4;
   const mod = mode !== 'none';
   // (1 + scale) for modulation, w for the affine.
-  const gain = (c: string) => (mode === 'modulate' ? `(1.0 + SC[sb + ${c}])` : `SC[sb + ${c}]`);
+  const gain = (c: string) => (mode === 'modulate' ? `(1.0 + SC[sc + ${c}])` : `SC[sc + ${c}]`);
   const body = unroll
     ? `
   ${Array.from({ length: D4 }, (_, c) => `let x${c} = X[base + ${c}u];`).join('\n  ')}
@@ -34,7 +36,7 @@ function forwardKernel(D: number, mode: Mode, unroll: boolean): string {
   ${Array.from({ length: D4 }, (_, c) => `let d${c} = x${c} - mean;`).join('\n  ')}
   let q = ${Array.from({ length: D4 }, (_, c) => `d${c} * d${c}`).join(' + ')};
   let rstd = inverseSqrt((q.x + q.y + q.z + q.w) / ${D}.0 + u.eps);
-  ${Array.from({ length: D4 }, (_, c) => `Y[base + ${c}u] = d${c} * rstd${mod ? ` * ${gain(`${c}u`)} + SH[sb + ${c}u]` : ''};`).join('\n  ')}`
+  ${Array.from({ length: D4 }, (_, c) => `Y[base + ${c}u] = d${c} * rstd${mod ? ` * ${gain(`${c}u`)} + SH[sh + ${c}u]` : ''};`).join('\n  ')}`
     : `
   // One pass for the statistics, shifted by the row's first value (no cancellation for offset rows).
   let x0 = X[base].x;
@@ -44,7 +46,7 @@ function forwardKernel(D: number, mode: Mode, unroll: boolean): string {
   let ms = (s.x + s.y + s.z + s.w) / ${D}.0;
   let mean = x0 + ms;
   let rstd = inverseSqrt(max((q.x + q.y + q.z + q.w) / ${D}.0 - ms * ms, 0.0) + u.eps);
-  for (var c = 0u; c < ${D4}u; c++) { Y[base + c] = (X[base + c] - mean) * rstd${mod ? ` * ${gain('c')} + SH[sb + c]` : ''}; }`;
+  for (var c = 0u; c < ${D4}u; c++) { Y[base + c] = (X[base + c] - mean) * rstd${mod ? ` * ${gain('c')} + SH[sh + c]` : ''}; }`;
 
   return /* wgsl */`
 ${forwardBindings(mod)}
@@ -53,15 +55,19 @@ fn main(${gridArgs}) {
   let row = ${linearIndex(64)};
   if (row >= u.rows) { return; }
   let base = row * ${D4}u;
-  let sb = ${mode === 'modulate' ? `(row / u.T) * ${D4}u` : '0u'};
+  ${mod ? 'let sc = (row / u.T) * u.scStride + u.scOffset; let sh = (row / u.T) * u.shStride + u.shOffset;' : ''}
   ${body}
   STATS[row] = vec2f(mean, rstd);
 }`;
 }
 
-/** The forward kernels' bindings: x, optional scale/shift, y and the saved (mean, rstd) per row. */
+/**
+ * The forward kernels' bindings: x, optional scale/shift, y and the saved (mean, rstd) per row. Scale and
+ * shift of batch element b start at b·stride + offset (vec4s): a column block of adaLN's output, or the
+ * affine's weight and bias (stride 0).
+ */
 function forwardBindings(mod: boolean): string {
-  return /* wgsl */`struct P { rows: u32, T: u32, eps: f32, _p: u32 }
+  return /* wgsl */`struct P { rows: u32, T: u32, eps: f32, _p: u32, scStride: u32, scOffset: u32, shStride: u32, shOffset: u32 }
 @group(0) @binding(0) var<uniform> u: P;
 @group(0) @binding(1) var<storage, read> X: array<vec4f>;
 ${mod ? `@group(0) @binding(2) var<storage, read> SC: array<vec4f>;
@@ -89,8 +95,9 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   // No early exit: subgroupAdd needs uniform control flow, so spare subgroups compute a clamped row and
   // skip the stores.
   let r0 = min(sub * ${R}u, u.rows - 1u);
-  let sb = ${mode === 'modulate' ? `(r0 / u.T) * ${D / 4}u` : '0u'};
-  ${mod ? js.map((j) => `let sc${j} = SC[sb + ${j * S}u + sgid]; let sh${j} = SH[sb + ${j * S}u + sgid];`).join('\n  ') : ''}
+  let sc = (r0 / u.T) * u.scStride + u.scOffset;
+  let sh = (r0 / u.T) * u.shStride + u.shOffset;
+  ${mod ? js.map((j) => `let sc${j} = SC[sc + ${j * S}u + sgid]; let sh${j} = SH[sh + ${j * S}u + sgid];`).join('\n  ') : ''}
   for (var i = 0u; i < ${R}u; i++) {
     let live = sub * ${R}u + i < u.rows;
     let r = min(sub * ${R}u + i, u.rows - 1u);
@@ -112,9 +119,9 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
 /** dx = rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)), dx̂ = dy·gain. One lane per row. */
 function backwardKernel(D: number, mode: Mode): string {
   const D4 = D / 4;
-  const gainV = (c: string) => (mode === 'modulate' ? `(1.0 + SC[sb + ${c}])` : mode === 'affine' ? `SC[sb + ${c}]` : 'vec4f(1.0)');
+  const gainV = (c: string) => (mode === 'modulate' ? `(1.0 + SC[sc + ${c}])` : mode === 'affine' ? `SC[sc + ${c}]` : 'vec4f(1.0)');
   return /* wgsl */`
-struct P { rows: u32, T: u32, eps: f32, _p: u32 }
+struct P { rows: u32, T: u32, eps: f32, _p: u32, scStride: u32, scOffset: u32, _q: u32, _r: u32 }
 @group(0) @binding(0) var<uniform> u: P;
 @group(0) @binding(1) var<storage, read> X: array<vec4f>;
 @group(0) @binding(2) var<storage, read> G: array<vec4f>;
@@ -126,7 +133,7 @@ fn main(${gridArgs}) {
   let row = ${linearIndex(64)};
   if (row >= u.rows) { return; }
   let base = row * ${D4}u;
-  let sb = ${mode === 'modulate' ? `(row / u.T) * ${D4}u` : '0u'};
+  let sc = (row / u.T) * u.scStride + u.scOffset;
   let st = STATS[row];
   var a = vec4f(0.0);
   var b = vec4f(0.0);
@@ -148,17 +155,19 @@ fn main(${gridArgs}) {
 
 /**
  * Per-batch column sums over the T rows of each batch: S1[b,d] = Σ_t G, S2[b,d] = Σ_t G·Z, where Z is x̂
- * (recomputed from x and the row stats) or a given tensor F. One lane per column quad.
+ * (recomputed from x and the row stats) or a given tensor F. One lane per column quad; each sum of batch
+ * element b is written at b·stride + offset (vec4s), so it can land in a column block of a wider gradient.
  */
-function colSumsKernel(withStats: boolean): string {
+function colSumsKernel(withStats: boolean, s1: 'none' | 'own' | 'in S2'): string {
+  let b = 3;
   return /* wgsl */`
-struct P { B: u32, T: u32, D4: u32, _p: u32 }
+struct P { B: u32, T: u32, D4: u32, _p: u32, s1Stride: u32, s1Offset: u32, s2Stride: u32, s2Offset: u32 }
 @group(0) @binding(0) var<uniform> u: P;
 @group(0) @binding(1) var<storage, read> G: array<vec4f>;
 @group(0) @binding(2) var<storage, read> Z: array<vec4f>;
-${withStats ? '@group(0) @binding(3) var<storage, read> STATS: array<vec2f>;' : ''}
-@group(0) @binding(${withStats ? 4 : 3}) var<storage, read_write> S1: array<vec4f>;
-@group(0) @binding(${withStats ? 5 : 4}) var<storage, read_write> S2: array<vec4f>;
+${withStats ? `@group(0) @binding(${b++}) var<storage, read> STATS: array<vec2f>;` : ''}
+${s1 === 'own' ? `@group(0) @binding(${b++}) var<storage, read_write> S1: array<vec4f>;` : ''}
+@group(0) @binding(${b}) var<storage, read_write> S2: array<vec4f>;
 @compute @workgroup_size(64)
 fn main(${gridArgs}) {
   let i = ${linearIndex(64)};
@@ -174,8 +183,8 @@ fn main(${gridArgs}) {
     s1 += g;
     s2 += g * z;
   }
-  S1[i] = s1;
-  S2[i] = s2;
+  ${s1 === 'none' ? '' : `${s1 === 'own' ? 'S1' : 'S2'}[b * u.s1Stride + u.s1Offset + c] = s1;`}
+  S2[b * u.s2Stride + u.s2Offset + c] = s2;
 }`;
 }
 
@@ -208,10 +217,60 @@ export function chooseLayerNorm(p: LayerNormProblem): LayerNormVariant {
   return (tunedVariant('layernorm', layerNormKey(p), p) as LayerNormVariant | undefined) ?? defaultLayerNormVariant(p);
 }
 
-/** Launches the forward of `variant` (x [rows, D] with optional gain/shift, T rows per batch element). */
-function forward(op: string, p: LayerNormProblem, variant: LayerNormVariant, ins: Tensor[], eps: number): void {
+/** Where a [B, D] block of per-batch values lies in a tensor: element (b, d) at b·stride + offset + d (in vec4s). */
+interface ColumnBlock { t: Tensor; stride4: number; offset4: number }
+
+/** A whole [B, D] (or [D]: stride 0) tensor as a column block. */
+const wholeBlock = (t: Tensor, D: number, perBatch = true): ColumnBlock => ({ t, stride4: perBatch ? D / 4 : 0, offset4: 0 });
+
+/**
+ * Chunk `index` of `count` equal pieces along the last axis of `source` [B, count·D]: DiT's adaLN output
+ * split into shift, scale and gate, read in place by `adaLNModulate` and `gatedResidual` instead of copied
+ * out (torch.chunk costs a dispatch per piece forward and another backward). The pieces of one source
+ * share one gradient: the first backward to reach it allocates it (zeros where no piece writes), the later
+ * ones write their columns into it in place. If autograd has meanwhile summed it with another gradient of
+ * the source (and freed it), the next piece starts a new one.
+ */
+export class ModulationChunk {
+  private constructor(readonly source: Tensor, readonly index: number, readonly count: number, private readonly shared: { grad: Tensor | null }) {}
+
+  /** The `count` chunks of `source` along its last axis (torch.chunk(source, count, -1), without copies). */
+  static of(source: Tensor, count: number): ModulationChunk[] {
+    const W = source.shape[source.ndim - 1];
+    check(source.dtype === 'f32' && W % count === 0 && (W / count) % 4 === 0, 'ModulationChunk', `the last axis of ${source.dtype} ${fmtShape(source.shape)} does not split into ${count} f32 chunks of a multiple of 4`);
+    const shared = { grad: null };
+    return Array.from({ length: count }, (_, i) => new ModulationChunk(source, i, count, shared));
+  }
+
+  /** Per-batch values as a chunk: a [B, D] tensor is its own single chunk. */
+  static from(t: Tensor | ModulationChunk): ModulationChunk { return t instanceof ModulationChunk ? t : ModulationChunk.of(t, 1)[0]; }
+
+  /** The width D of the chunk and the batch size B. */
+  get D(): number { return this.source.shape[this.source.ndim - 1] / this.count; }
+  get B(): number { return this.source.size / (this.D * this.count); }
+
+  /** The chunk inside its source. */
+  block(t = this.source): ColumnBlock { return { t, stride4: (this.count * this.D) / 4, offset4: (this.index * this.D) / 4 }; }
+
+  /** Where this chunk's gradient goes, and the gradient tensor of the source when this is the backward that returns it. */
+  gradBlock(): { block: ColumnBlock; returned: Tensor | null } {
+    const s = this.shared;
+    if (s.grad && !s.grad.disposed) return { block: this.block(s.grad), returned: null };
+    s.grad = this.count === 1 ? Tensor.empty(this.source.shape, 'f32', 'modulation.grad') : zeros([...this.source.shape]);
+    return { block: this.block(s.grad), returned: s.grad };
+  }
+}
+
+/** The distinct tensors some chunks lie in: the op's autograd inputs. */
+function sourcesOf(chunks: ModulationChunk[]): Tensor[] {
+  return [...new Set(chunks.map((c) => c.source))];
+}
+
+/** Launches the forward of `variant` (x [rows, D] with optional gain/shift blocks, T rows per batch element). */
+function forward(op: string, p: LayerNormProblem, variant: LayerNormVariant, x: Tensor, gain: ColumnBlock | null, shift: ColumnBlock | null, y: Tensor, stats: Tensor, eps: number): void {
   const rows = p.B * p.T;
-  const params = new Params().u(rows, p.T).f(eps).u(0);
+  const params = new Params().u(rows, p.T).f(eps).u(0).u(gain?.stride4 ?? 0, gain?.offset4 ?? 0, shift?.stride4 ?? 0, shift?.offset4 ?? 0);
+  const ins = gain ? [x, gain.t, shift!.t, y, stats] : [x, y, stats];
   if (variant === 'subgroup') {
     const S = fixedSubgroup();
     // R rows per subgroup, all in one batch element (T % R == 0).
@@ -222,12 +281,12 @@ function forward(op: string, p: LayerNormProblem, variant: LayerNormVariant, ins
   }
 }
 
-/** Column sums per batch ([B, T, D] → two [B, D]): Σ_t g and Σ_t g·z (z = x̂ when `stats` is given). */
-function colSums(g: Tensor, z: Tensor, B: number, T: number, D: number, stats?: Tensor): [Tensor, Tensor] {
-  const s1 = Tensor.empty([B, D], 'f32', 'colSums'), s2 = Tensor.empty([B, D], 'f32', 'colSums');
-  const ins = stats ? [g, z, stats, s1, s2] : [g, z, s1, s2];
-  launch('colSums', colSumsKernel(!!stats), ins, grid(B * D / 4, 64), new Params().u(B, T, D / 4, 0));
-  return [s1, s2];
+/** Column sums per batch of [B, T, D] into blocks: Σ_t g into `s1` (when given) and Σ_t g·z into `s2` (z = x̂ when `stats` is given). */
+function colSums(g: Tensor, z: Tensor, B: number, T: number, D: number, s1: ColumnBlock | null, s2: ColumnBlock, stats?: Tensor): void {
+  // Both sums may land in one tensor (two chunks of one gradient): it is bound once, being written.
+  const s1Mode = !s1 ? 'none' : s1.t.binding.buffer === s2.t.binding.buffer ? 'in S2' : 'own';
+  const ins = [g, z, ...(stats ? [stats] : []), ...(s1Mode === 'own' ? [s1!.t] : []), s2.t];
+  launch('colSums', colSumsKernel(!!stats, s1Mode), ins, grid(B * D / 4, 64), new Params().u(B, T, D / 4, 0, s1?.stride4 ?? 0, s1?.offset4 ?? 0, s2.stride4, s2.offset4));
 }
 
 function shape3(op: string, x: Tensor): [number, number, number] {
@@ -240,33 +299,36 @@ function shape3(op: string, x: Tensor): [number, number, number] {
 }
 
 /**
- * DiT's `modulate(norm(x), shift, scale)`: y = LN(x)·(1 + scale[b]) + shift[b], x [B, T, D], shift/scale [B, D],
- * LayerNorm without affine, eps 1e-6.
+ * DiT's `modulate(norm(x), shift, scale)`: y = LN(x)·(1 + scale[b]) + shift[b], x [B, T, D], shift/scale
+ * [B, D] tensors or chunks of adaLN's output (`ModulationChunk`), LayerNorm without affine, eps 1e-6.
  */
-export function adaLNModulate(x: Tensor, shift: Tensor, scale: Tensor, eps = 1e-6, opts: { variant?: LayerNormVariant } = {}): Tensor {
+export function adaLNModulate(x: Tensor, shift: Tensor | ModulationChunk, scale: Tensor | ModulationChunk, eps = 1e-6, opts: { variant?: LayerNormVariant } = {}): Tensor {
   const op = 'adaLNModulate';
   check(x.ndim === 3, op, `x must be [B, T, D], got ${fmtShape(x.shape)}`);
   const [B, T, D] = shape3(op, x);
-  for (const [n, t] of [['shift', shift], ['scale', scale]] as const) {
-    check(t.size === B * D && t.shape[t.ndim - 1] === D, op, `${n} must be [${B}, ${D}] for x ${fmtShape(x.shape)}, got ${fmtShape(t.shape)}`);
+  const sh = ModulationChunk.from(shift), sc = ModulationChunk.from(scale);
+  for (const [n, c] of [['shift', sh], ['scale', sc]] as const) {
+    check(c.B === B && c.D === D, op, `${n} must be [${B}, ${D}] for x ${fmtShape(x.shape)}, got ${c.count > 1 ? `chunk ${c.index} of ${c.count} of ` : ''}${fmtShape(c.source.shape)}`);
   }
   const y = Tensor.empty(x.shape, 'f32', op);
   const stats = Tensor.empty([B * T, 2], 'f32', `${op}.stats`);
   const p: LayerNormProblem = { mode: 'modulate', B, T, D };
-  forward(op, p, opts.variant ?? chooseLayerNorm(p), [x, scale, shift, y, stats], eps);
-  const out = record(op, y, [x, shift, scale], [x, scale, stats], (g, [xs, scs, sts], need) => {
+  forward(op, p, opts.variant ?? chooseLayerNorm(p), x, sc.block(), sh.block(), y, stats, eps);
+  const sources = sourcesOf([sh, sc]);
+  const out = record(op, y, [x, ...sources], [x, sc.source, stats], (g, [xs, scs, sts], need) => {
     let dx: Tensor | null = null;
     if (need[0]) {
       dx = Tensor.empty(x.shape, 'f32', `${op}.backward`);
-      launch(`${op}.backward`, backwardKernel(D, 'modulate'), [xs, g, sts, scs, dx], grid(B * T, 64), new Params().u(B * T, T).f(eps).u(0));
+      const gain = sc.block(scs);
+      launch(`${op}.backward`, backwardKernel(D, 'modulate'), [xs, g, sts, scs, dx], grid(B * T, 64), new Params().u(B * T, T).f(eps).u(0, gain.stride4, gain.offset4, 0, 0));
     }
-    let dshift: Tensor | null = null, dscale: Tensor | null = null;
-    if (need[1] || need[2]) {
-      const [s1, s2] = colSums(g, xs, B, T, D, sts);
-      dshift = s1.view(shift.shape); dscale = s2.view(scale.shape);
-      s1.dispose(); s2.dispose();
+    const grads = sources.map(() => null as Tensor | null);
+    if (need.slice(1).some(Boolean)) {
+      const [dsh, dsc] = [sh, sc].map((c) => c.gradBlock());
+      colSums(g, xs, B, T, D, dsh.block, dsc.block, sts);
+      for (const [c, r] of [[sh, dsh.returned], [sc, dsc.returned]] as const) if (r) grads[sources.indexOf(c.source)] = r;
     }
-    return [dx, need[1] ? dshift : null, need[2] ? dscale : null];
+    return [dx, ...grads.map((t, i) => (need[i + 1] ? t : null))];
   });
   stats.dispose();
   return out;
@@ -282,20 +344,18 @@ export function layerNorm(x: Tensor, weight: Tensor | null = null, bias: Tensor 
   const mode: Mode = weight ? 'affine' : 'none';
   const y = Tensor.empty(x.shape, 'f32', op);
   const stats = Tensor.empty([rows, 2], 'f32', `${op}.stats`);
-  const ins = weight ? [x, weight, bias!, y, stats] : [x, y, stats];
   const p: LayerNormProblem = { mode, B: 1, T: rows, D };
-  forward(op, p, opts.variant ?? chooseLayerNorm(p), ins, eps);
+  forward(op, p, opts.variant ?? chooseLayerNorm(p), x, weight && wholeBlock(weight, D, false), bias && wholeBlock(bias, D, false), y, stats, eps);
   const inputs = weight ? [x, weight, bias!] : [x];
   const out = record(op, y, inputs, weight ? [x, stats, weight] : [x, stats], (g, [xs, sts, ws], need) => {
     let dx: Tensor | null = null;
     if (need[0]) {
       dx = Tensor.empty(x.shape, 'f32', `${op}.backward`);
-      launch(`${op}.backward`, backwardKernel(D, mode), ws ? [xs, g, sts, ws, dx] : [xs, g, sts, dx], grid(rows, 64), new Params().u(rows, rows).f(eps).u(0));
+      launch(`${op}.backward`, backwardKernel(D, mode), ws ? [xs, g, sts, ws, dx] : [xs, g, sts, dx], grid(rows, 64), new Params().u(rows, rows).f(eps).u(0, 0, 0, 0, 0));
     }
     if (!weight) return [dx];
-    const [s1, s2] = colSums(g, xs, 1, rows, D, sts);
-    const db = s1.view(bias!.shape), dw = s2.view(weight.shape);
-    s1.dispose(); s2.dispose();
+    const db = Tensor.empty(bias!.shape, 'f32', `${op}.backward`), dw = Tensor.empty(weight.shape, 'f32', `${op}.backward`);
+    colSums(g, xs, 1, rows, D, wholeBlock(db, D), wholeBlock(dw, D), sts);
     return [dx, need[1] ? dw : null, need[2] ? db : null];
   });
   stats.dispose();
@@ -303,7 +363,7 @@ export function layerNorm(x: Tensor, weight: Tensor | null = null, bias: Tensor 
 }
 
 const GATED = /* wgsl */`
-struct P { n4: u32, TD4: u32, D4: u32, _p: u32 }
+struct P { n4: u32, TD4: u32, D4: u32, _p: u32, gStride: u32, gOffset: u32, _q: u32, _r: u32 }
 @group(0) @binding(0) var<uniform> u: P;
 @group(0) @binding(1) var<storage, read> X: array<vec4f>;
 @group(0) @binding(2) var<storage, read> GATE: array<vec4f>;
@@ -313,12 +373,11 @@ struct P { n4: u32, TD4: u32, D4: u32, _p: u32 }
 fn main(${gridArgs}) {
   let i = ${linearIndex(64)};
   if (i >= u.n4) { return; }
-  let gi = (i / u.TD4) * u.D4 + i % u.D4;
-  Y[i] = X[i] + GATE[gi] * F[i];
+  Y[i] = X[i] + GATE[(i / u.TD4) * u.gStride + u.gOffset + i % u.D4] * F[i];
 }`;
 
 const SCALE_ROWS = /* wgsl */`
-struct P { n4: u32, TD4: u32, D4: u32, _p: u32 }
+struct P { n4: u32, TD4: u32, D4: u32, _p: u32, gStride: u32, gOffset: u32, _q: u32, _r: u32 }
 @group(0) @binding(0) var<uniform> u: P;
 @group(0) @binding(1) var<storage, read> G: array<vec4f>;
 @group(0) @binding(2) var<storage, read> GATE: array<vec4f>;
@@ -327,30 +386,31 @@ struct P { n4: u32, TD4: u32, D4: u32, _p: u32 }
 fn main(${gridArgs}) {
   let i = ${linearIndex(64)};
   if (i >= u.n4) { return; }
-  Y[i] = G[i] * GATE[(i / u.TD4) * u.D4 + i % u.D4];
+  Y[i] = G[i] * GATE[(i / u.TD4) * u.gStride + u.gOffset + i % u.D4];
 }`;
 
-/** DiT's gated residual x + gate[b]·f, x and f [B, T, D], gate [B, D]. */
-export function gatedResidual(x: Tensor, gate: Tensor, f: Tensor): Tensor {
+/** DiT's gated residual x + gate[b]·f, x and f [B, T, D], gate a [B, D] tensor or a chunk of adaLN's output. */
+export function gatedResidual(x: Tensor, gate: Tensor | ModulationChunk, f: Tensor): Tensor {
   const op = 'gatedResidual';
   check(x.ndim === 3 && f.shape.every((d, i) => d === x.shape[i]) && f.ndim === 3, op, `x and f must be the same [B, T, D], got ${fmtShape(x.shape)} and ${fmtShape(f.shape)}`);
   const [B, T, D] = x.shape;
   check(D % 4 === 0, op, `D=${D} must be a multiple of 4`);
-  check(gate.size === B * D, op, `gate must be [${B}, ${D}], got ${fmtShape(gate.shape)}`);
+  const gc = ModulationChunk.from(gate);
+  check(gc.B === B && gc.D === D, op, `gate must be [${B}, ${D}], got ${gc.count > 1 ? `chunk ${gc.index} of ${gc.count} of ` : ''}${fmtShape(gc.source.shape)}`);
   const y = Tensor.empty(x.shape, 'f32', op);
-  const p = new Params().u(x.size / 4, T * D / 4, D / 4, 0);
-  launch(op, GATED, [x, gate, f, y], grid(x.size / 4, 64), p);
-  return record(op, y, [x, gate, f], [gate, f], (g, [gs, fs], need) => {
+  const blk = gc.block();
+  const p = new Params().u(x.size / 4, T * D / 4, D / 4, 0, blk.stride4, blk.offset4, 0, 0);
+  launch(op, GATED, [x, gc.source, f, y], grid(x.size / 4, 64), p);
+  return record(op, y, [x, gc.source, f], [gc.source, f], (g, [gs, fs], need) => {
     let df: Tensor | null = null, dgate: Tensor | null = null;
     if (need[2]) {
       df = Tensor.empty(x.shape, 'f32', `${op}.backward`);
       launch(`${op}.backward`, SCALE_ROWS, [g, gs, df], grid(x.size / 4, 64), p);
     }
     if (need[1]) {
-      const [s1, s2] = colSums(g, fs, B, T, D);
-      s1.dispose();
-      dgate = s2.view(gate.shape);
-      s2.dispose();
+      const d = gc.gradBlock();
+      colSums(g, fs, B, T, D, null, d.block);
+      dgate = d.returned;
     }
     return [g, dgate, df];
   });

@@ -1,6 +1,8 @@
 // Reductions (sum/mean/max over any axes), softmax and log-softmax over the last axis, MSE.
-// Every reduction is a chain of [outer, R, inner] reductions over one contiguous block of axes; long
-// reductions with few outputs are split into chunks first so that enough invocations run in parallel.
+// Every reduction is a chain of [outer, R, inner] reductions over one contiguous block of axes. Long
+// reductions with few outputs (bias gradients: [rows, N] → [N]) need more lanes than outputs: up to 256
+// values per lane they run in one pass, a workgroup of lanes per group of outputs summing in shared memory;
+// longer ones are split into chunks first.
 import { Tensor, record, check, fmtShape, numel, type Shape } from '../engine/tensor.js';
 import { Params, grid, gridArgs, launch, linearIndex } from './util.js';
 import { map } from './map.js';
@@ -30,11 +32,51 @@ fn main(${gridArgs}) {
   y[i] = acc;
 }`;
 
+/**
+ * One workgroup of 256 lanes per IW consecutive outputs: IW lanes along the (contiguous) inner axis times
+ * 256/IW lanes along R, each folding every (256/IW)-th row, then a tree in shared memory.
+ */
+const workgroupReduceKernel = (kind: ReduceKind, IW: number) => /* wgsl */`
+struct P { outer: u32, r: u32, inner: u32, blocks: u32 }
+@group(0) @binding(0) var<uniform> u: P;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+var<workgroup> part: array<f32, 256>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let w = wid.x + wid.y * nwg.x;
+  let o = w / u.blocks;
+  let j = (w % u.blocks) * ${IW}u + li % ${IW}u;
+  let live = o < u.outer && j < u.inner;
+  var acc = ${kind === 'sum' ? '0.0' : '-3.4028234663852886e38'};
+  if (live) {
+    for (var r = li / ${IW}u; r < u.r; r += ${256 / IW}u) {
+      let v = x[(o * u.r + r) * u.inner + j];
+      ${kind === 'sum' ? 'acc += v;' : 'acc = max(acc, v);'}
+    }
+  }
+  part[li] = acc;
+  for (var s = 128u; s >= ${IW}u; s = s / 2u) {
+    workgroupBarrier();
+    if (li < s) { part[li] = ${kind === 'sum' ? 'part[li] + part[li + s]' : 'max(part[li], part[li + s])'}; }
+  }
+  if (live && li < ${IW}u) { y[o * u.inner + j] = part[li]; }
+}`;
+
+/** Lanes along the inner axis per workgroup of the one-pass long reduction: a power of two ≥ inner, at most 16. */
+const innerLanes = (inner: number) => Math.min(16, 2 ** Math.ceil(Math.log2(inner)));
+
 /** Reduces axes [a0, a1) of x (contiguous block) into shape `outShape`. No autograd. */
 function reduceBlock(kind: ReduceKind, x: Tensor, a0: number, a1: number): Tensor {
   const s = x.shape;
   const outer = numel(s.slice(0, a0)), R = numel(s.slice(a0, a1)), inner = numel(s.slice(a1));
   const outShape = [...s.slice(0, a0), ...s.slice(a1)];
+  if (outer * inner < 4096 && R > 512 && R <= 256 * (256 / innerLanes(inner))) {
+    const IW = innerLanes(inner), blocks = Math.ceil(inner / IW);
+    const out = Tensor.empty(outShape, 'f32', kind);
+    launch(kind, workgroupReduceKernel(kind, IW), [x, out], grid(outer * blocks, 1), new Params().u(outer, R, inner, blocks));
+    return out;
+  }
   let src = x;
   let r = R;
   const temps: Tensor[] = [];

@@ -13,7 +13,7 @@ import { f16ToF32, f32ToF16 } from '../engine/half.js';
 import * as R from './reference.js';
 import { matmul, MATMUL_VARIANTS, matmulCandidates, matmulUnsupported, chooseMatmulVariant, problemKey, type MatmulProblem, type Activation } from './matmul.js';
 import { attention, selfAttention, ATTENTION_VARIANTS, attentionUnsupported, chooseAttention, attentionKey, type AttentionProblem, type AttentionVariant } from './attention.js';
-import { adaLNModulate, layerNorm, gatedResidual, LAYERNORM_VARIANTS, layerNormUnsupported, chooseLayerNorm, layerNormKey, type LayerNormProblem, type LayerNormVariant } from './layernorm.js';
+import { adaLNModulate, layerNorm, gatedResidual, ModulationChunk, LAYERNORM_VARIANTS, layerNormUnsupported, chooseLayerNorm, layerNormKey, type LayerNormProblem, type LayerNormVariant } from './layernorm.js';
 import { conv2d, upsampleNearest2x, avgPool2x, CONV2D_VARIANTS, conv2dUnsupported, chooseConv2d, convKey, type Conv2dProblem, type Conv2dVariant } from './conv2d.js';
 import { groupNorm } from './groupnorm.js';
 import { UNARY, BINARY, unary, binary, where, mul, type UnaryOp, type BinaryOp } from './elementwise.js';
@@ -189,9 +189,14 @@ const attentionFamily: Family<AttentionProblem> = {
 };
 
 // ------------------------------------------------------------------------------------------ layernorm
-const ln = (mode: LayerNormProblem['mode'], B: number, T: number, D: number): LayerNormProblem => ({ mode, B, T, D });
+/** A normalisation check; `chunks`: shift and scale read in place as chunks 2 and 0 of one [B, chunks·D] tensor. */
+type LayerNormCase = LayerNormProblem & { chunks?: number };
+const ln = (mode: LayerNormProblem['mode'], B: number, T: number, D: number, chunks?: number): LayerNormCase => ({ mode, B, T, D, ...(chunks ? { chunks } : {}) });
 
-const layerNormFamily: Family<LayerNormProblem> = {
+/** Element i of a [B, T, D] tensor → its per-batch value in chunk `index` of a [B, chunks·D] tensor. */
+const chunkIndex = (p: { T: number; D: number }, chunks: number, index: number) => (i: number) => Math.floor(i / (p.T * p.D)) * chunks * p.D + index * p.D + (i % p.D);
+
+const layerNormFamily: Family<LayerNormCase> = {
   name: 'layernorm',
   file: 'kernels/layernorm.ts',
   variants: described(LAYERNORM_VARIANTS, {
@@ -203,23 +208,32 @@ const layerNormFamily: Family<LayerNormProblem> = {
   key: layerNormKey,
   unsupported: (v, p) => layerNormUnsupported(p, v as LayerNormVariant),
   // Widths whose row loops LLVM does not fully unroll (16–24 vec4 steps compile for tens of seconds on lavapipe).
-  problems: () => [ln('modulate', 3, 5, 4), ln('modulate', 2, 6, 128), ln('modulate', 1, 6, 1152), ln('affine', 1, 7, 12), ln('affine', 1, 15, 32), ln('none', 1, 9, 32)],
-  describe: (p) => `${p.mode === 'modulate' ? 'adaLN modulate' : p.mode === 'affine' ? 'LayerNorm (affine)' : 'LayerNorm'} [${p.mode === 'modulate' ? `${p.B},` : ''}${p.T},${p.D}]`,
+  problems: () => [ln('modulate', 3, 5, 4), ln('modulate', 2, 6, 128), ln('modulate', 2, 4, 64, 3), ln('modulate', 1, 6, 1152), ln('affine', 1, 7, 12), ln('affine', 1, 15, 32), ln('none', 1, 9, 32)],
+  describe: (p) => `${p.mode === 'modulate' ? 'adaLN modulate' : p.mode === 'affine' ? 'LayerNorm (affine)' : 'LayerNorm'} [${p.mode === 'modulate' ? `${p.B},` : ''}${p.T},${p.D}]${p.chunks ? ` (shift, scale = chunks 2, 0 of ${p.chunks})` : ''}`,
   inputs: (p, seed) => {
     // Rows offset from zero: the statistics must not cancel.
     const x: HostInput = { shape: p.mode === 'modulate' ? [p.B, p.T, p.D] : [p.T, p.D], data: randomNormal(p.B * p.T * p.D, seed, 2).map((v) => v + 3), grad: true };
     if (p.mode === 'none') return [x];
+    if (p.chunks) return [x, normal([p.B, p.chunks * p.D], seed + 1)];
     return [x, normal(p.mode === 'modulate' ? [p.B, p.D] : [p.D], seed + 1), normal(p.mode === 'modulate' ? [p.B, p.D] : [p.D], seed + 2)];
   },
   reference: (p, [x, a, b]) => {
     const n = R.layerNorm64(x, p.D, p.mode === 'modulate' ? 1e-6 : 1e-5);
     if (p.mode === 'none') return [n];
+    if (p.chunks) {
+      const sh = chunkIndex(p, p.chunks, 2), sc = chunkIndex(p, p.chunks, 0);
+      return [n.map((v, i) => v * (1 + a[sc(i)]) + a[sh(i)])];
+    }
     const sb = (i: number) => (p.mode === 'modulate' ? Math.floor(i / (p.T * p.D)) * p.D : 0) + (i % p.D);
     // modulate: inputs (x, shift, scale); affine: (x, weight, bias)
     return [n.map((v, i) => (p.mode === 'modulate' ? v * (1 + b[sb(i)]) + a[sb(i)] : v * a[sb(i)] + b[sb(i)]))];
   },
   run: (p, [x, a, b], variant) => {
     const opts = { variant: variant as LayerNormVariant };
+    if (p.chunks) {
+      const c = ModulationChunk.of(a, p.chunks);
+      return [adaLNModulate(x, c[2], c[0], 1e-6, opts)];
+    }
     if (p.mode === 'modulate') return [adaLNModulate(x, a, b, 1e-6, opts)];
     return [layerNorm(x, a ?? null, b ?? null, 1e-5, opts)];
   },
@@ -227,19 +241,32 @@ const layerNormFamily: Family<LayerNormProblem> = {
 };
 
 // ------------------------------------------------------------------------------------------ gated residual
-interface GatedProblem { B: number; T: number; D: number }
+/** `chunked`: DiT's half block x + gate·modulate(LN(f), shift, scale), all three chunks 1, 2, 0 of one [B, 3D] tensor (one shared gradient). */
+interface GatedProblem { B: number; T: number; D: number; chunked?: boolean }
 
 const gatedFamily: Family<GatedProblem> = {
   name: 'gated-residual',
   file: 'kernels/layernorm.ts',
-  variants: { vec4: 'x + gate[b]·f, vec4 lanes; backward: gate·dy and per-batch column sums' },
+  variants: {
+    vec4: 'x + gate[b]·f, vec4 lanes; backward: gate·dy and per-batch column sums',
+    chunked: 'gate, shift and scale read in place from one adaLN output, their gradients written into one tensor',
+  },
   unsupported: () => null,
-  problems: () => [{ B: 2, T: 3, D: 8 }, { B: 3, T: 5, D: 36 }],
-  describe: (p) => `[${p.B},${p.T},${p.D}]`,
-  inputs: (p, seed) => [normal([p.B, p.T, p.D], seed), normal([p.B, p.D], seed + 1), normal([p.B, p.T, p.D], seed + 2)],
-  reference: (p, [x, g, f]) => [Float64Array.from({ length: x.length }, (_, i) => x[i] + g[Math.floor(i / (p.T * p.D)) * p.D + (i % p.D)] * f[i])],
-  run: (_p, [x, g, f]) => [gatedResidual(x, g, f)],
-  tolerance: () => 1e-6,
+  problems: (v) => (v === 'chunked' ? [{ B: 2, T: 3, D: 8, chunked: true }, { B: 3, T: 5, D: 36, chunked: true }] : [{ B: 2, T: 3, D: 8 }, { B: 3, T: 5, D: 36 }]),
+  describe: (p) => `[${p.B},${p.T},${p.D}]${p.chunked ? ' x + gate·modulate(LN(f)), chunks of one [B, 3D]' : ''}`,
+  inputs: (p, seed) => [normal([p.B, p.T, p.D], seed), normal([p.B, (p.chunked ? 3 : 1) * p.D], seed + 1), normal([p.B, p.T, p.D], seed + 2)],
+  reference: (p, [x, g, f]) => {
+    if (!p.chunked) return [Float64Array.from({ length: x.length }, (_, i) => x[i] + g[Math.floor(i / (p.T * p.D)) * p.D + (i % p.D)] * f[i])];
+    const n = R.layerNorm64(f, p.D, 1e-6);
+    const [gate, shift, scale] = [1, 2, 0].map((k) => chunkIndex(p, 3, k));
+    return [Float64Array.from({ length: x.length }, (_, i) => x[i] + g[gate(i)] * (n[i] * (1 + g[scale(i)]) + g[shift(i)]))];
+  },
+  run: (p, [x, g, f]) => {
+    if (!p.chunked) return [gatedResidual(x, g, f)];
+    const c = ModulationChunk.of(g, 3);
+    return [gatedResidual(x, c[1], adaLNModulate(f, c[2], c[0]))];
+  },
+  tolerance: (p) => (p.chunked ? 3e-6 : 1e-6),
 };
 
 // ------------------------------------------------------------------------------------------ conv2d
@@ -382,14 +409,15 @@ const reduceFamily: Family<ReduceProblem> = {
   file: 'kernels/reduce.ts',
   variants: {
     'one-pass': 'one lane per output, a loop over the reduced block',
-    split: 'long reductions with few outputs: chunk partials first (outer·inner < 4096, R > 512)',
+    workgroup: 'long reductions with few outputs (outer·inner < 4096, R > 512), up to 256 values per lane: a workgroup per group of outputs, a tree in shared memory',
+    split: 'longer ones: chunk partials first',
   },
   unsupported: () => null,
   problems: (v) => {
     const ops = (shape: number[], axes: number[]): ReduceProblem[] => (['sum', 'mean', 'max'] as const).map((op) => ({ op, shape, axes }));
-    return v === 'split'
-      ? [...ops([100000], [0]), ...ops([3, 5000], [1]), ...ops([2, 1000, 3], [1]), { op: 'mse', shape: [70, 1001], axes: [0, 1] }]
-      : [...ops([7], [0]), ...ops([3, 17], [1]), ...ops([3, 17], [0]), ...ops([4, 5, 6], [0, 2]), ...ops([2, 3, 4, 5], [1, 2]), { op: 'mse', shape: [5, 10], axes: [0, 1] }];
+    if (v === 'split') return [...ops([100000], [0]), ...ops([2, 70000], [1]), ...ops([2, 5000, 20], [1]), { op: 'mse', shape: [70, 1001], axes: [0, 1] }];
+    if (v === 'workgroup') return [...ops([3, 5000], [1]), ...ops([2, 1000, 3], [1]), ...ops([2048, 40], [0]), ...ops([777, 10], [0]), { op: 'mse', shape: [60, 1001], axes: [0, 1] }];
+    return [...ops([7], [0]), ...ops([3, 17], [1]), ...ops([3, 17], [0]), ...ops([4, 5, 6], [0, 2]), ...ops([2, 3, 4, 5], [1, 2]), { op: 'mse', shape: [5, 10], axes: [0, 1] }];
   },
   describe: (p) => `${p.op} over ${JSON.stringify(p.axes)} of ${fmtShape(p.shape)}`,
   inputs: (p, seed) => (p.op === 'mse' ? [normal(p.shape, seed), normal(p.shape, seed + 1)] : [normal(p.shape, seed)]),
