@@ -8,7 +8,7 @@ import { Tensor, record, check, fmtShape } from '../engine/tensor.js';
 import { Params, grid, gridArgs, launch, linearIndex } from './util.js';
 import { gpu } from '../engine/device.js';
 import { tunedVariant } from './tuning.js';
-import { zeros } from './elementwise.js';
+import { zeros, addInPlace } from './elementwise.js';
 
 type Mode = 'modulate' | 'affine' | 'none';
 
@@ -326,7 +326,11 @@ export function adaLNModulate(x: Tensor, shift: Tensor | ModulationChunk, scale:
     if (need.slice(1).some(Boolean)) {
       const [dsh, dsc] = [sh, sc].map((c) => c.gradBlock());
       colSums(g, xs, B, T, D, dsh.block, dsc.block, sts);
-      for (const [c, r] of [[sh, dsh.returned], [sc, dsc.returned]] as const) if (r) grads[sources.indexOf(c.source)] = r;
+      // One tensor passed as both shift and scale gets two gradients: their sum is its gradient.
+      for (const [c, r] of [[sh, dsh.returned], [sc, dsc.returned]] as const) {
+        const k = sources.indexOf(c.source);
+        if (r) grads[k] = grads[k] ? addInPlace(grads[k]!, r) : r;
+      }
     }
     return [dx, ...grads.map((t, i) => (need[i + 1] ? t : null))];
   });
