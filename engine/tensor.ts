@@ -275,6 +275,24 @@ export function record(op: string, out: Tensor, inputs: Tensor[], saved: Tensor[
   return out;
 }
 
+/**
+ * The gradient of one input assembled from the backwards of several ops that each read a piece of it (split,
+ * chunks read in place): the first backward to arrive allocates it and returns it to autograd, later ones
+ * write their piece into it in place and return nothing, unless autograd has meanwhile summed it with another
+ * gradient of the input and freed it (then the next piece starts a new one). One gradient per piece, padded
+ * and summed, would cost a pad and an add per piece.
+ */
+export class AssembledGradient {
+  private grad: Tensor | null = null;
+
+  /** The gradient to write this piece into, and whether this backward returns it (it was just allocated). */
+  claim(allocate: () => Tensor): { grad: Tensor; fresh: boolean } {
+    if (this.grad && !this.grad.disposed) return { grad: this.grad, fresh: false };
+    this.grad = allocate();
+    return { grad: this.grad, fresh: true };
+  }
+}
+
 /** Throws a ShapeError (op name + shapes) unless `cond`. */
 export function check(cond: unknown, op: string, msg: string): asserts cond {
   if (!cond) throw new ShapeError(`${op}: ${msg}`, { op });

@@ -4,7 +4,7 @@
 // `looped` (one lane per row, any D), `subgroup` (rows across a subgroup). Backward: dx per row, and the
 // per-batch column sums that give dscale/dshift/dgate (or dw/db). The modulation is read in place from the
 // adaLN output [B, k·D] (`ModulationChunk`), and its gradient is written in place into one tensor.
-import { Tensor, record, check, fmtShape } from '../engine/tensor.js';
+import { Tensor, AssembledGradient, record, check, fmtShape } from '../engine/tensor.js';
 import { Params, grid, gridArgs, launch, linearIndex } from './util.js';
 import { gpu } from '../engine/device.js';
 import { tunedVariant } from './tuning.js';
@@ -227,19 +227,17 @@ const wholeBlock = (t: Tensor, D: number, perBatch = true): ColumnBlock => ({ t,
  * Chunk `index` of `count` equal pieces along the last axis of `source` [B, count·D]: DiT's adaLN output
  * split into shift, scale and gate, read in place by `adaLNModulate` and `gatedResidual` instead of copied
  * out (torch.chunk costs a dispatch per piece forward and another backward). The pieces of one source
- * share one gradient: the first backward to reach it allocates it (zeros where no piece writes), the later
- * ones write their columns into it in place. If autograd has meanwhile summed it with another gradient of
- * the source (and freed it), the next piece starts a new one.
+ * share one gradient (`AssembledGradient`), into which each backward writes its columns in place.
  */
 export class ModulationChunk {
-  private constructor(readonly source: Tensor, readonly index: number, readonly count: number, private readonly shared: { grad: Tensor | null }) {}
+  private constructor(readonly source: Tensor, readonly index: number, readonly count: number, private readonly gradient: AssembledGradient) {}
 
   /** The `count` chunks of `source` along its last axis (torch.chunk(source, count, -1), without copies). */
   static of(source: Tensor, count: number): ModulationChunk[] {
     const W = source.shape[source.ndim - 1];
     check(source.dtype === 'f32' && W % count === 0 && (W / count) % 4 === 0, 'ModulationChunk', `the last axis of ${source.dtype} ${fmtShape(source.shape)} does not split into ${count} f32 chunks of a multiple of 4`);
-    const shared = { grad: null };
-    return Array.from({ length: count }, (_, i) => new ModulationChunk(source, i, count, shared));
+    const gradient = new AssembledGradient();
+    return Array.from({ length: count }, (_, i) => new ModulationChunk(source, i, count, gradient));
   }
 
   /** Per-batch values as a chunk: a [B, D] tensor is its own single chunk. */
@@ -254,10 +252,9 @@ export class ModulationChunk {
 
   /** Where this chunk's gradient goes, and the gradient tensor of the source when this is the backward that returns it. */
   gradBlock(): { block: ColumnBlock; returned: Tensor | null } {
-    const s = this.shared;
-    if (s.grad && !s.grad.disposed) return { block: this.block(s.grad), returned: null };
-    s.grad = this.count === 1 ? Tensor.empty(this.source.shape, 'f32', 'modulation.grad') : zeros([...this.source.shape]);
-    return { block: this.block(s.grad), returned: s.grad };
+    // Chunks no backward writes must read as zeros in the source's gradient.
+    const { grad, fresh } = this.gradient.claim(() => this.count === 1 ? Tensor.empty(this.source.shape, 'f32', 'modulation.grad') : zeros([...this.source.shape]));
+    return { block: this.block(grad), returned: fresh ? grad : null };
   }
 }
 

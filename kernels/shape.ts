@@ -1,6 +1,6 @@
 // Shape ops. Reshape is a view; everything that moves data (permute, slice, concat, pad, patchify) is one
 // strided-copy kernel: iterate over a shape, read at source strides, write at destination strides.
-import { Tensor, record, check, fmtShape, numel, type Shape } from '../engine/tensor.js';
+import { Tensor, AssembledGradient, record, check, fmtShape, numel, type Shape } from '../engine/tensor.js';
 import { Params, grid, gridArgs, launch, linearIndex, stridesOf } from './util.js';
 
 const MAX_RANK = 8;
@@ -136,16 +136,15 @@ export function concat(xs: Tensor[], axis: number): Tensor {
 }
 
 /**
- * Splits `axis` into pieces of the given sizes (copies). The pieces' gradients land in one tensor: the first
- * to arrive pads itself to the input's shape (zeros where pieces that get no gradient lie), the later ones
- * copy into it in place, unless it has already been summed with another gradient of the input (then they
- * pad their own). Summing one padded gradient per piece would cost a pad and an add per piece.
+ * Splits `axis` into pieces of the given sizes (copies). The pieces' gradients land in one tensor
+ * (`AssembledGradient`): the first to arrive pads itself to the input's shape (zeros where pieces that get no
+ * gradient lie), the later ones copy into it in place.
  */
 export function split(x: Tensor, sizes: number[], axis: number): Tensor[] {
   const ax = axis < 0 ? axis + x.ndim : axis;
   check(sizes.reduce((a, b) => a + b, 0) === x.shape[ax], 'split', `sizes ${JSON.stringify(sizes)} do not add up to ${x.shape[ax]} (axis ${axis} of ${fmtShape(x.shape)})`);
   const st = stridesOf(x.shape);
-  let gradient: Tensor | null = null;
+  const gradient = new AssembledGradient();
   let off = 0;
   return sizes.map((s) => {
     const start = off;
@@ -154,12 +153,10 @@ export function split(x: Tensor, sizes: number[], axis: number): Tensor[] {
     const y = Tensor.empty(shape, x.dtype, 'split');
     stridedCopy(x, y, shape, st, start * st[ax], stridesOf(shape), 0);
     return record('split', y, [x], [], (g) => {
-      if (gradient && !gradient.disposed) {
-        stridedCopy(g, gradient, g.shape, stridesOf(g.shape), 0, st, start * st[ax]);
-        return [null];
-      }
-      gradient = padAxis(g, ax, start, x.shape[ax] - start - s);
-      return [gradient];
+      const { grad, fresh } = gradient.claim(() => padAxis(g, ax, start, x.shape[ax] - start - s));
+      if (fresh) return [grad];
+      stridedCopy(g, grad, g.shape, stridesOf(g.shape), 0, st, start * st[ax]);
+      return [null];
     });
   });
 }

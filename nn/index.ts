@@ -10,7 +10,7 @@ export { type MemoryStats } from '../engine/pool.js';
 export { DitError, ShapeError, DeviceError, CheckpointError, DisposedTensorError, type ErrorDetails } from '../engine/errors.js';
 // tensors, memory, the autograd graph
 export {
-  Tensor, scope, scopeAsync, keep, noGrad, isGradEnabled, memory, record, check, checkDtype, numel, fmtShape, dtypeBytes,
+  Tensor, scope, scopeAsync, keep, noGrad, isGradEnabled, memory, record, AssembledGradient, check, checkDtype, numel, fmtShape, dtypeBytes,
   type DType, type Shape, type TypedData, type BackwardFn,
 } from '../engine/tensor.js';
 export { backward } from '../engine/autograd.js';

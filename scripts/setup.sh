@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Installs what dit-webgpu needs on a fresh machine: npm packages, a WebGPU adapter (Mesa lavapipe when no GPU
-# adapter is found, on Debian/Ubuntu as root), and Chromium for the browser tests (optional).
-# Usage: bash scripts/setup.sh [--no-browser]
+# adapter is found, on Debian/Ubuntu as root), Chromium for the browser tests (optional) and Debian's Fashion-MNIST
+# (the real dataset of `--data fashion-mnist`; optional).
+# Usage: bash scripts/setup.sh [--no-browser] [--no-fashion-mnist]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
-want_browser=1
-for a in "$@"; do [ "$a" = --no-browser ] && want_browser=0; done
+want_browser=1 want_fashion=1
+for a in "$@"; do
+  case "$a" in
+    --no-browser) want_browser=0 ;;
+    --no-fashion-mnist) want_fashion=0 ;;
+    *) echo "setup.sh: unknown option $a (usage: bash scripts/setup.sh [--no-browser] [--no-fashion-mnist])" >&2; exit 2 ;;
+  esac
+done
 
 say() { printf '[setup] %s\n' "$*"; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi; }
@@ -60,6 +67,15 @@ if [ "$want_browser" = 1 ] && [ ! -x /usr/bin/chromium ]; then
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium || say "chromium not installed: browser tests will be skipped"
   else
     say "no chromium and no root: browser tests will be skipped"
+  fi
+fi
+fashion_dir=/usr/share/datasets/fashion-mnist
+if [ "$want_fashion" = 1 ] && [ ! -d "$fashion_dir" ]; then
+  if as_root true 2>/dev/null && command -v apt-get >/dev/null && apt-cache show dataset-fashion-mnist >/dev/null 2>&1; then
+    say "installing Debian's dataset-fashion-mnist (--data fashion-mnist; --no-fashion-mnist skips it)"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist || say "dataset-fashion-mnist not installed: --data fashion-mnist needs its IDX files (fashion-mnist:DIR)"
+  else
+    say "Fashion-MNIST not installed (no root, apt or package): --data fashion-mnist:DIR takes the four IDX files"
   fi
 fi
 node scripts/probe-adapter.mjs
