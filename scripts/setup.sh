@@ -71,7 +71,9 @@ if [ "$want_browser" = 1 ] && [ ! -x /usr/bin/chromium ]; then
 fi
 fashion_dir=/usr/share/datasets/fashion-mnist
 if [ "$want_fashion" = 1 ] && [ ! -d "$fashion_dir" ]; then
-  if as_root true 2>/dev/null && command -v apt-get >/dev/null && apt-cache show dataset-fashion-mnist >/dev/null 2>&1; then
+  # A machine that already had an adapter ran no `apt-get update` above: its package lists may be empty.
+  known() { apt-cache show dataset-fashion-mnist >/dev/null 2>&1; }
+  if as_root true 2>/dev/null && command -v apt-get >/dev/null && { known || { as_root apt-get update -qq && known; }; }; then
     say "installing Debian's dataset-fashion-mnist (--data fashion-mnist; --no-fashion-mnist skips it)"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist || say "dataset-fashion-mnist not installed: --data fashion-mnist needs its IDX files (fashion-mnist:DIR)"
   else
