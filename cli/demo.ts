@@ -22,7 +22,7 @@ import { LatentSet, DiTTrainer } from '../dit/train.js';
 import { PRESETS } from '../dit/presets.js';
 import { GaussianDiffusion } from '../diffusion/gaussian.js';
 import { Run, trainLoop, resumeInto, type RunConfig } from '../runs/run.js';
-import { sampleImages, classLabels } from '../eval/samples.js';
+import { sampleImages, classLabels, reconstructionCeiling } from '../eval/samples.js';
 import { evaluateSamples, type QualityReport } from '../eval/quality.js';
 import { WEIGHTS_DIR } from '../eval/judge.js';
 import { dataOption, examples, log } from './options.js';
@@ -156,17 +156,19 @@ async function runDemo(o: DemoOpts): Promise<number> {
     return d;
   });
 
-  const report: QualityReport = await stage('eval', async () => {
+  const { report, ceiling } = await stage('eval', async () => {
     const { judge, real } = await prepareJudge(o.data, { retrain: !!o.fresh });
     process.stdout.write(`  judge: ${judge.file}${judge.trained ? ' (trained now)' : ''}\n`);
-    return evaluateSamples(judge.model, samples, real);
+    const r: QualityReport = await evaluateSamples(judge.model, samples, real);
+    return { report: r, ceiling: await reconstructionCeiling(judge.model, vae, test, real, L.samplesPerClass) };
   });
   const summary = {
-    ...report, vae_psnr: vaePsnr, train_seconds: trainSeconds, steps: run.config.train.steps, preset: 'quick', data: name, quick,
+    ...report, vae_psnr: vaePsnr, vae_ceiling: { accuracy: ceiling.accuracy, per_class: ceiling.per_class, frechet: ceiling.frechet, frechet_real: ceiling.frechet_real }, train_seconds: trainSeconds, steps: run.config.train.steps, preset: 'quick', data: name, quick,
     adapter: describeAdapter(A), stage_seconds: times, pictures: { data: 'data-grid.png', vae: 'vae-recon.png', samples: 'samples.png', loss: 'run/loss.png' },
   };
   await writeFileAtomic(path.join(dir, 'summary.json'), [new TextEncoder().encode(`${JSON.stringify(summary, null, 1)}\n`)]);
   process.stdout.write(`\n${formatReport(report)}\n`);
+  process.stdout.write(`the ceiling of any model decoded by this VAE (its reconstructions of the floor's real images): accuracy ${(100 * ceiling.accuracy).toFixed(1)}%, Fréchet distance ${ceiling.frechet.toFixed(2)} (${(ceiling.frechet / ceiling.frechet_real).toFixed(2)}× the floor)\n`);
   process.stdout.write(`stages (s): ${Object.entries(times).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', ')}\n`);
   process.stdout.write(`pictures: ${dir}/data-grid.png, ${dir}/vae-recon.png, ${dir}/run/loss.png, ${dir}/samples.png; scores: ${dir}/summary.json\n`);
   trainer.dispose();

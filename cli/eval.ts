@@ -8,22 +8,24 @@ import { loadDataset, readPngFolder, type DataSpec } from '../data/readers.js';
 import { subset, type ImageDataset } from '../data/dataset.js';
 import { judgeFor, type Judge } from '../eval/judge.js';
 import { realFeatures, evaluateSamples, type QualityReport } from '../eval/quality.js';
-import { sampleImages, classLabels } from '../eval/samples.js';
+import { sampleImages, classLabels, reconstructionCeiling } from '../eval/samples.js';
+import { loadVae } from '../vae/checkpoint.js';
 import { int, num, choice, existing, dataOption, examples, log, UsageError } from './options.js';
 import { loadSampler } from './sample.js';
 import { Progress } from './progress.js';
 
-interface EvalOpts { realImages?: number; samples?: string; weights?: string; which: 'ema' | 'model'; vae?: string; data: DataSpec; perClass: number; steps: number; cfg: number; sampler: 'ddpm' | 'ddim'; seed: number; json?: boolean; classifier?: string; retrainClassifier?: boolean }
+interface EvalOpts { realImages?: number; samples?: string; reconstructions?: boolean; weights?: string; which: 'ema' | 'model'; vae?: string; data: DataSpec; perClass: number; steps: number; cfg: number; sampler: 'ddpm' | 'ddim'; seed: number; json?: boolean; classifier?: string; retrainClassifier?: boolean }
 
 export function registerEval(program: Command): void {
   const cmd = program.command('eval')
     .description('score samples: the judge classifier\'s accuracy on them and the Fréchet distance of its features to real test images, beside its floor')
     .addOption(existing('--samples <dir>', 'a folder of samples, one sub-folder per class (dit sample --out-dir)'))
     .addOption(existing('--weights <ckpt-or-run>', 'or sample from this checkpoint or run folder'))
+    .option('--reconstructions', 'or score the VAE\'s reconstructions of real test images (--vae, --per-class): the ceiling of any model decoded by that VAE')
     .addOption(choice('--which <weights>', 'of a training checkpoint: EMA or raw model weights', ['ema', 'model'], 'ema'))
     .addOption(existing('--vae <file>', 'the VAE to decode with (default: the one the run used)'))
     .addOption(dataOption())
-    .addOption(int('--per-class <n>', 'samples drawn per class with --weights', { min: 2, def: 50 }))
+    .addOption(int('--per-class <n>', 'samples drawn (or images reconstructed) per class with --weights (--reconstructions)', { min: 2, def: 50 }))
     .addOption(int('--steps <n>', 'sampling steps', { min: 1, max: 1000, def: 50 }))
     .addOption(num('--cfg <scale>', 'guidance scale', { min: 0, def: 3 }))
     .addOption(choice('--sampler <name>', 'sampler', ['ddpm', 'ddim'], 'ddim'))
@@ -36,6 +38,7 @@ export function registerEval(program: Command): void {
   examples(cmd, [
     'dit eval --weights out/runs/quick --per-class 50 --cfg 3',
     'dit eval --samples out/samples --data synthetic --json',
+    'dit eval --reconstructions --vae out/vae-small.safetensors --per-class 50',
   ]);
 }
 
@@ -71,11 +74,20 @@ export function formatReport(r: QualityReport): string {
 }
 
 async function runEval(o: EvalOpts): Promise<number> {
-  if (!!o.samples === !!o.weights) throw new UsageError('give --samples DIR or --weights CKPT_OR_RUN (one of them)');
+  if ([o.samples, o.weights, o.reconstructions].filter(Boolean).length !== 1) throw new UsageError('give --samples DIR, --weights CKPT_OR_RUN or --reconstructions (one of them)');
+  if (o.reconstructions && !o.vae) throw new UsageError('--reconstructions needs --vae FILE: the VAE whose reconstructions to score');
   const g = await getDevice();
   log(`adapter: ${describeAdapter(g.adapter)}`);
   const { judge, real, test } = await prepareJudge(o.data, { classifier: o.classifier, retrain: o.retrainClassifier, realImages: o.realImages });
   log(`judge ${judge.file}${judge.trained ? ' (trained now)' : ''}: ${(100 * real.testAccuracy).toFixed(1)}% on the ${test.count} real test images`);
+  if (o.reconstructions) {
+    const vae = await loadVae(o.vae!);
+    if (vae.config.inChannels !== test.channels) throw new UsageError(`${o.vae} takes ${vae.config.inChannels}-channel images, ${o.data.kind} has ${test.channels}`);
+    const p = new Progress('reconstructing', test.classes.length * o.perClass);
+    const r = await reconstructionCeiling(judge.model, vae, test, real, o.perClass, (n) => p.update(n));
+    process.stdout.write(o.json ? `${JSON.stringify(r, null, 1)}\n` : `the VAE's reconstructions of the floor's real images:\n${formatReport(r)}\n`);
+    return 0;
+  }
   let samples: ImageDataset;
   if (o.samples) {
     samples = await readSampleFolder(o.samples, test.classes, test.channels as 1 | 3);

@@ -45,23 +45,35 @@ export async function realFeatures(model: Classifier, test: ImageDataset, onProg
 }
 
 /**
+ * The floor set for samples with these labels: per class, the first as many images of the pool (the test
+ * split's second half) as there are samples of that class. Indices into the pool; the test image of pool
+ * index i is `real.referenceCount + i`.
+ */
+export function floorSet(real: RealFeatures, labels: ArrayLike<number>, classes: number): number[] {
+  const want = new Array(classes).fill(0);
+  for (let i = 0; i < labels.length; i++) want[labels[i]]++;
+  const floor: number[] = [];
+  const have = new Array(classes).fill(0);
+  for (let i = 0; i < real.pool.labels.length && floor.length < labels.length; i++) {
+    const l = real.pool.labels[i];
+    if (have[l] < want[l]) { have[l]++; floor.push(i); }
+  }
+  if (floor.length < labels.length) throw new Error(`the test split's second half has too few images per class for ${labels.length} samples (at most ${floor.length})`);
+  return floor;
+}
+
+/**
  * Scores `samples` (uint8 images as the PNGs hold them, labels = requested classes) against the real
  * features. The floor set takes, per class, as many pool images as there are samples of that class.
  */
 export async function evaluateSamples(model: Classifier, samples: ImageDataset, real: RealFeatures, onProgress?: (done: number, total: number) => void): Promise<QualityReport> {
   const K = model.config.classes, F = real.dim;
   if (samples.count < 2) throw new Error(`need at least 2 samples to score, got ${samples.count}`);
+  const floor = floorSet(real, samples.labels, K);
   const r = await classify(model, samples, undefined, 128, (n) => onProgress?.(n, samples.count));
   const acc = accuracy(r.predictions, samples.labels, K);
   const want = new Array(K).fill(0);
   for (const l of samples.labels) want[l]++;
-  const floor: number[] = [];
-  const have = new Array(K).fill(0);
-  for (let i = 0; i < real.pool.labels.length && floor.length < samples.count; i++) {
-    const l = real.pool.labels[i];
-    if (have[l] < want[l]) { have[l]++; floor.push(i); }
-  }
-  if (floor.length < samples.count) throw new Error(`the test split's second half has too few images per class for ${samples.count} samples (at most ${floor.length})`);
   const floorFeatures = new Float32Array(floor.length * F);
   floor.forEach((i, k) => floorFeatures.set(real.pool.features.subarray(i * F, (i + 1) * F), k * F));
   const per_class: Record<string, number> = {};

@@ -3,12 +3,14 @@
 // memory and samples read back from files score the same.
 import { scope, noGrad } from '../engine/tensor.js';
 import { scale } from '../kernels/elementwise.js';
-import type { ImageDataset } from '../data/dataset.js';
+import { imageBatch, type ImageDataset } from '../data/dataset.js';
 import type { DiT } from '../dit/model.js';
 import type { AutoencoderKL } from '../vae/model.js';
 import { GaussianDiffusion } from '../diffusion/gaussian.js';
 import { generate, type StepInfo } from '../diffusion/sample.js';
 import type { ScheduleName } from '../diffusion/schedule.js';
+import type { Classifier } from './classifier.js';
+import { evaluateSamples, floorSet, type RealFeatures, type QualityReport } from './quality.js';
 
 export interface SampleOptions {
   sampler?: 'ddpm' | 'ddim';
@@ -62,4 +64,29 @@ export async function sampleImages(model: DiT, vae: AutoencoderKL, latentScale: 
 /** `perClass` labels of every class in turn: 0,0,…,1,1,… */
 export function classLabels(classes: number, perClass: number): number[] {
   return Array.from({ length: classes * perClass }, (_, i) => Math.floor(i / perClass));
+}
+
+/** The VAE's reconstructions (decoded posterior means) of the images `idx` of `d`, quantised as samples are. */
+export async function reconstructImages(vae: AutoencoderKL, d: ImageDataset, idx: number[], batch = 100, onProgress?: (done: number, total: number) => void): Promise<ImageDataset> {
+  const per = d.channels * d.height * d.width, images = new Uint8Array(idx.length * per);
+  vae.eval();
+  for (let s = 0; s < idx.length; s += batch) {
+    const x = scope(() => noGrad(() => vae.forward(imageBatch(d, idx.slice(s, s + batch)))));
+    const data = (await x.data()) as Float32Array;
+    x.dispose();
+    for (let i = 0; i < data.length; i++) images[s * per + i] = toUint8(data[i]);
+    onProgress?.(Math.min(s + batch, idx.length), idx.length);
+  }
+  return { images, labels: Uint8Array.from(idx, (i) => d.labels[i]), classes: d.classes, channels: d.channels, height: d.height, width: d.width, count: idx.length };
+}
+
+/**
+ * The ceiling of any latent model decoded by `vae`: the scores of the VAE's reconstructions of exactly the
+ * real test images that make up the floor at `perClass` per class. A model whose samples were real latents
+ * would score this; the Fréchet distance above the floor is what the VAE alone loses.
+ */
+export async function reconstructionCeiling(judge: Classifier, vae: AutoencoderKL, test: ImageDataset, real: RealFeatures, perClass: number, onProgress?: (done: number, total: number) => void): Promise<QualityReport> {
+  const K = test.classes.length;
+  const idx = floorSet(real, classLabels(K, perClass), K).map((i) => real.referenceCount + i);
+  return evaluateSamples(judge, await reconstructImages(vae, test, idx, 100, onProgress), real);
 }

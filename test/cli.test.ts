@@ -72,7 +72,8 @@ describe('the dit command', function () {
       [['train', '--model', 'DiT-M/2'], /Allowed choices are DiT-XL\/2/],
       [['eval', '--data', 'mnist'], /'mnist' is not a dataset: use synthetic \(built in\), fashion-mnist\[:DIR\], cifar10:DIR or folder:DIR/],
       [['train', '--latents', 'missing.safetensors'], /missing\.safetensors: no such file or folder/],
-      [['eval'], /give --samples DIR or --weights CKPT_OR_RUN/],
+      [['eval'], /give --samples DIR, --weights CKPT_OR_RUN or --reconstructions/],
+      [['eval', '--reconstructions'], /--reconstructions needs --vae FILE/],
       [['nonsense'], /unknown command 'nonsense'/],
     ];
     for (const [args, msg] of usage) {
