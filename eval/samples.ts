@@ -1,7 +1,7 @@
 // Class-conditional samples as images: a DiT samples latents (DDPM or DDIM, classifier-free guidance), the
 // VAE decodes them, and they are quantised to uint8 exactly as a PNG stores them, so samples judged in
 // memory and samples read back from files score the same.
-import { scope, noGrad } from '../engine/tensor.js';
+import { scope, noGrad, type Tensor } from '../engine/tensor.js';
 import { scale } from '../kernels/elementwise.js';
 import { imageBatch, type ImageDataset } from '../data/dataset.js';
 import type { DiT } from '../dit/model.js';
@@ -32,6 +32,13 @@ export interface SampleOptions {
 /** uint8 of a [−1, 1] value, as DiT's sample.py and our PNGs: clamp(⌊127.5·x + 128⌋, 0, 255). */
 export function toUint8(v: number): number { return Math.max(0, Math.min(255, Math.floor(127.5 * v + 128))); }
 
+/** Reads a batch of decoded images, releases it, and writes it quantised into `images` from `offset`. */
+async function quantiseInto(x: Tensor, images: Uint8Array, offset: number): Promise<void> {
+  const data = (await x.data()) as Float32Array;
+  x.dispose();
+  for (let i = 0; i < data.length; i++) images[offset + i] = toUint8(data[i]);
+}
+
 /**
  * Samples an image for every entry of `labels` (class indices) and returns them as a dataset whose labels
  * are the requested classes. Latents are divided by `latentScale` before decoding.
@@ -53,9 +60,7 @@ export async function sampleImages(model: DiT, vae: AutoencoderKL, latentScale: 
     });
     const x = scope(() => noGrad(() => vae.decode(scale(z, 1 / latentScale))));
     z.dispose();
-    const data = (await x.data()) as Float32Array;
-    x.dispose();
-    for (let i = 0; i < data.length; i++) images[s * per + i] = toUint8(data[i]);
+    await quantiseInto(x, images, s * per);
     o.onProgress?.(Math.min(s + batch, labels.length), labels.length);
   }
   return { images, labels: Uint8Array.from(labels), classes, channels: C, height: H, width: W, count: labels.length };
@@ -71,10 +76,7 @@ export async function reconstructImages(vae: AutoencoderKL, d: ImageDataset, idx
   const per = d.channels * d.height * d.width, images = new Uint8Array(idx.length * per);
   vae.eval();
   for (let s = 0; s < idx.length; s += batch) {
-    const x = scope(() => noGrad(() => vae.forward(imageBatch(d, idx.slice(s, s + batch)))));
-    const data = (await x.data()) as Float32Array;
-    x.dispose();
-    for (let i = 0; i < data.length; i++) images[s * per + i] = toUint8(data[i]);
+    await quantiseInto(scope(() => noGrad(() => vae.forward(imageBatch(d, idx.slice(s, s + batch))))), images, s * per);
     onProgress?.(Math.min(s + batch, idx.length), idx.length);
   }
   return { images, labels: Uint8Array.from(idx, (i) => d.labels[i]), classes: d.classes, channels: d.channels, height: d.height, width: d.width, count: idx.length };
