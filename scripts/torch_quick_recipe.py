@@ -18,7 +18,7 @@ Then, for example (what dit/README.md reports):
         --per-class 10 --steps 25 --cfg 4
     /usr/bin/python3 scripts/torch_quick_recipe.py --latents ... --label-gain out/torch-quick-2800.safetensors
 """
-import argparse, json, math, struct, time
+import argparse, json, math, os, struct, time
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 
@@ -56,7 +56,7 @@ def write_safetensors(fn, tensors, meta):
     h = json.dumps(header).encode(); h += b' ' * ((8 - len(h) % 8) % 8)
     with open(fn + '.tmp', 'wb') as f:
         f.write(struct.pack('<Q', len(h))); f.write(h); [f.write(b) for b in blobs]
-    import os; os.replace(fn + '.tmp', fn)
+    os.replace(fn + '.tmp', fn)
 
 
 # ---- the model, as the official models.py ----
