@@ -19,20 +19,24 @@ import { loadVae } from '../vae/checkpoint.js';
 import { trainVae, encodeDataset, psnr } from '../vae/train.js';
 import { DiT } from '../dit/model.js';
 import { LatentSet, DiTTrainer } from '../dit/train.js';
-import { PRESETS } from '../dit/presets.js';
+import { PRESETS, type PresetName } from '../dit/presets.js';
 import { GaussianDiffusion } from '../diffusion/gaussian.js';
 import { Run, trainLoop, resumeInto, type RunConfig } from '../runs/run.js';
 import { sampleImages, classLabels, reconstructionCeiling } from '../eval/samples.js';
 import { evaluateSamples, type QualityReport } from '../eval/quality.js';
 import { WEIGHTS_DIR } from '../eval/judge.js';
-import { dataOption, examples, log } from './options.js';
+import { choice, dataOption, examples, log } from './options.js';
 import { buildConfigs } from './train.js';
 import { prepareJudge, formatReport } from './eval.js';
 import { writeSampleFolder, writeSampleGrid } from './sample.js';
 import { reconstructionGrid } from './vae.js';
 import { Progress } from './progress.js';
 
-interface DemoOpts { data: DataSpec; out?: string; fresh?: boolean; quick?: boolean; referenceDir?: string }
+interface DemoOpts { data: DataSpec; preset: DemoPreset; out?: string; fresh?: boolean; quick?: boolean; referenceDir?: string }
+
+/** The presets sized for this machine's CPU. */
+const DEMO_PRESETS = ['quick', 'long'] as const satisfies readonly PresetName[];
+type DemoPreset = typeof DEMO_PRESETS[number];
 
 /** The lengths of the real job and of the short one CI runs. */
 const LENGTHS: Record<'full' | 'quick', { latents: number; samplesPerClass: number; vae: { l1: number; mse: number }; ditSteps: number | null }> = {
@@ -42,14 +46,15 @@ const LENGTHS: Record<'full' | 'quick', { latents: number; samplesPerClass: numb
 
 export function registerDemo(program: Command): void {
   const cmd = program.command('demo')
-    .description('the main job: parity check, then VAE → latents → DiT (preset quick) → samples → dit eval on a dataset; prints the scores and writes DIR/summary.json')
+    .description('the main job: parity check, then VAE → latents → DiT (a preset, quick by default) → samples → dit eval on a dataset; prints the scores and writes DIR/summary.json')
     .addOption(dataOption())
+    .addOption(choice('--preset <name>', `the DiT recipe and its sampler (${DEMO_PRESETS.map((n) => `${n}: ${PRESETS[n].description}`).join('; ')})`, DEMO_PRESETS, 'quick'))
     .option('--out <dir>', 'output folder (default out/<data>)')
     .option('--fresh', 'train the VAE and the judge here too, and everything after them, instead of reusing')
     .option('--quick', 'the short version CI runs (also when CI=true)')
     .option('--reference-dir <dir>', 'the parity dumps (default ../shared/reference)')
     .action(async (o: DemoOpts) => { process.exitCode = await runDemo(o); });
-  examples(cmd, ['dit demo', 'dit demo --data fashion-mnist']);
+  examples(cmd, ['dit demo', 'dit demo --data fashion-mnist', 'dit demo --data fashion-mnist --preset long']);
 }
 
 /** A file's CRC-32 as hex: what a latent cache records of the VAE that made it. */
@@ -119,17 +124,17 @@ async function runDemo(o: DemoOpts): Promise<number> {
     process.stdout.write(`  latents: ${L.latents} train images encoded, scale factor ${r.scale.toFixed(4)} → ${latFile}\n`);
   });
 
-  // The DiT: the quick preset in a run folder, continued if an earlier demo left it unfinished.
+  // The DiT: the preset in its run folder, continued if an earlier demo left it unfinished.
   const data = new LatentSet(await readSafetensors(latFile));
-  const preset = PRESETS.quick;
-  const runDir = path.join(dir, 'run');
-  const { model: mc, train: tc } = buildConfigs({ preset: 'quick', latents: latFile, learnSigma: true, emaWarmup: true, seed: 0, which: 'ema', logEvery: 25, checkpointEvery: 500, keep: 2, sampleEvery: 0, samplesPerClass: 6 }, new Command(), data);
+  const preset = PRESETS[o.preset];
+  const runDir = path.join(dir, o.preset === 'quick' ? 'run' : `run-${o.preset}`);
+  const { model: mc, train: tc } = buildConfigs({ preset: o.preset, latents: latFile, learnSigma: true, emaWarmup: true, seed: 0, which: 'ema', logEvery: 25, checkpointEvery: 500, keep: 2, sampleEvery: 0, samplesPerClass: 6 }, new Command(), data);
   if (L.ditSteps) tc.steps = L.ditSteps;
   if (o.fresh && existsSync(runDir)) await fs.rm(runDir, { recursive: true });
   const run = existsSync(path.join(runDir, 'config.json')) ? await Run.open(runDir) : await Run.create(runDir, {
     version: 1, model: mc, train: tc, diffusion: { schedule: preset.schedule, steps: 1000, learnSigma: mc.learnSigma },
     data: { latents: path.resolve(latFile), dataset: name, count: data.count, shape: data.shape, scaleFactor: data.scale, classes: data.classes },
-    vae: path.resolve(vaeFile), logEvery: 25, checkpointEvery: 500, keep: 2, samples: { every: 500, perClass: 6, steps: preset.sample.steps, cfg: preset.sample.cfg }, preset: 'quick', init: null,
+    vae: path.resolve(vaeFile), logEvery: 25, checkpointEvery: 500, keep: 2, samples: { every: 500, perClass: 6, steps: preset.sample.steps, cfg: preset.sample.cfg }, preset: o.preset, init: null,
   } satisfies RunConfig);
   const model = new DiT(run.config.model, {}, run.config.train.seed);
   const trainer = new DiTTrainer(model, new GaussianDiffusion({ learnSigma: run.config.model.learnSigma, schedule: run.config.diffusion.schedule }), data, run.config.train);
@@ -137,8 +142,8 @@ async function runDemo(o: DemoOpts): Promise<number> {
   const trainSeconds: number = await stage('dit', async (): Promise<number> => {
     const steps = run.config.train.steps;
     if (trainer.step >= steps) { process.stdout.write(`  DiT: reusing the finished run ${runDir} (${steps} steps; --fresh trains it again)\n`); return NaN; }
-    process.stdout.write(`  DiT: preset quick, D ${mc.hiddenSize}, depth ${mc.depth}, patch ${mc.patchSize}, ${model.numParameters().toLocaleString('en-US')} parameters; ${steps} steps at batch ${run.config.train.batch} → ${runDir}\n`);
-    const p = new Progress('  DiT training', steps);
+    process.stdout.write(`  DiT: preset ${o.preset}, D ${mc.hiddenSize}, depth ${mc.depth}, patch ${mc.patchSize}, ${model.numParameters().toLocaleString('en-US')} parameters; ${steps} steps at batch ${run.config.train.batch} → ${runDir}\n`);
+    const p = new Progress('  DiT training', steps, trainer.step);
     const t0 = performance.now();
     await trainLoop(run, trainer, vae, { onMetrics: (m) => p.update(m.step, `loss ${m.loss.toFixed(4)}, ${m.stepsPerSec.toFixed(2)} steps/s`) });
     return (performance.now() - t0) / 1000;
@@ -152,7 +157,7 @@ async function runDemo(o: DemoOpts): Promise<number> {
     await fs.rm(path.join(dir, 'samples'), { recursive: true, force: true });
     await writeSampleFolder(d, path.join(dir, 'samples'));
     await writeSampleGrid(subsetPerClass(d, Math.min(per, 10)), path.join(dir, 'samples.png'), Math.min(per, 10));
-    process.stdout.write(`  samples: ${d.count} (${per} per class, DDIM ${preset.sample.steps}, guidance ${preset.sample.cfg}) → ${dir}/samples/, grid ${dir}/samples.png\n`);
+    process.stdout.write(`  samples: ${d.count} (${per} per class, ${preset.sample.sampler.toUpperCase()} ${preset.sample.steps}, guidance ${preset.sample.cfg}) → ${dir}/samples/, grid ${dir}/samples.png\n`);
     return d;
   });
 
@@ -163,14 +168,14 @@ async function runDemo(o: DemoOpts): Promise<number> {
     return { report: r, ceiling: await reconstructionCeiling(judge.model, vae, test, real, L.samplesPerClass) };
   });
   const summary = {
-    ...report, vae_psnr: vaePsnr, vae_ceiling: { accuracy: ceiling.accuracy, per_class: ceiling.per_class, frechet: ceiling.frechet, frechet_real: ceiling.frechet_real }, train_seconds: trainSeconds, steps: run.config.train.steps, preset: 'quick', data: name, quick,
-    adapter: describeAdapter(A), stage_seconds: times, pictures: { data: 'data-grid.png', vae: 'vae-recon.png', samples: 'samples.png', loss: 'run/loss.png' },
+    ...report, vae_psnr: vaePsnr, vae_ceiling: { accuracy: ceiling.accuracy, per_class: ceiling.per_class, frechet: ceiling.frechet, frechet_real: ceiling.frechet_real }, train_seconds: trainSeconds, steps: run.config.train.steps, preset: o.preset, sampler: preset.sample, data: name, quick,
+    adapter: describeAdapter(A), stage_seconds: times, pictures: { data: 'data-grid.png', vae: 'vae-recon.png', samples: 'samples.png', loss: `${path.basename(runDir)}/loss.png` },
   };
   await writeFileAtomic(path.join(dir, 'summary.json'), [new TextEncoder().encode(`${JSON.stringify(summary, null, 1)}\n`)]);
   process.stdout.write(`\n${formatReport(report)}\n`);
   process.stdout.write(`the ceiling of any model decoded by this VAE (its reconstructions of the floor's real images): accuracy ${(100 * ceiling.accuracy).toFixed(1)}%, Fréchet distance ${ceiling.frechet.toFixed(2)} (${(ceiling.frechet / ceiling.frechet_real).toFixed(2)}× the floor)\n`);
   process.stdout.write(`stages (s): ${Object.entries(times).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', ')}\n`);
-  process.stdout.write(`pictures: ${dir}/data-grid.png, ${dir}/vae-recon.png, ${dir}/run/loss.png, ${dir}/samples.png; scores: ${dir}/summary.json\n`);
+  process.stdout.write(`pictures: ${dir}/data-grid.png, ${dir}/vae-recon.png, ${runDir}/loss.png, ${dir}/samples.png; scores: ${dir}/summary.json\n`);
   trainer.dispose();
   model.dispose();
   return 0;

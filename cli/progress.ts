@@ -2,15 +2,25 @@
 
 /** Whether the user's stderr is a terminal (the `dit` command runs in a child whose stderr is a pipe). */
 const stderrIsTty = process.env.DIT_STDERR_TTY ? process.env.DIT_STDERR_TTY === '1' : !!process.stderr.isTTY;
+
+/**
+ * One progress line. The time left is extrapolated from the work done since `start` (what this process
+ * began at: a resumed run's earlier steps took no time here).
+ */
+export function progressLine(label: string, done: number, total: number, secs: number, start = 0, extra = ''): string {
+  const pct = Math.floor((100 * done) / total);
+  const left = done > start ? (secs / (done - start)) * (total - done) : 0;
+  return `${label} ${done}/${total} (${pct}%) ${secs.toFixed(1)}s elapsed, ~${left.toFixed(0)}s left${extra ? `  ${extra}` : ''}`;
+}
+
 export class Progress {
   private lastPct = -1;
   private readonly t0 = performance.now();
-  constructor(readonly label: string, readonly total: number) {}
+  /** `start`: the count already done when this process began (a resumed run's step). */
+  constructor(readonly label: string, readonly total: number, readonly start = 0) {}
   update(done: number, extra = ''): void {
     const pct = Math.floor((100 * done) / this.total);
-    const secs = (performance.now() - this.t0) / 1000;
-    const eta = done > 0 ? (secs / done) * (this.total - done) : 0;
-    const line = `${this.label} ${done}/${this.total} (${pct}%) ${secs.toFixed(1)}s elapsed, ~${eta.toFixed(0)}s left${extra ? `  ${extra}` : ''}`;
+    const line = progressLine(this.label, done, this.total, (performance.now() - this.t0) / 1000, this.start, extra);
     if (stderrIsTty) {
       const w = 24, fill = Math.round((w * done) / this.total);
       process.stderr.write(`\r[${'#'.repeat(fill)}${'.'.repeat(w - fill)}] ${line}\x1b[K${done === this.total ? '\n' : ''}`);

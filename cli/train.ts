@@ -147,8 +147,8 @@ async function runTrain(o: TrainOpts, c: Command): Promise<number> {
   const m = cfg.model;
   log(`DiT D ${m.hiddenSize}, depth ${m.depth}, ${m.numHeads} heads, patch ${m.patchSize} (${(m.inputSize / m.patchSize) ** 2} tokens), ${m.conditioning}, ${model.numParameters().toLocaleString('en-US')} parameters; ${data.count} latents [${data.shape.join(', ')}]; batch ${cfg.train.batch}, lr ${cfg.train.lr}; run folder ${run.dir}`);
   const vae = vaeFile ? await loadVae(vaeFile) : null;
-  const progress = new Progress('training', cfg.train.steps);
   const t0 = performance.now(), start = trainer.step;
+  const progress = new Progress('training', cfg.train.steps, start);
   try {
     await trainLoop(run, trainer, vae, {
       onMetrics: (x) => progress.update(x.step, `loss ${x.loss.toFixed(4)}, ${x.stepsPerSec.toFixed(2)} steps/s, ${x.imagesPerSec.toFixed(0)} img/s, ${x.liveMiB.toFixed(0)} MiB live`),

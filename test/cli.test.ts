@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readSafetensors } from '../engine/safetensors.js';
 import { loadTorchCheckpoint, stateDictOf, torchTensorF32 } from '../engine/torchpt.js';
+import { progressLine } from '../cli/progress.js';
 import { writePatternLatents } from './latents.js';
 import { AutoencoderKL, SMALL_VAE_32 } from '../vae/model.js';
 import { saveVae } from '../vae/train.js';
@@ -74,6 +75,7 @@ describe('the dit command', function () {
       [['train', '--latents', 'missing.safetensors'], /missing\.safetensors: no such file or folder/],
       [['eval'], /give --samples DIR, --weights CKPT_OR_RUN or --reconstructions/],
       [['eval', '--reconstructions'], /--reconstructions needs --vae FILE/],
+      [['demo', '--preset', 'dit-s'], /argument 'dit-s' is invalid\. Allowed choices are quick, long/],
       [['nonsense'], /unknown command 'nonsense'/],
     ];
     for (const [args, msg] of usage) {
@@ -92,6 +94,13 @@ describe('the dit command', function () {
   });
 
   describe('training runs', () => {
+    it('a resumed run estimates the time left from the steps it did itself, not from step 0', () => {
+      // 10 steps in 10 s after resuming at step 5600 of 11200: 1 step/s, so 5590 s are left (not 10 s).
+      expect(progressLine('training', 5610, 11200, 10, 5600)).to.equal('training 5610/11200 (50%) 10.0s elapsed, ~5590s left');
+      expect(progressLine('training', 10, 100, 5)).to.equal('training 10/100 (10%) 5.0s elapsed, ~45s left');
+      expect(progressLine('training', 5600, 11200, 0, 5600, 'loss 1')).to.equal('training 5600/11200 (50%) 0.0s elapsed, ~0s left  loss 1');
+    });
+
     it('resumes exactly: steps 5–8 after a resume equal those of an uninterrupted run, bit for bit', async () => {
       const lat = path.join(dir, 'lat.safetensors'), a = path.join(dir, 'runA'), b = path.join(dir, 'runB');
       const base = ['train', '--latents', lat, ...TINY, '--log-every', '1', '--checkpoint-every', '4', '--lr', '1e-3', '--warmup', '2'];
