@@ -16,7 +16,7 @@ import { writeClassGrid, subset } from '../data/dataset.js';
 import { crc32 } from '../engine/torchpt.js';
 import { AutoencoderKL, SMALL_VAE_32 } from '../vae/model.js';
 import { loadVae } from '../vae/checkpoint.js';
-import { trainVae, encodeDataset, psnr } from '../vae/train.js';
+import { trainVae, encodeDataset, psnr, saveVae } from '../vae/train.js';
 import { DiT } from '../dit/model.js';
 import { LatentSet, DiTTrainer } from '../dit/train.js';
 import { PRESETS, type PresetName } from '../dit/presets.js';
@@ -57,6 +57,9 @@ export function registerDemo(program: Command): void {
   examples(cmd, ['dit demo', 'dit demo --data fashion-mnist', 'dit demo --data fashion-mnist --preset long']);
 }
 
+/** Where the demo in `dir` trains a preset's DiT. */
+const runDirOf = (dir: string, preset: DemoPreset) => path.join(dir, preset === 'quick' ? 'run' : `run-${preset}`);
+
 /** A file's CRC-32 as hex: what a latent cache records of the VAE that made it. */
 async function fileTag(file: string): Promise<string> { return crc32(await readFileBytes(file)).toString(16); }
 
@@ -92,17 +95,25 @@ async function runDemo(o: DemoOpts): Promise<number> {
     return { train: tr, test: te };
   });
 
-  // The VAE: shipped, or trained here with the documented recipe (L1, then MSE with cosine decay).
+  // The VAE: shipped, or trained here with the documented recipe (L1, then MSE with cosine decay) and reused
+  // by the next demo of the same data and length (its metadata records which; a short one is never reused
+  // by a full one).
   const shippedVae = path.join(WEIGHTS_DIR, `vae-${name}.safetensors`);
   const vaeFile = !o.fresh && existsSync(shippedVae) ? shippedVae : path.join(dir, 'vae.safetensors');
+  const recipe = `${name}: ${L.vae.l1} L1 + ${L.vae.mse} MSE steps`;
   const vae = await stage('vae', async () => {
     if (vaeFile === shippedVae) { process.stdout.write(`  VAE: ${vaeFile} (shipped; its command is in weights/README.md)\n`); return loadVae(vaeFile); }
+    if (!o.fresh && existsSync(vaeFile) && (await readSafetensors(vaeFile)).metadata.demo_recipe === recipe) {
+      process.stdout.write(`  VAE: reusing ${vaeFile} (trained by an earlier demo, ${recipe}; --fresh trains it again)\n`);
+      return loadVae(vaeFile);
+    }
     const v = new AutoencoderKL({ ...SMALL_VAE_32, inChannels: train.channels, outChannels: train.channels }, 0);
     const p = new Progress('  VAE training', L.vae.l1 + L.vae.mse);
     const log2 = (off: number) => (m: { step: number; loss?: number }) => { if (m.loss !== undefined) p.update(off + m.step, `loss ${m.loss.toFixed(4)}`); };
     await trainVae(v, train, test, { steps: L.vae.l1, batch: 16, lr: 1e-3, loss: 'l1', evalEvery: 0, evalImages: 256, onLog: log2(0) });
-    await trainVae(v, train, test, { steps: L.vae.mse, batch: 16, lr: 5e-4, loss: 'mse', cosine: true, evalEvery: 0, evalImages: 256, checkpoint: vaeFile, onLog: log2(L.vae.l1) });
-    process.stdout.write(`  VAE: trained ${L.vae.l1} L1 + ${L.vae.mse} MSE steps → ${vaeFile}\n`);
+    await trainVae(v, train, test, { steps: L.vae.mse, batch: 16, lr: 5e-4, loss: 'mse', cosine: true, evalEvery: 0, evalImages: 256, onLog: log2(L.vae.l1) });
+    await saveVae(v, vaeFile, { demo_recipe: recipe });
+    process.stdout.write(`  VAE: trained ${recipe} → ${vaeFile}\n`);
     return v;
   });
   const vaePsnr = await stage('vae_psnr', async () => {
@@ -119,6 +130,8 @@ async function runDemo(o: DemoOpts): Promise<number> {
   await stage('latents', async () => {
     const cached = existsSync(latFile) && !o.fresh ? await readSafetensors(latFile) : null;
     if (cached && cached.metadata.vae === vaeTag && Number(cached.shape('mean')[0]) === L.latents) { process.stdout.write(`  latents: reusing ${latFile}\n`); return; }
+    // The DiT runs of the old latents would continue (or be reused) on new ones: they go too.
+    for (const pr of DEMO_PRESETS) await fs.rm(runDirOf(dir, pr), { recursive: true, force: true });
     const p = new Progress('  encoding', L.latents);
     const r = await encodeDataset(vae, subset(train, L.latents), latFile, { scaleFromData: true, dataset: name, extraMeta: { vae: vaeTag }, onProgress: (n) => p.update(n) });
     process.stdout.write(`  latents: ${L.latents} train images encoded, scale factor ${r.scale.toFixed(4)} → ${latFile}\n`);
@@ -127,10 +140,9 @@ async function runDemo(o: DemoOpts): Promise<number> {
   // The DiT: the preset in its run folder, continued if an earlier demo left it unfinished.
   const data = new LatentSet(await readSafetensors(latFile));
   const preset = PRESETS[o.preset];
-  const runDir = path.join(dir, o.preset === 'quick' ? 'run' : `run-${o.preset}`);
+  const runDir = runDirOf(dir, o.preset);
   const { model: mc, train: tc } = buildConfigs({ preset: o.preset, latents: latFile, learnSigma: true, emaWarmup: true, seed: 0, which: 'ema', logEvery: 25, checkpointEvery: 500, keep: 2, sampleEvery: 0, samplesPerClass: 6 }, new Command(), data);
   if (L.ditSteps) tc.steps = L.ditSteps;
-  if (o.fresh && existsSync(runDir)) await fs.rm(runDir, { recursive: true });
   const run = existsSync(path.join(runDir, 'config.json')) ? await Run.open(runDir) : await Run.create(runDir, {
     version: 1, model: mc, train: tc, diffusion: { schedule: preset.schedule, steps: 1000, learnSigma: mc.learnSigma },
     data: { latents: path.resolve(latFile), dataset: name, count: data.count, shape: data.shape, scaleFactor: data.scale, classes: data.classes },
