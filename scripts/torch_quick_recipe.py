@@ -17,6 +17,10 @@ Then, for example (what dit/README.md reports):
     node build/cli/dit.js eval --weights out/torch-quick-2800.safetensors --vae weights/vae-synthetic.safetensors \
         --per-class 10 --steps 25 --cfg 4
     /usr/bin/python3 scripts/torch_quick_recipe.py --latents ... --label-gain out/torch-quick-2800.safetensors
+With REPA (representation alignment to a teacher's features; dit/README.md says what it gained):
+    /usr/bin/python3 scripts/torch_repa_teacher.py --count 20000 --out out/repa-teacher.npy
+    /usr/bin/python3 scripts/torch_quick_recipe.py --latents out/synthetic/latents.safetensors --repa out/repa-teacher.npy \
+        --repa-depth 1 --repa-lambda 2 --out out/torch-repa
 """
 import argparse, json, math, os, struct, time
 import numpy as np
@@ -34,6 +38,9 @@ p.add_argument('--timesteps', default='uniform', help="'uniform', or 'logit:M:S'
 p.add_argument('--save-at', default='', help='comma-separated steps to write EMA weights at (the last step always)')
 p.add_argument('--out', default='out/torch-quick', help='weights go to OUT-<step>.safetensors')
 p.add_argument('--seed', type=int, default=0); p.add_argument('--threads', type=int, default=1)
+p.add_argument('--repa', metavar='FEATURES', help='REPA: also align the tokens after block --repa-depth, through an MLP, with these teacher features '
+               '(.npy [N, tokens, F], from torch_repa_teacher.py) by cosine similarity')
+p.add_argument('--repa-depth', type=int, default=1); p.add_argument('--repa-lambda', type=float, default=2, help="the alignment loss's weight")
 p.add_argument('--label-gain', metavar='WEIGHTS', help='instead of training: how much the label lowers the ε-MSE of these weights at each t')
 a = p.parse_args()
 torch.manual_seed(a.seed); torch.set_num_threads(a.threads)
@@ -142,7 +149,9 @@ class DiT(nn.Module):
     def forward(s, x, t, y):
         x = s.x_embedder.proj(x).flatten(2).transpose(1, 2) + s.pos_embed
         c = s.t_embedder(t) + s.y_embedder.embedding_table(y)
-        for b in s.blocks: x = b(x, c)
+        for i, b in enumerate(s.blocks):
+            x = b(x, c)
+            if i == a.repa_depth - 1: s.aligned = x  # the tokens REPA aligns
         x = s.final_layer(x, c); B, g, p = x.shape[0], s.grid, s.patch
         return x.reshape(B, g, g, p, p, s.out_channels).permute(0, 5, 1, 3, 2, 4).reshape(B, s.out_channels, g * p, g * p)
 
@@ -204,12 +213,15 @@ if a.label_gain:
     raise SystemExit(0)
 
 ema = DiT(H, C, a.hidden, a.depth, a.heads, a.patch, K); ema.load_state_dict(model.state_dict()); ema.requires_grad_(False)
-opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0)
+teacher = torch.from_numpy(np.load(a.repa)) if a.repa else None
+# REPA's projector (three layers, SiLU) maps tokens to the teacher's width; it is trained, never saved.
+projector = nn.Sequential(nn.Linear(a.hidden, 256), nn.SiLU(), nn.Linear(256, 256), nn.SiLU(), nn.Linear(256, teacher.shape[2])) if a.repa else nn.Sequential()
+opt = torch.optim.AdamW([*model.parameters(), *projector.parameters()], lr=a.lr, weight_decay=0)
 save_at = {int(s) for s in a.save_at.split(',') if s} | {a.steps}
 config = {'input_size': H, 'patch_size': a.patch, 'in_channels': C, 'hidden_size': a.hidden, 'depth': a.depth, 'num_heads': a.heads, 'mlp_ratio': 4,
           'class_dropout_prob': 0.1, 'num_classes': K, 'learn_sigma': True, 'conditioning': 'adaLN-Zero'}
 print(f'{sum(q.numel() for q in model.parameters()) / 1e6:.2f} M parameters; {N} latents {C}x{H}x{W}', flush=True)
-g = torch.Generator().manual_seed(a.seed); t0 = time.time(); running = None
+g = torch.Generator().manual_seed(a.seed); t0 = time.time(); running = None; alignment = None
 for step in range(1, a.steps + 1):
     idx = torch.randint(0, N, (a.batch,), generator=g)
     x0 = (mean[idx] + std[idx] * torch.randn(a.batch, C, H, W, generator=g)) * scale
@@ -219,12 +231,16 @@ for step in range(1, a.steps + 1):
         _, m, s = a.timesteps.split(':'); t = (torch.sigmoid(float(m) + float(s) * torch.randn(a.batch, generator=g)) * T).long().clamp(0, T - 1)
     loss, mse = losses(model, x0, t, y, torch.randn(x0.shape, generator=g), a.min_snr)
     for group in opt.param_groups: group['lr'] = a.lr * min(1, step / max(1, a.warmup))
-    opt.zero_grad(set_to_none=True); loss.mean().backward(); opt.step()
+    total = loss.mean()
+    if a.repa:
+        cos = F.cosine_similarity(projector(model.aligned), teacher[idx].float(), dim=-1).mean(); total = total - a.repa_lambda * cos
+        alignment = cos.item() if alignment is None else 0.98 * alignment + 0.02 * cos.item()
+    opt.zero_grad(set_to_none=True); total.backward(); opt.step()
     decay = min(a.ema, (1 + step) / (10 + step))
     with torch.no_grad():
         for pe, pm in zip(ema.parameters(), model.parameters()): pe.mul_(decay).add_(pm, alpha=1 - decay)
     running = mse.mean().item() if running is None else 0.98 * running + 0.02 * mse.mean().item()
-    if step % 200 == 0: print(f'step {step}  ε-MSE {running:.4f}  {step / (time.time() - t0):.1f} steps/s', flush=True)
+    if step % 200 == 0: print(f'step {step}  ε-MSE {running:.4f}  {step / (time.time() - t0):.1f} steps/s' + (f'  cosine to the teacher {alignment:.3f}' if a.repa else ''), flush=True)
     if step in save_at:
         file = f'{a.out}-{step}.safetensors'
         write_safetensors(file, dict(ema.state_dict()), {'config': json.dumps(config), 'scale_factor': str(scale), 'classes': meta['classes'],
