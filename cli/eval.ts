@@ -11,10 +11,14 @@ import { realFeatures, evaluateSamples, type QualityReport } from '../eval/quali
 import { sampleImages, classLabels, reconstructionCeiling } from '../eval/samples.js';
 import { loadVae } from '../vae/checkpoint.js';
 import { int, num, choice, existing, dataOption, examples, log, UsageError } from './options.js';
-import { loadSampler } from './sample.js';
+import { loadSampler, samplingSettings } from './sample.js';
+import type { Preset } from '../dit/presets.js';
 import { Progress } from './progress.js';
 
-interface EvalOpts { realImages?: number; samples?: string; reconstructions?: boolean; weights?: string; which: 'ema' | 'model'; vae?: string; data: DataSpec; perClass: number; steps: number; cfg: number; sampler: 'ddpm' | 'ddim'; seed: number; json?: boolean; classifier?: string; retrainClassifier?: boolean }
+/** Without a preset: a quick, well-conditioned sampler. */
+const EVAL_DEFAULTS: Preset['sample'] = { sampler: 'ddim', steps: 50, cfg: 3 };
+
+interface EvalOpts { realImages?: number; samples?: string; reconstructions?: boolean; weights?: string; which: 'ema' | 'model'; vae?: string; data: DataSpec; perClass: number; steps?: number; cfg?: number; sampler?: 'ddpm' | 'ddim'; seed: number; json?: boolean; classifier?: string; retrainClassifier?: boolean }
 
 export function registerEval(program: Command): void {
   const cmd = program.command('eval')
@@ -26,9 +30,9 @@ export function registerEval(program: Command): void {
     .addOption(existing('--vae <file>', 'the VAE to decode with (default: the one the run used)'))
     .addOption(dataOption())
     .addOption(int('--per-class <n>', 'samples drawn (or images reconstructed) per class with --weights (--reconstructions)', { min: 2, def: 50 }))
-    .addOption(int('--steps <n>', 'sampling steps', { min: 1, max: 1000, def: 50 }))
-    .addOption(num('--cfg <scale>', 'guidance scale', { min: 0, def: 3 }))
-    .addOption(choice('--sampler <name>', 'sampler', ['ddpm', 'ddim'], 'ddim'))
+    .addOption(int('--steps <n>', `sampling steps with --weights [default: the preset's the weights were trained with, else ${EVAL_DEFAULTS.steps}]`, { min: 1, max: 1000 }))
+    .addOption(num('--cfg <scale>', `guidance scale with --weights [default: the preset's, else ${EVAL_DEFAULTS.cfg}]`, { min: 0 }))
+    .addOption(choice('--sampler <name>', `sampler with --weights [default: the preset's, else ${EVAL_DEFAULTS.sampler}]`, ['ddpm', 'ddim']))
     .addOption(int('--seed <n>', 'noise seed', { min: 0, def: 0 }))
     .addOption(int('--real-images <n>', 'use the first n real test images (default: all; half are the reference, half the floor\'s pool)', { min: 4 }))
     .addOption(existing('--classifier <file>', 'the judge\'s weights (default: shipped in weights/, else cached, else trained once)'))
@@ -36,7 +40,7 @@ export function registerEval(program: Command): void {
     .option('--json', 'print {accuracy, per_class, frechet, frechet_real, samples, classifier_test_accuracy}')
     .action(async (o: EvalOpts) => { process.exitCode = await runEval(o); });
   examples(cmd, [
-    'dit eval --weights out/runs/quick --per-class 50 --cfg 3',
+    'dit eval --weights out/runs/quick --per-class 50',
     'dit eval --samples out/samples --data synthetic --json',
     'dit eval --reconstructions --vae out/vae-small.safetensors --per-class 50',
   ]);
@@ -95,8 +99,10 @@ async function runEval(o: EvalOpts): Promise<number> {
     const s = await loadSampler(o.weights!, o.which, o.vae);
     if (!s.vae) throw new UsageError(`${s.file} names no VAE: give --vae`);
     if (s.model.config.numClasses < test.classes.length) throw new UsageError(`the model has ${s.model.config.numClasses} classes, ${o.data.kind} has ${test.classes.length}`);
+    const { sampler, steps, cfg } = samplingSettings(o, s, EVAL_DEFAULTS);
+    log(`sampling: ${sampler} ${steps} steps, guidance ${cfg}${s.preset ? ` (the weights' preset: ${s.preset.name})` : ''}`);
     const p = new Progress('sampling', test.classes.length * o.perClass);
-    samples = await sampleImages(s.model, s.vae, s.scale, classLabels(test.classes.length, o.perClass), test.classes, { sampler: o.sampler, steps: o.steps, cfg: o.cfg, seed: o.seed, schedule: s.schedule, onProgress: (n) => p.update(n) });
+    samples = await sampleImages(s.model, s.vae, s.scale, classLabels(test.classes.length, o.perClass), test.classes, { sampler, steps, cfg, seed: o.seed, schedule: s.schedule, onProgress: (n) => p.update(n) });
   }
   if (samples.channels !== test.channels || samples.height !== test.height || samples.width !== test.width) {
     throw new UsageError(`samples are ${samples.channels}×${samples.height}×${samples.width}, ${o.data.kind} images ${test.channels}×${test.height}×${test.width}`);

@@ -17,8 +17,19 @@ import type { ImageDataset } from '../data/dataset.js';
 import type { ScheduleName } from '../diffusion/schedule.js';
 import { int, num, choice, intList, existing, examples, log, UsageError } from './options.js';
 import { Progress } from './progress.js';
+import { PRESETS, type Preset } from '../dit/presets.js';
 
-export interface SamplerSource { model: DiT; vae: AutoencoderKL | null; scale: number; classes: string[]; file: string; weights: string; dataset: string | null; schedule: ScheduleName }
+export interface SamplerSource {
+  model: DiT; vae: AutoencoderKL | null; scale: number; classes: string[]; file: string; weights: string; dataset: string | null; schedule: ScheduleName;
+  /** The preset the weights were trained with (checkpoints of `dit train --preset` say so), if any. */
+  preset: { name: string; sample: Preset['sample'] } | null;
+}
+
+/** Sampling settings: each flag given wins, then the preset the weights were trained with, then the command's defaults. */
+export function samplingSettings(flags: Partial<Preset['sample']>, s: SamplerSource, defaults: Preset['sample']): Preset['sample'] {
+  const base = s.preset?.sample ?? defaults;
+  return { sampler: flags.sampler ?? base.sampler, steps: flags.steps ?? base.steps, cfg: flags.cfg ?? base.cfg };
+}
 
 /** A DiT from a checkpoint or run folder, the VAE it names (or `vaeFile`), its latent scale and class names. */
 export async function loadSampler(src: string, which: 'ema' | 'model', vaeFile?: string, scaleFactor?: number): Promise<SamplerSource> {
@@ -32,7 +43,9 @@ export async function loadSampler(src: string, which: 'ema' | 'model', vaeFile?:
   const classes: string[] = w.metadata.classes ? JSON.parse(w.metadata.classes) : Array.from({ length: model.config.numClasses }, (_, i) => `class${i}`);
   // The noise schedule it was trained with (released DiT checkpoints: linear).
   const schedule = (w.metadata.schedule ?? 'linear') as ScheduleName;
-  return { model, vae, scale, classes, file, weights: w.metadata.weights ?? 'model', dataset: w.metadata.dataset ?? null, schedule };
+  const name = w.metadata.preset;
+  const preset = name && Object.hasOwn(PRESETS, name) ? { name, sample: PRESETS[name as keyof typeof PRESETS].sample } : null;
+  return { model, vae, scale, classes, file, weights: w.metadata.weights ?? 'model', dataset: w.metadata.dataset ?? null, schedule, preset };
 }
 
 /** Folder name of class k: two-digit index, then the name with anything but letters, digits, '-' and '_' as '-'. */
@@ -61,7 +74,10 @@ export async function writeSampleGrid(d: ImageDataset, file: string, perRow: num
   await writePng(file, grid(Array.from({ length: d.count }, (_, i) => imageOf(d, i, per)), perRow, Math.max(1, Math.floor(64 / d.width))));
 }
 
-interface SampleOpts { weights: string; which: 'ema' | 'model'; vae?: string; labels?: number[]; perClass?: number; steps: number; cfg: number; sampler: 'ddpm' | 'ddim'; seed: number; out: string; outDir?: string; guide: 'all' | 'official'; scaleFactor?: number; batch: number }
+/** Without a preset: the official sample.py's sampler and steps. */
+const SAMPLE_DEFAULTS: Preset['sample'] = { sampler: 'ddpm', steps: 250, cfg: 4 };
+
+interface SampleOpts { weights: string; which: 'ema' | 'model'; vae?: string; labels?: number[]; perClass?: number; steps?: number; cfg?: number; sampler?: 'ddpm' | 'ddim'; seed: number; out: string; outDir?: string; guide: 'all' | 'official'; scaleFactor?: number; batch: number }
 
 export function registerSample(program: Command): void {
   const cmd = program.command('sample')
@@ -71,9 +87,9 @@ export function registerSample(program: Command): void {
     .addOption(existing('--vae <file>', 'the VAE to decode with (default: the one the run used)'))
     .addOption(intList('--labels <list>', 'class of each sample, e.g. 1,2,3 (default: 8 cycling over the classes)'))
     .addOption(int('--per-class <n>', 'n samples of every class instead of --labels', { min: 1 }))
-    .addOption(int('--steps <n>', 'sampling steps (respaced from 1000)', { min: 1, max: 1000, def: 250 }))
-    .addOption(num('--cfg <scale>', 'classifier-free guidance scale (1: none)', { min: 0, def: 4 }))
-    .addOption(choice('--sampler <name>', 'DDPM (ancestral) or DDIM (η = 0)', ['ddpm', 'ddim'], 'ddpm'))
+    .addOption(int('--steps <n>', `sampling steps (respaced from 1000) [default: the preset's the weights were trained with, else ${SAMPLE_DEFAULTS.steps}]`, { min: 1, max: 1000 }))
+    .addOption(num('--cfg <scale>', `classifier-free guidance scale (1: none) [default: the preset's, else ${SAMPLE_DEFAULTS.cfg}]`, { min: 0 }))
+    .addOption(choice('--sampler <name>', `DDPM (ancestral) or DDIM (η = 0) [default: the preset's, else ${SAMPLE_DEFAULTS.sampler}]`, ['ddpm', 'ddim']))
     .addOption(choice('--guide <channels>', 'guide all latent channels, or only the first three as the official sample.py', ['all', 'official'], 'all'))
     .addOption(int('--seed <n>', 'noise seed', { min: 0, def: 0 }))
     .addOption(int('--batch <n>', 'samples per GPU batch', { min: 1, def: 200 }))
@@ -82,7 +98,8 @@ export function registerSample(program: Command): void {
     .option('--out-dir <dir>', 'also write one PNG per sample: <dir>/<two-digit class>-<name>/<index>.png')
     .action(async (o: SampleOpts) => { process.exitCode = await runSample(o); });
   examples(cmd, [
-    'dit sample --weights out/runs/quick --per-class 8 --steps 50 --sampler ddim --cfg 3 --out out/samples.png --out-dir out/samples',
+    'dit sample --weights out/runs/quick --per-class 8 --out out/samples.png --out-dir out/samples',
+    'dit sample --weights out/runs/quick --per-class 8 --sampler ddim --steps 50 --cfg 3 --out out/samples-ddim50.png',
     'dit sample --weights ../shared/reference/dit_tiny_p2.pt --labels 0,1,2 --steps 25 --cfg 4 --out out/tiny-latents.png',
   ]);
 }
@@ -96,22 +113,23 @@ async function runSample(o: SampleOpts): Promise<number> {
   const labels = o.perClass ? classLabels(K, o.perClass) : o.labels ?? Array.from({ length: 8 }, (_, i) => i % K);
   const badLabel = labels.find((l) => l >= K);
   if (badLabel !== undefined) throw new UsageError(`--labels: ${badLabel} is not a class of this model (0–${K - 1})`);
-  log(`${s.file} (${s.weights} weights, ${s.schedule} schedule): ${labels.length} samples, ${o.sampler} ${o.steps} steps, guidance ${o.cfg} on ${o.guide} channels`);
+  const { sampler, steps, cfg } = samplingSettings(o, s, SAMPLE_DEFAULTS);
+  log(`${s.file} (${s.weights} weights, ${s.schedule} schedule${s.preset ? `, preset ${s.preset.name}` : ''}): ${labels.length} samples, ${sampler} ${steps} steps, guidance ${cfg} on ${o.guide} channels`);
   const progress = new Progress('sampling', labels.length);
   if (!s.vae) {
     if (o.outDir) throw new UsageError('--out-dir needs a VAE to decode with (--vae)');
     // No VAE: the latents themselves, first three channels min–max scaled.
     const c = s.model.config;
-    const diffusion = new GaussianDiffusion({ respacing: o.sampler === 'ddim' ? `ddim${o.steps}` : String(o.steps), learnSigma: c.learnSigma, schedule: s.schedule });
-    const x = await generate(s.model, diffusion, labels, [c.inChannels, c.inputSize, c.inputSize], { sampler: o.sampler, cfgScale: o.cfg, seed: o.seed, nullLabel: K, guideAllChannels: o.guide === 'all' });
+    const diffusion = new GaussianDiffusion({ respacing: sampler === 'ddim' ? `ddim${steps}` : String(steps), learnSigma: c.learnSigma, schedule: s.schedule });
+    const x = await generate(s.model, diffusion, labels, [c.inChannels, c.inputSize, c.inputSize], { sampler, cfgScale: cfg, seed: o.seed, nullLabel: K, guideAllChannels: o.guide === 'all' });
     const data = (await x.data()) as Float32Array, per = c.inChannels * c.inputSize * c.inputSize;
     await writePng(o.out, grid(labels.map((_, i) => toImage(data.subarray(i * per, (i + 1) * per), c.inChannels, c.inputSize, c.inputSize, 'minmax')), Math.min(8, labels.length), 4));
     log('no --vae: wrote the latents (first 3 channels, min–max scaled)');
   } else {
-    const d = await sampleImages(s.model, s.vae, s.scale, labels, s.classes, { sampler: o.sampler, steps: o.steps, cfg: o.cfg, seed: o.seed, schedule: s.schedule, guideAllChannels: o.guide === 'all', batch: o.batch, onProgress: (n) => progress.update(n) });
+    const d = await sampleImages(s.model, s.vae, s.scale, labels, s.classes, { sampler, steps, cfg, seed: o.seed, schedule: s.schedule, guideAllChannels: o.guide === 'all', batch: o.batch, onProgress: (n) => progress.update(n) });
     await writeSampleGrid(d, o.out, o.perClass ?? Math.min(8, labels.length));
     if (o.outDir) await writeSampleFolder(d, o.outDir);
   }
-  process.stdout.write(`wrote ${o.out}${o.outDir ? ` and ${labels.length} PNGs under ${o.outDir}/` : ''} (${labels.length} samples, ${o.sampler} ${o.steps} steps, cfg ${o.cfg})\n`);
+  process.stdout.write(`wrote ${o.out}${o.outDir ? ` and ${labels.length} PNGs under ${o.outDir}/` : ''} (${labels.length} samples, ${sampler} ${steps} steps, cfg ${cfg})\n`);
   return 0;
 }

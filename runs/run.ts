@@ -74,7 +74,7 @@ export class Run {
   /** Writes step-<N>, then points `latest` at it, then drops all but the newest `keep`. */
   async saveCheckpoint(trainer: DiTTrainer): Promise<string> {
     const c = this.config;
-    const { tensors, metadata } = await trainer.checkpoint({ run: path.resolve(this.dir), scale_factor: String(c.data.scaleFactor), classes: JSON.stringify(c.data.classes), schedule: c.diffusion.schedule, ...(c.vae ? { vae: c.vae } : {}), ...(c.data.dataset ? { dataset: c.data.dataset } : {}) });
+    const { tensors, metadata } = await trainer.checkpoint({ run: path.resolve(this.dir), scale_factor: String(c.data.scaleFactor), classes: JSON.stringify(c.data.classes), schedule: c.diffusion.schedule, ...(c.vae ? { vae: c.vae } : {}), ...(c.data.dataset ? { dataset: c.data.dataset } : {}), ...(c.preset ? { preset: c.preset } : {}) });
     const file = this.checkpointFile(trainer.step);
     await writeFileAtomic(file, serializeSafetensors(tensors, metadata));
     await writeFileAtomic(path.join(this.dir, 'latest'), [new TextEncoder().encode(`${path.basename(file)}\n`)]);

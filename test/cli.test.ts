@@ -101,6 +101,23 @@ describe('the dit command', function () {
       expect(progressLine('training', 5600, 11200, 0, 5600, 'loss 1')).to.equal('training 5600/11200 (50%) 0.0s elapsed, ~0s left  loss 1');
     });
 
+    // `dit eval --weights` resolves its sampler, steps and guidance with the same function (samplingSettings).
+    it('`dit sample` samples as the preset the weights were trained with, unless flags say otherwise', async () => {
+      const lat = path.join(dir, 'lat.safetensors'), withPreset = path.join(dir, 'runP'), without = path.join(dir, 'runQ');
+      expect(dit(['train', '--latents', lat, '--preset', 'tiny', ...TINY, '--steps', '1', '--run', withPreset]).status).to.equal(0);
+      expect(dit(['train', '--latents', lat, ...TINY, '--steps', '1', '--run', without]).status).to.equal(0);
+      expect((await readSafetensors(path.join(withPreset, 'checkpoints', 'step-1.safetensors'))).metadata.preset).to.equal('tiny');
+      const settings = (run: string, flags: string[]) => {
+        const r = dit(['sample', '--weights', run, '--labels', '0', '--out', path.join(dir, 'p.png'), ...flags]);
+        expect(r.status, out(r)).to.equal(0);
+        return /samples, (\w+ \d+ steps, guidance [\d.]+)/.exec(r.stderr)![1];
+      };
+      // tiny samples with DDIM 25 at guidance 3; without a preset, sample.py's DDPM 250 at guidance 4.
+      expect(settings(withPreset, ['--steps', '2'])).to.equal('ddim 2 steps, guidance 3');
+      expect(settings(withPreset, ['--steps', '2', '--sampler', 'ddpm', '--cfg', '1.5'])).to.equal('ddpm 2 steps, guidance 1.5');
+      expect(settings(without, ['--steps', '2'])).to.equal('ddpm 2 steps, guidance 4');
+    });
+
     it('resumes exactly: steps 5–8 after a resume equal those of an uninterrupted run, bit for bit', async () => {
       const lat = path.join(dir, 'lat.safetensors'), a = path.join(dir, 'runA'), b = path.join(dir, 'runB');
       const base = ['train', '--latents', lat, ...TINY, '--log-every', '1', '--checkpoint-every', '4', '--lr', '1e-3', '--warmup', '2'];
