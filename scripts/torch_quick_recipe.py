@@ -214,6 +214,9 @@ if a.label_gain:
 
 ema = DiT(H, C, a.hidden, a.depth, a.heads, a.patch, K); ema.load_state_dict(model.state_dict()); ema.requires_grad_(False)
 teacher = torch.from_numpy(np.load(a.repa)) if a.repa else None
+if a.repa and (teacher.shape[0] != N or teacher.shape[1] != (H // a.patch) ** 2 or not 1 <= a.repa_depth <= a.depth):
+    raise SystemExit(f'--repa {a.repa}: features {list(teacher.shape)} need one row per latent of {a.latents} ({N}) and one vector per token '
+                     f'({(H // a.patch) ** 2}), and --repa-depth {a.repa_depth} a block of the {a.depth}')
 # REPA's projector (three layers, SiLU) maps tokens to the teacher's width; it is trained, never saved.
 projector = nn.Sequential(nn.Linear(a.hidden, 256), nn.SiLU(), nn.Linear(256, 256), nn.SiLU(), nn.Linear(256, teacher.shape[2])) if a.repa else nn.Sequential()
 opt = torch.optim.AdamW([*model.parameters(), *projector.parameters()], lr=a.lr, weight_decay=0)
