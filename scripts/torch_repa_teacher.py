@@ -3,7 +3,8 @@
 convolutional classifier, deliberately not the judge's architecture (stride-2 convolutions, BatchNorm, ReLU;
 the judge has average pooling, GroupNorm, SiLU), trained on the built-in data's first N train images (the
 images behind `dit vae encode --count N`), and its 8×8 feature map of each of them, one 96-wide vector per
-latent pixel (the DiT's tokens at patch 1), written as float16 [N, 64, 96]. Run it from the project root after
+latent pixel (the DiT's tokens at patch 1), written as float16 [N, 64, 96]; with --global-out also its global
+feature of each image (the head's pooled 128-wide vector before the logits), the class token of REG. Run it from the project root after
 `npm run build` (it generates the images with the built engine):
 
     /usr/bin/python3 scripts/torch_repa_teacher.py --count 20000 --epochs 4 --out out/repa-teacher.npy
@@ -15,6 +16,7 @@ import torch, torch.nn as nn, torch.nn.functional as F
 p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
 p.add_argument('--count', type=int, default=20000); p.add_argument('--epochs', type=int, default=4)
 p.add_argument('--out', default='out/repa-teacher.npy'); p.add_argument('--seed', type=int, default=0)
+p.add_argument('--global-out', help='also write the global features [N, 128] here (float16)')
 a = p.parse_args()
 torch.manual_seed(a.seed); torch.set_num_threads(1)
 
@@ -48,5 +50,8 @@ for epoch in range(a.epochs):
     print(f'epoch {epoch + 1}: loss {loss.item():.3f}, accuracy on 2,000 test images {acc:.4f} ({time.time() - t0:.0f} s)', flush=True)
 with torch.no_grad():
     f = torch.cat([features(X[i:i + 500]) for i in range(0, len(X), 500)])
+    if a.global_out: pooled = torch.cat([head[:3](f[i:i + 500]) for i in range(0, len(f), 500)])
 np.save(a.out, f.flatten(2).transpose(1, 2).numpy().astype(np.float16))
+if a.global_out:
+    np.save(a.global_out, pooled.numpy().astype(np.float16)); print(f'wrote {a.global_out}: {pooled.shape[0]} images × {pooled.shape[1]}', flush=True)
 print(f'wrote {a.out}: {f.shape[0]} images × 64 tokens × {f.shape[1]}', flush=True)
