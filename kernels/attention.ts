@@ -16,7 +16,7 @@
 import { gpu } from '../engine/device.js';
 import { Tensor, record, check, fmtShape, type DType } from '../engine/tensor.js';
 import { tunedVariant } from './tuning.js';
-import { Params, launch } from './util.js';
+import { uniforms, launch } from './util.js';
 import { matmul } from './matmul.js';
 import { softmax } from './reduce.js';
 import { permute, reshape, slice } from './shape.js';
@@ -28,16 +28,10 @@ interface Dims { B: number; H: number; Tq: number; Tk: number; dh: number; scale
 
 const WG = 64;
 
-function paramsOf(d: Dims, ops: Strided[]): Params {
-  const p = new Params().u(d.B, d.H, d.Tq, d.Tk).f(d.scale).u(0, 0, 0);
-  for (const o of ops) p.u(o.off, o.sb, o.sh, o.st);
-  return p;
-}
-
-const header = (names: string[]) => `
-struct S4 { off: u32, sb: u32, sh: u32, st: u32 }
-struct P { B: u32, H: u32, Tq: u32, Tk: u32, scale: f32, _a: u32, _b: u32, _c: u32, ${names.map((n) => `${n}: S4`).join(', ')} }
-@group(0) @binding(0) var<uniform> u: P;`;
+/** An operand's place (element (b, h, t, e) at off + b·sb + h·sh + t·st + e) and the kernels' blocks: the dims and each operand's place. */
+const Place = uniforms({ off: 'u32', sb: 'u32', sh: 'u32', st: 'u32' }, 'S4');
+const block = <const N extends string>(...names: N[]) => uniforms({ B: 'u32', H: 'u32', Tq: 'u32', Tk: 'u32', scale: 'f32', ...Object.fromEntries(names.map((n) => [n, Place])) as Record<N, typeof Place> });
+const FORWARD = block('q', 'k', 'v', 'o'), DELTA = block('o', 'g'), DQ = block('q', 'k', 'v', 'g', 'dq'), DKV = block('q', 'k', 'v', 'g', 'dk', 'dv');
 
 /** WGSL lines that load row `row` of operand `name` (dh/4 vec4s) into `${dst}${c}`. */
 function loadRow(name: string, dst: string, row: string, bh: string, dh: number, f16 = false): string {
@@ -95,7 +89,7 @@ function fwdKernel(dh: number, sg: number, KB: number, f16 = false, R = 1): stri
   return `
 ${sg ? 'enable subgroups;' : ''}
 ${f16 ? 'enable f16;' : ''}
-${header(['q', 'k', 'v', 'o'])}
+${FORWARD.wgsl}
 @group(0) @binding(1) var<storage, read> Q: array<${f16 ? 'vec4<f16>' : 'vec4f'}>;
 @group(0) @binding(2) var<storage, read> K: array<${f16 ? 'vec4<f16>' : 'vec4f'}>;
 @group(0) @binding(3) var<storage, read> V: array<${f16 ? 'vec4<f16>' : 'vec4f'}>;
@@ -127,7 +121,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
 function deltaKernel(dh: number): string {
   const D4 = dh / 4;
   return `
-${header(['o', 'g'])}
+${DELTA.wgsl}
 @group(0) @binding(1) var<storage, read> O: array<vec4f>;
 @group(0) @binding(2) var<storage, read> G: array<vec4f>;
 @group(0) @binding(3) var<storage, read_write> Dl: array<f32>;
@@ -168,7 +162,7 @@ function dqKernel(dh: number, sg: number, KB: number): string {
   }
   return `
 ${sg ? 'enable subgroups;' : ''}
-${header(['q', 'k', 'v', 'g', 'dq'])}
+${DQ.wgsl}
 @group(0) @binding(1) var<storage, read> Q: array<vec4f>;
 @group(0) @binding(2) var<storage, read> K: array<vec4f>;
 @group(0) @binding(3) var<storage, read> V: array<vec4f>;
@@ -233,7 +227,7 @@ function dkvKernel(dh: number, sg: number, KB: number, packed: boolean): string 
   }
   return `
 ${sg ? 'enable subgroups;' : ''}
-${header(['q', 'k', 'v', 'g', 'dk', 'dv'])}
+${DKV.wgsl}
 @group(0) @binding(1) var<storage, read> Q: array<vec4f>;
 @group(0) @binding(2) var<storage, read> K: array<vec4f>;
 @group(0) @binding(3) var<storage, read> V: array<vec4f>;
@@ -354,7 +348,7 @@ export function flashForward(q: Strided, k: Strided, v: Strided, out: Strided, d
   const { sg, KB } = blockSize(c);
   const lse = Tensor.empty([d.B, d.H, d.Tq], 'f32', 'attention.lse');
   // f16 operands are addressed in elements as well: offsets/strides are in elements, loads are vec4<f16>.
-  launch(op, fwdKernel(d.dh, sg, KB, f16, c.R), [q.t, k.t, v.t, out.t, lse], [Math.ceil(d.Tq / (WG * c.R)), d.B * d.H], paramsOf(d, [q, k, v, out]), `B${d.B} H${d.H} ${d.Tq}x${d.Tk} d${d.dh} flash${c.R}${sg ? 'g' : ''}`);
+  launch(op, fwdKernel(d.dh, sg, KB, f16, c.R), [q.t, k.t, v.t, out.t, lse], [Math.ceil(d.Tq / (WG * c.R)), d.B * d.H], FORWARD.pack({ ...d, q, k, v, o: out }), `B${d.B} H${d.H} ${d.Tq}x${d.Tk} d${d.dh} flash${c.R}${sg ? 'g' : ''}`);
   return lse;
 }
 
@@ -362,11 +356,11 @@ export function flashForward(q: Strided, k: Strided, v: Strided, out: Strided, d
 export function flashBackward(q: Strided, k: Strided, v: Strided, o: Strided, g: Strided, lse: Tensor, dq: Strided, dk: Strided, dv: Strided, d: Dims, c: FlashConfig): void {
   const { sg, KB } = blockSize(c);
   const delta = Tensor.empty([d.B, d.H, d.Tq], 'f32', 'attention.delta');
-  launch('flashAttention.backward', deltaKernel(d.dh), [o.t, g.t, delta], [Math.ceil(d.Tq / WG), d.B * d.H], paramsOf(d, [o, g]));
-  launch('flashAttention.backward', dqKernel(d.dh, sg, KB), [q.t, k.t, v.t, g.t, lse, delta, dq.t], [Math.ceil(d.Tq / WG), d.B * d.H], paramsOf(d, [q, k, v, g, dq]));
+  launch('flashAttention.backward', deltaKernel(d.dh), [o.t, g.t, delta], [Math.ceil(d.Tq / WG), d.B * d.H], DELTA.pack({ ...d, o, g }));
+  launch('flashAttention.backward', dqKernel(d.dh, sg, KB), [q.t, k.t, v.t, g.t, lse, delta, dq.t], [Math.ceil(d.Tq / WG), d.B * d.H], DQ.pack({ ...d, q, k, v, g, dq }));
   // dK and dV may live in one buffer (packed qkv gradient): then one writable binding serves both.
   const packed = dk.t === dv.t;
-  launch('flashAttention.backward', dkvKernel(d.dh, sg, KB, packed), [q.t, k.t, v.t, g.t, lse, delta, dk.t, ...(packed ? [] : [dv.t])], [Math.ceil(d.Tk / WG), d.B * d.H], paramsOf(d, [q, k, v, g, dk, dv]));
+  launch('flashAttention.backward', dkvKernel(d.dh, sg, KB, packed), [q.t, k.t, v.t, g.t, lse, delta, dk.t, ...(packed ? [] : [dv.t])], [Math.ceil(d.Tk / WG), d.B * d.H], DKV.pack({ ...d, q, k, v, g, dk, dv }));
   delta.dispose();
 }
 
@@ -494,4 +488,3 @@ export function selfAttention(qkv: Tensor, heads: number, opts: AttentionOptions
   q.dispose(); k.dispose(); v.dispose();
   return y;
 }
-

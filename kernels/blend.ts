@@ -2,12 +2,12 @@
 // linear weight ramps over the overlaps it shares with neighbours, and the weights are summed, so dividing
 // by the sum afterwards blends the tiles as diffusers' tiled VAE does.
 import { Tensor, check, fmtShape } from '../engine/tensor.js';
-import { Params, grid, gridArgs, launch, linearIndex } from './util.js';
+import { uniforms, grid, gridArgs, launch, linearIndex } from './util.js';
 
 /** out += tile·ramp, wsum += ramp over one tile's footprint (queue order serialises overlapping tiles). */
+const BlendUniforms = uniforms({ n: 'u32', C: 'u32', th: 'u32', tw: 'u32', H: 'u32', W: 'u32', b: 'u32', y0: 'u32', x0: 'u32', rt: 'u32', rb: 'u32', rl: 'u32', rr: 'u32' });
 const BLEND_TILE = /* wgsl */`
-struct P { n: u32, C: u32, th: u32, tw: u32, H: u32, W: u32, b: u32, y0: u32, x0: u32, rt: u32, rb: u32, rl: u32, rr: u32, _a: u32, _b: u32, _c: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${BlendUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> TILE: array<f32>;
 @group(0) @binding(2) var<storage, read_write> OUT: array<f32>;
 @group(0) @binding(3) var<storage, read_write> WS: array<f32>;
@@ -36,5 +36,5 @@ fn main(${gridArgs}) {
 export function blendTile(tile: Tensor, out: Tensor, wsum: Tensor, b: number, y0: number, x0: number, ramp: [number, number, number, number]): void {
   const [, C, th, tw] = tile.shape, [, Co, H, W] = out.shape;
   check(tile.ndim === 4 && Co === C && y0 + th <= H && x0 + tw <= W && b < out.shape[0], 'blendTile', `tile ${fmtShape(tile.shape)} at (${b}, ${y0}, ${x0}) does not fit the output ${fmtShape(out.shape)}`);
-  launch('blendTile', BLEND_TILE, [tile, out, wsum], grid(tile.size, 64), new Params().u(tile.size, C, th, tw, H, W, b, y0, x0, ...ramp, 0, 0, 0));
+  launch('blendTile', BLEND_TILE, [tile, out, wsum], grid(tile.size, 64), BlendUniforms.pack({ n: tile.size, C, th, tw, H, W, b, y0, x0, rt: ramp[0], rb: ramp[1], rl: ramp[2], rr: ramp[3] }));
 }

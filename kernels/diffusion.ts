@@ -4,7 +4,7 @@
 // Gaussian log-likelihood with its derivative.
 import { Tensor, check, fmtShape } from '../engine/tensor.js';
 import { helpersFor } from './map.js';
-import { Params, grid, gridArgs, launch, linearIndex } from './util.js';
+import { uniforms, grid, gridArgs, launch, linearIndex } from './util.js';
 
 /** WGSL helpers shared by the diffusion kernels (scalar or vec4 via the map kernel's `T`). */
 export const DIFFUSION_WGSL = /* wgsl */`
@@ -41,6 +41,9 @@ fn dgll_dls(x: T, m: T, ls: T) -> T {
 /** Names of the packed per-sample coefficients, in the order of `packCoefs`. */
 export const COEF_NAMES = ['c1', 'c2', 'ra', 'rm', 'lv1', 'maxl', 'minl', 't0', 'ab', 'abp', 'abn', 'sa', 's1m', 'pv', 'l1m', 'v1m'];
 
+/** n elements, `per` of them per sample, and the scalar p. */
+const CoefUniforms = uniforms({ n: 'u32', per: 'u32', p: 'f32' });
+
 /**
  * `expr` elementwise over same-shaped tensors (any number), with the per-sample coefficients of `packed`
  * ([B, 16], see COEF_NAMES) and the scalar `p` in scope.
@@ -54,8 +57,7 @@ export function coefMap(expr: string, inputs: Record<string, Tensor>, packed: Te
   const K = COEF_NAMES.length;
   const code = /* wgsl */`
 alias T = f32;
-struct P { n: u32, per: u32, p: f32 }
-@group(0) @binding(0) var<uniform> u: P;
+${CoefUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> CF: array<f32>;
 ${names.map((nm, k) => `@group(0) @binding(${k + 2}) var<storage, read> in_${nm}: array<f32>;`).join('\n')}
 @group(0) @binding(${names.length + 2}) var<storage, read_write> OUT: array<f32>;
@@ -71,6 +73,6 @@ fn main(${gridArgs}) {
   ${names.map((nm) => `let ${nm} = in_${nm}[i];`).join(' ')}
   OUT[i] = ${expr};
 }`;
-  launch(label, code, [packed, ...names.map((nm) => inputs[nm]), out], grid(n, 64), new Params().u(n, n / first.shape[0]).f(p));
+  launch(label, code, [packed, ...names.map((nm) => inputs[nm]), out], grid(n, 64), CoefUniforms.pack({ n, per: n / first.shape[0], p }));
   return out;
 }

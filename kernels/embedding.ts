@@ -1,11 +1,13 @@
 // Embedding gather out[i] = table[idx[i]] and its scatter-add backward, written as a gather over table rows
 // (each lane sums the gradient rows whose index equals its row), so no float atomics are needed.
 import { Tensor, record, check, fmtShape } from '../engine/tensor.js';
-import { Params, grid, gridArgs, launch, linearIndex } from './util.js';
+import { uniforms, grid, gridArgs, launch, linearIndex } from './util.js';
+
+/** n indices into a table of rows × D. */
+const EmbeddingUniforms = uniforms({ n: 'u32', D: 'u32', rows: 'u32' });
 
 const GATHER = /* wgsl */`
-struct P { n: u32, D: u32, rows: u32, _p: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${EmbeddingUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> W: array<f32>;
 @group(0) @binding(2) var<storage, read> I: array<i32>;
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
@@ -18,8 +20,7 @@ fn main(${gridArgs}) {
 }`;
 
 const SCATTER = /* wgsl */`
-struct P { n: u32, D: u32, rows: u32, _p: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${EmbeddingUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> G: array<f32>;
 @group(0) @binding(2) var<storage, read> I: array<i32>;
 @group(0) @binding(3) var<storage, read_write> DW: array<f32>;
@@ -44,7 +45,7 @@ export function embedding(table: Tensor, indices: Tensor): Tensor {
   const [rows, D] = table.shape;
   const n = indices.size;
   const y = Tensor.empty([...indices.shape, D], 'f32', op);
-  const p = new Params().u(n, D, rows, 0);
+  const p = EmbeddingUniforms.pack({ n, D, rows });
   launch(op, GATHER, [table, indices, y], grid(n * D, 64), p);
   return record(op, y, [table], [indices], (g, [idx]) => {
     const dw = Tensor.empty(table.shape, 'f32', `${op}.backward`);

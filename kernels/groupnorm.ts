@@ -2,15 +2,16 @@
 // SiLU optionally fused after it (the VAE's norm → SiLU pairs), and its backward. Statistics per (b, group)
 // are reduced by one lane each (mean, then the variance around it); the rest is elementwise.
 import { Tensor, record, check, fmtShape } from '../engine/tensor.js';
-import { Params, grid, gridArgs, launch, linearIndex } from './util.js';
+import { uniforms, grid, gridArgs, launch, linearIndex } from './util.js';
 import { helpersFor } from './map.js';
 
 /** The shared SiLU and its derivative, for the kernels with the activation fused. */
 const siluFns = (silu: boolean) => (silu ? `alias T = f32;\n${helpersFor('silu_() silu_grad()')}` : '');
 
+/** BG groups of n values each. */
+const StatsUniforms = uniforms({ BG: 'u32', n: 'u32', eps: 'f32' });
 const STATS = /* wgsl */`
-struct P { BG: u32, n: u32, eps: f32, _p: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${StatsUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 @group(0) @binding(2) var<storage, read_write> S: array<vec2f>;
 @compute @workgroup_size(64)
@@ -26,10 +27,12 @@ fn main(${gridArgs}) {
   S[g] = vec2f(mean, inverseSqrt(q / f32(u.n) + u.eps));
 }`;
 
+/** One lane per element (total) of [B, C, HW], cg channels per group. */
+const ElementUniforms = uniforms({ total: 'u32', HW: 'u32', C: 'u32', cg: 'u32' });
+
 // Each group is contiguous in NCHW: channels g·C/G … (g+1)·C/G − 1, all spatial positions.
 const NORMALIZE = (silu: boolean) => /* wgsl */`
-struct P { total: u32, HW: u32, C: u32, cg: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${ElementUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 @group(0) @binding(2) var<storage, read> S: array<vec2f>;
 @group(0) @binding(3) var<storage, read> Wt: array<f32>;
@@ -57,9 +60,9 @@ const DYHAT = (silu: boolean) => `
  * Per (b, c), one lane each: Σ_hw dv·x̂ and Σ_hw dv. Everything else the backward needs derives from these:
  * dw[c], db[c] sum them over b; the group sums Σ dx̂ and Σ dx̂·x̂ (dx̂ = dv·w[c]) weight them by w[c].
  */
+const PartialUniforms = uniforms({ BC: 'u32', HW: 'u32', C: 'u32', cg: 'u32' });
 const PARTIALS = (silu: boolean) => /* wgsl */`
-struct P { BC: u32, HW: u32, C: u32, cg: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${PartialUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 @group(0) @binding(2) var<storage, read> G: array<f32>;
 @group(0) @binding(3) var<storage, read> S: array<vec2f>;
@@ -83,8 +86,7 @@ fn main(${gridArgs}) {
 }`;
 
 const DX = (silu: boolean) => /* wgsl */`
-struct P { total: u32, HW: u32, C: u32, cg: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${ElementUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 @group(0) @binding(2) var<storage, read> G: array<f32>;
 @group(0) @binding(3) var<storage, read> S: array<vec2f>;
@@ -107,9 +109,9 @@ fn main(${gridArgs}) {
 }`;
 
 /** Per (b, group): the means of dx̂ and dx̂·x̂ over the group (dx̂ = dv·w[c]), from the per-channel partials. */
+const GroupUniforms = uniforms({ BG: 'u32', C: 'u32', cg: 'u32', HW: 'u32' });
 const GROUP_MEANS = /* wgsl */`
-struct P { BG: u32, C: u32, cg: u32, HW: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${GroupUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> PS: array<vec2f>;
 @group(0) @binding(2) var<storage, read> Wt: array<f32>;
 @group(0) @binding(3) var<storage, read_write> R: array<vec2f>;
@@ -125,9 +127,9 @@ fn main(${gridArgs}) {
 }`;
 
 /** Per channel: dw = Σ_b Σ_hw dv·x̂, db = Σ_b Σ_hw dv. */
+const ChannelUniforms = uniforms({ B: 'u32', C: 'u32' });
 const CHANNEL_SUMS = /* wgsl */`
-struct P { B: u32, C: u32, _a: u32, _b: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${ChannelUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> PS: array<vec2f>;
 @group(0) @binding(2) var<storage, read_write> DW: array<f32>;
 @group(0) @binding(3) var<storage, read_write> DB: array<f32>;
@@ -152,25 +154,25 @@ export function groupNorm(x: Tensor, groups: number, weight: Tensor, bias: Tenso
   const HW = x.size / (B * C), cg = C / groups, n = cg * HW, BG = B * groups;
   const eps = opts.eps ?? 1e-6, silu = !!opts.silu;
   const stats = Tensor.empty([BG, 2], 'f32', `${op}.stats`);
-  launch(op, STATS, [x, stats], grid(BG, 64), new Params().u(BG, n).f(eps).u(0));
+  launch(op, STATS, [x, stats], grid(BG, 64), StatsUniforms.pack({ BG, n, eps }));
   const y = Tensor.empty(x.shape, 'f32', op);
-  const shapeP = new Params().u(x.size, HW, C, cg);
+  const shapeP = ElementUniforms.pack({ total: x.size, HW, C, cg });
   launch(op, NORMALIZE(silu), [x, stats, weight, bias, y], grid(x.size, 64), shapeP);
   const out = record(op, y, [x, weight, bias], [x, stats, weight, bias], (g, [xs, ss, ws, bs], need) => {
     const partials = Tensor.empty([B, C, 2], 'f32', `${op}.backward`);
-    launch(`${op}.partials`, PARTIALS(silu), [xs, g, ss, ws, bs, partials], grid(B * C, 64), new Params().u(B * C, HW, C, cg));
+    launch(`${op}.partials`, PARTIALS(silu), [xs, g, ss, ws, bs, partials], grid(B * C, 64), PartialUniforms.pack({ BC: B * C, HW, C, cg }));
     let dx: Tensor | null = null, dw: Tensor | null = null, db: Tensor | null = null;
     if (need[0]) {
       const r = Tensor.empty([BG, 2], 'f32', `${op}.backward`);
-      launch(`${op}.groups`, GROUP_MEANS, [partials, ws, r], grid(BG, 64), new Params().u(BG, C, cg, HW));
+      launch(`${op}.groups`, GROUP_MEANS, [partials, ws, r], grid(BG, 64), GroupUniforms.pack({ BG, C, cg, HW }));
       dx = Tensor.empty(x.shape, 'f32', `${op}.backward`);
-      launch(`${op}.dx`, DX(silu), [xs, g, ss, ws, bs, r, dx], grid(x.size, 64), new Params().u(x.size, HW, C, cg));
+      launch(`${op}.dx`, DX(silu), [xs, g, ss, ws, bs, r, dx], grid(x.size, 64), shapeP);
       r.dispose();
     }
     if (need[1] || need[2]) {
       dw = Tensor.empty(weight.shape, 'f32', `${op}.backward`);
       db = Tensor.empty(bias.shape, 'f32', `${op}.backward`);
-      launch(`${op}.channels`, CHANNEL_SUMS, [partials, dw, db], grid(C, 64), new Params().u(B, C, 0, 0));
+      launch(`${op}.channels`, CHANNEL_SUMS, [partials, dw, db], grid(C, 64), ChannelUniforms.pack({ B, C }));
     }
     partials.dispose();
     return [dx, need[1] ? dw : null, need[2] ? db : null];

@@ -5,7 +5,7 @@
 // per-batch column sums that give dscale/dshift/dgate (or dw/db). The modulation is read in place from the
 // adaLN output [B, k·D] (`ModulationChunk`), and its gradient is written in place into one tensor.
 import { Tensor, AssembledGradient, record, check, fmtShape } from '../engine/tensor.js';
-import { Params, grid, gridArgs, launch, linearIndex } from './util.js';
+import { uniforms, grid, gridArgs, launch, linearIndex } from './util.js';
 import { gpu } from '../engine/device.js';
 import { tunedVariant } from './tuning.js';
 import { zeros, addInPlace } from './elementwise.js';
@@ -66,9 +66,9 @@ fn main(${gridArgs}) {
  * shift of batch element b start at b·stride + offset (vec4s): a column block of adaLN's output, or the
  * affine's weight and bias (stride 0).
  */
+const ForwardUniforms = uniforms({ rows: 'u32', T: 'u32', eps: 'f32', scStride: 'u32', scOffset: 'u32', shStride: 'u32', shOffset: 'u32' });
 function forwardBindings(mod: boolean): string {
-  return /* wgsl */`struct P { rows: u32, T: u32, eps: f32, _p: u32, scStride: u32, scOffset: u32, shStride: u32, shOffset: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+  return /* wgsl */`${ForwardUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> X: array<vec4f>;
 ${mod ? `@group(0) @binding(2) var<storage, read> SC: array<vec4f>;
 @group(0) @binding(3) var<storage, read> SH: array<vec4f>;` : ''}
@@ -116,13 +116,15 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
 }`;
 }
 
+/** The gain (scale or weight) of batch element b at b·scStride + scOffset (vec4s). */
+const BackwardUniforms = uniforms({ rows: 'u32', T: 'u32', eps: 'f32', scStride: 'u32', scOffset: 'u32' });
+
 /** dx = rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)), dx̂ = dy·gain. One lane per row. */
 function backwardKernel(D: number, mode: Mode): string {
   const D4 = D / 4;
   const gainV = (c: string) => (mode === 'modulate' ? `(1.0 + SC[sc + ${c}])` : mode === 'affine' ? `SC[sc + ${c}]` : 'vec4f(1.0)');
   return /* wgsl */`
-struct P { rows: u32, T: u32, eps: f32, _p: u32, scStride: u32, scOffset: u32, _q: u32, _r: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${BackwardUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> X: array<vec4f>;
 @group(0) @binding(2) var<storage, read> G: array<vec4f>;
 @group(0) @binding(3) var<storage, read> STATS: array<vec2f>;
@@ -158,11 +160,11 @@ fn main(${gridArgs}) {
  * (recomputed from x and the row stats) or a given tensor F. One lane per column quad; each sum of batch
  * element b is written at b·stride + offset (vec4s), so it can land in a column block of a wider gradient.
  */
+const ColSumsUniforms = uniforms({ B: 'u32', T: 'u32', D4: 'u32', s1Stride: 'u32', s1Offset: 'u32', s2Stride: 'u32', s2Offset: 'u32' });
 function colSumsKernel(withStats: boolean, s1: 'none' | 'own' | 'in S2'): string {
   let b = 3;
   return /* wgsl */`
-struct P { B: u32, T: u32, D4: u32, _p: u32, s1Stride: u32, s1Offset: u32, s2Stride: u32, s2Offset: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${ColSumsUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> G: array<vec4f>;
 @group(0) @binding(2) var<storage, read> Z: array<vec4f>;
 ${withStats ? `@group(0) @binding(${b++}) var<storage, read> STATS: array<vec2f>;` : ''}
@@ -266,7 +268,7 @@ function sourcesOf(chunks: ModulationChunk[]): Tensor[] {
 /** Launches the forward of `variant` (x [rows, D] with optional gain/shift blocks, T rows per batch element). */
 function forward(op: string, p: LayerNormProblem, variant: LayerNormVariant, x: Tensor, gain: ColumnBlock | null, shift: ColumnBlock | null, y: Tensor, stats: Tensor, eps: number): void {
   const rows = p.B * p.T;
-  const params = new Params().u(rows, p.T).f(eps).u(0).u(gain?.stride4 ?? 0, gain?.offset4 ?? 0, shift?.stride4 ?? 0, shift?.offset4 ?? 0);
+  const params = ForwardUniforms.pack({ rows, T: p.T, eps, scStride: gain?.stride4 ?? 0, scOffset: gain?.offset4 ?? 0, shStride: shift?.stride4 ?? 0, shOffset: shift?.offset4 ?? 0 });
   const ins = gain ? [x, gain.t, shift!.t, y, stats] : [x, y, stats];
   if (variant === 'subgroup') {
     const S = fixedSubgroup();
@@ -283,7 +285,7 @@ function colSums(g: Tensor, z: Tensor, B: number, T: number, D: number, s1: Colu
   // Both sums may land in one tensor (two chunks of one gradient): it is bound once, being written.
   const s1Mode = !s1 ? 'none' : s1.t.binding.buffer === s2.t.binding.buffer ? 'in S2' : 'own';
   const ins = [g, z, ...(stats ? [stats] : []), ...(s1Mode === 'own' ? [s1!.t] : []), s2.t];
-  launch('colSums', colSumsKernel(!!stats, s1Mode), ins, grid(B * D / 4, 64), new Params().u(B, T, D / 4, 0, s1?.stride4 ?? 0, s1?.offset4 ?? 0, s2.stride4, s2.offset4));
+  launch('colSums', colSumsKernel(!!stats, s1Mode), ins, grid(B * D / 4, 64), ColSumsUniforms.pack({ B, T, D4: D / 4, s1Stride: s1?.stride4 ?? 0, s1Offset: s1?.offset4 ?? 0, s2Stride: s2.stride4, s2Offset: s2.offset4 }));
 }
 
 function shape3(op: string, x: Tensor): [number, number, number] {
@@ -317,7 +319,7 @@ export function adaLNModulate(x: Tensor, shift: Tensor | ModulationChunk, scale:
     if (need[0]) {
       dx = Tensor.empty(x.shape, 'f32', `${op}.backward`);
       const gain = sc.block(scs);
-      launch(`${op}.backward`, backwardKernel(D, 'modulate'), [xs, g, sts, scs, dx], grid(B * T, 64), new Params().u(B * T, T).f(eps).u(0, gain.stride4, gain.offset4, 0, 0));
+      launch(`${op}.backward`, backwardKernel(D, 'modulate'), [xs, g, sts, scs, dx], grid(B * T, 64), BackwardUniforms.pack({ rows: B * T, T, eps, scStride: gain.stride4, scOffset: gain.offset4 }));
     }
     const grads = sources.map(() => null as Tensor | null);
     if (need.slice(1).some(Boolean)) {
@@ -352,7 +354,7 @@ export function layerNorm(x: Tensor, weight: Tensor | null = null, bias: Tensor 
     let dx: Tensor | null = null;
     if (need[0]) {
       dx = Tensor.empty(x.shape, 'f32', `${op}.backward`);
-      launch(`${op}.backward`, backwardKernel(D, mode), ws ? [xs, g, sts, ws, dx] : [xs, g, sts, dx], grid(rows, 64), new Params().u(rows, rows).f(eps).u(0, 0, 0, 0, 0));
+      launch(`${op}.backward`, backwardKernel(D, mode), ws ? [xs, g, sts, ws, dx] : [xs, g, sts, dx], grid(rows, 64), BackwardUniforms.pack({ rows, T: rows, eps, scStride: 0, scOffset: 0 }));
     }
     if (!weight) return [dx];
     const db = Tensor.empty(bias!.shape, 'f32', `${op}.backward`), dw = Tensor.empty(weight.shape, 'f32', `${op}.backward`);
@@ -363,9 +365,11 @@ export function layerNorm(x: Tensor, weight: Tensor | null = null, bias: Tensor 
   return out;
 }
 
+/** n4 vec4s of [B, T, D]; the gate of batch element b at b·gStride + gOffset (vec4s). */
+const GatedUniforms = uniforms({ n4: 'u32', TD4: 'u32', D4: 'u32', gStride: 'u32', gOffset: 'u32' });
+
 const GATED = /* wgsl */`
-struct P { n4: u32, TD4: u32, D4: u32, _p: u32, gStride: u32, gOffset: u32, _q: u32, _r: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${GatedUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> X: array<vec4f>;
 @group(0) @binding(2) var<storage, read> GATE: array<vec4f>;
 @group(0) @binding(3) var<storage, read> F: array<vec4f>;
@@ -378,8 +382,7 @@ fn main(${gridArgs}) {
 }`;
 
 const SCALE_ROWS = /* wgsl */`
-struct P { n4: u32, TD4: u32, D4: u32, _p: u32, gStride: u32, gOffset: u32, _q: u32, _r: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${GatedUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> G: array<vec4f>;
 @group(0) @binding(2) var<storage, read> GATE: array<vec4f>;
 @group(0) @binding(3) var<storage, read_write> Y: array<vec4f>;
@@ -400,7 +403,7 @@ export function gatedResidual(x: Tensor, gate: Tensor | ModulationChunk, f: Tens
   check(gc.B === B && gc.D === D, op, `gate must be [${B}, ${D}], got ${gc.count > 1 ? `chunk ${gc.index} of ${gc.count} of ` : ''}${fmtShape(gc.source.shape)}`);
   const y = Tensor.empty(x.shape, 'f32', op);
   const blk = gc.block();
-  const p = new Params().u(x.size / 4, T * D / 4, D / 4, 0, blk.stride4, blk.offset4, 0, 0);
+  const p = GatedUniforms.pack({ n4: x.size / 4, TD4: T * D / 4, D4: D / 4, gStride: blk.stride4, gOffset: blk.offset4 });
   launch(op, GATED, [x, gc.source, f, y], grid(x.size / 4, 64), p);
   return record(op, y, [x, gc.source, f], [gc.source, f], (g, [gs, fs], need) => {
     let df: Tensor | null = null, dgate: Tensor | null = null;

@@ -11,7 +11,7 @@
 // A forced variant (`variant`) also runs the backward's products.
 import { gpu } from '../engine/device.js';
 import { Tensor, record, check, checkDtype, fmtShape, isGradEnabled, type DType } from '../engine/tensor.js';
-import { Params, launch } from './util.js';
+import { uniforms, launch } from './util.js';
 import { map, helpersFor } from './map.js';
 import { sum, sumTo } from './reduce.js';
 import { reshape } from './shape.js';
@@ -102,18 +102,16 @@ export interface KernelSpec {
 }
 
 // ------------------------------------------------------------------------------------------ WGSL pieces
-const UNIFORMS = /* wgsl */`
-struct P {
-  P: u32, Q: u32, K: u32, batch: u32,
-  ldx: u32, ldy: u32, ldd: u32, nsplit: u32,
-  sx: u32, sy: u32, sd: u32, kchunk: u32,
-  alpha: f32, _a: u32, _b: u32, _c: u32,
-}`;
+/** X is P×K (rows p), Y K×Q (columns q), D P×Q; ld* leading dimensions, s* batch strides, K split in nsplit chunks of kchunk. */
+const MatmulUniforms = uniforms({
+  P: 'u32', Q: 'u32', K: 'u32', batch: 'u32', ldx: 'u32', ldy: 'u32', ldd: 'u32', nsplit: 'u32',
+  sx: 'u32', sy: 'u32', sd: 'u32', kchunk: 'u32', alpha: 'f32',
+});
 
 function bindings(s: KernelSpec): string {
   const ty = (dt: DType) => (dt === 'f16' ? 'f16' : 'f32');
   const lines = [
-    '@group(0) @binding(0) var<uniform> u: P;',
+    MatmulUniforms.wgsl,
     `@group(0) @binding(1) var<storage, read> X: array<${ty(s.dtX)}>;`,
     `@group(0) @binding(2) var<storage, read> Y: array<${ty(s.dtY)}>;`,
   ];
@@ -232,7 +230,6 @@ export function rbKernel(s: KernelSpec, R: number, C: number, WG = 64, sg = 0): 
   lines.push(`
 ${enableF16(s)}
 ${sg ? 'enable subgroups;' : ''}
-${UNIFORMS}
 ${bindings(s)}
 ${epilogue(s)}
 @compute @workgroup_size(${WG})
@@ -272,7 +269,6 @@ export function tiledKernel(s: KernelSpec): string {
   const f32 = (e: string, dt: DType) => (dt === 'f16' ? `f32(${e})` : e);
   return /* wgsl */`
 ${enableF16(s)}
-${UNIFORMS}
 ${bindings({ ...s, vecX: false, vecY: false })}
 ${epilogue(s)}
 var<workgroup> Xs: array<array<f32, 64>, 16>;
@@ -327,7 +323,6 @@ export function tiled128Kernel(s: KernelSpec): string {
   const f32 = (e: string, dt: DType) => (dt === 'f16' ? `f32(${e})` : e);
   return /* wgsl */`
 ${enableF16(s)}
-${UNIFORMS}
 ${bindings({ ...s, vecX: false, vecY: false })}
 ${epilogue(s)}
 var<workgroup> Xs: array<array<vec4f, 32>, 8>;
@@ -442,7 +437,7 @@ function run(pr: MatmulProblem, ops: Operands, variant: string, act: Activation 
     savePre: !!ops.pre && nsplit === 1,
   };
   const target = nsplit > 1 ? Tensor.empty([nsplit, batch, M, N], 'f32', 'matmul.splitk') : ops.out;
-  const params = new Params().u(P, Q, K, batch, ldx, ldy, N, nsplit, sx, sy, M * N, kchunk).f(nsplit > 1 ? 1 : alpha).u(0, 0, 0);
+  const params = MatmulUniforms.pack({ P, Q, K, batch, ldx, ldy, ldd: N, nsplit, sx, sy, sd: M * N, kchunk, alpha: nsplit > 1 ? 1 : alpha });
   const tensors: Tensor[] = [x, y];
   if (spec.vecX) tensors.push(x);
   if (spec.vecY) tensors.push(y);

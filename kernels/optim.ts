@@ -4,7 +4,7 @@
 // GPU) and the EMA of parameters; the global gradient norm is reduced on the GPU so clipping needs no readback.
 import { gpu } from '../engine/device.js';
 import { Tensor, check, fmtShape } from '../engine/tensor.js';
-import { Params, grid, gridArgs, launch, linearIndex } from './util.js';
+import { uniforms, grid, gridArgs, launch, linearIndex, type Uniforms, type UniformFields } from './util.js';
 import { map } from './elementwise.js';
 import { sum } from './reduce.js';
 
@@ -16,18 +16,21 @@ function segmentsPerDispatch(perSegment: number, shared: number): number {
   return Math.max(1, Math.min(MAX_SEGMENTS, Math.floor((gpu().device.limits.maxStorageBuffersPerShaderStage - shared) / perSegment)));
 }
 
+/** A multi-tensor kernel's uniforms: its f32 scalars, then each segment's start and length in the flat index space. */
+const segmentUniforms = <const S extends Record<string, 'f32'>>(scalars: S) =>
+  uniforms({ ...scalars, start: `array<vec4u, ${MAX_SEGMENTS / 4}>`, n: `array<vec4u, ${MAX_SEGMENTS / 4}>` });
+
 /**
- * One multi-tensor kernel: `scalars` (8 f32 uniforms named in `fields`), then segment k's buffers `names`
- * suffixed with k. Each segment starts at a multiple of 64 in the flat index space, so a workgroup works on
- * one segment; `body(k)` updates element `j` of segment k.
+ * One multi-tensor kernel: its uniform block, then segment k's buffers `names` suffixed with k. Each segment
+ * starts at a multiple of 64 in the flat index space, so a workgroup works on one segment; `body(k)` updates
+ * element `j` of segment k.
  */
-function multiTensorKernel(fields: string, shared: string, names: { name: string; access: 'read' | 'read_write' }[], segments: number, body: (k: number) => string): string {
+function multiTensorKernel(block: Uniforms<UniformFields>, shared: string, names: { name: string; access: 'read' | 'read_write' }[], segments: number, body: (k: number) => string): string {
   const first = 1 + (shared ? 1 : 0);
   const decls = Array.from({ length: segments }, (_, k) => names.map((b, i) => `@group(0) @binding(${first + k * names.length + i}) var<storage, ${b.access}> ${b.name}${k}: array<f32>;`).join('\n')).join('\n');
   const at = (k: number) => `[${k >> 2}][${k & 3}]`;
   return /* wgsl */`
-struct P { ${fields}, start: array<vec4u, 4>, n: array<vec4u, 4> }
-@group(0) @binding(0) var<uniform> u: P;
+${block.wgsl}
 ${shared ? `@group(0) @binding(1) var<storage, read> ${shared}: array<f32>;` : ''}
 ${decls}
 @compute @workgroup_size(64)
@@ -40,17 +43,15 @@ fn main(${gridArgs}) {
 }`;
 }
 
-/** Launches `kernel` over groups of segments: `scalars` (8 words), then each segment's tensors. */
-function launchSegments(label: string, segments: Tensor[][], shared: Tensor[], scalars: (p: Params) => Params, kernel: (count: number) => string): void {
+/** Launches `kernel` over groups of segments, its uniforms packed by `pack` from the segments' starts and lengths. */
+function launchSegments(label: string, segments: Tensor[][], shared: Tensor[], pack: (start: number[], n: number[]) => Uint32Array, kernel: (count: number) => string): void {
   const per = segmentsPerDispatch(segments[0]?.length ?? 1, shared.length);
   for (let s0 = 0; s0 < segments.length; s0 += per) {
     const group = segments.slice(s0, s0 + per);
     const starts: number[] = [], sizes: number[] = [];
     let end = 0;
     for (const seg of group) { starts.push(end); sizes.push(seg[0].size); end += Math.ceil(seg[0].size / 64) * 64; }
-    const pad = (v: number[]) => [...v, ...new Array(MAX_SEGMENTS - v.length).fill(0)];
-    const params = scalars(new Params()).u(...pad(starts)).u(...pad(sizes));
-    launch(label, kernel(group.length), [...shared, ...group.flat()], grid(end, 64), params, `${group.length} tensors`);
+    launch(label, kernel(group.length), [...shared, ...group.flat()], grid(end, 64), pack(starts, sizes), `${group.length} tensors`);
   }
 }
 
@@ -59,8 +60,9 @@ export interface AdamWTensors { p: Tensor; g: Tensor; m: Tensor; v: Tensor }
 
 export interface AdamWStep { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; step: number }
 
+const AdamWUniforms = segmentUniforms({ lr: 'f32', beta1: 'f32', beta2: 'f32', eps: 'f32', wd: 'f32', bc1: 'f32', bc2sqrt: 'f32' });
 const adamwKernel = (segments: number) => multiTensorKernel(
-  'lr: f32, beta1: f32, beta2: f32, eps: f32, wd: f32, bc1: f32, bc2sqrt: f32, _pad: f32', 'clip',
+  AdamWUniforms, 'clip',
   [{ name: 'g', access: 'read' }, { name: 'p', access: 'read_write' }, { name: 'm', access: 'read_write' }, { name: 'v', access: 'read_write' }],
   segments,
   // Same operation order as torch.optim.AdamW (single-tensor path).
@@ -78,11 +80,12 @@ const adamwKernel = (segments: number) => multiTensorKernel(
 export function adamwUpdate(tensors: AdamWTensors[], clip: Tensor, s: AdamWStep): void {
   for (const { p, g, m, v } of tensors) check(g.size === p.size && m.size === p.size && v.size === p.size, 'adamw', `gradient ${fmtShape(g.shape)} or moments do not match parameter ${fmtShape(p.shape)}`);
   const bc1 = 1 - s.beta1 ** s.step, bc2 = 1 - s.beta2 ** s.step;
-  launchSegments('adamw', tensors.map(({ p, g, m, v }) => [g, p, m, v]), [clip], (q) => q.f(s.lr, s.beta1, s.beta2, s.eps, s.weightDecay, bc1, Math.sqrt(bc2), 0), adamwKernel);
+  launchSegments('adamw', tensors.map(({ p, g, m, v }) => [g, p, m, v]), [clip], (start, n) => AdamWUniforms.pack({ lr: s.lr, beta1: s.beta1, beta2: s.beta2, eps: s.eps, wd: s.weightDecay, bc1, bc2sqrt: Math.sqrt(bc2), start, n }), adamwKernel);
 }
 
+const EmaUniforms = segmentUniforms({ decay: 'f32', rest: 'f32' });
 const emaKernel = (segments: number) => multiTensorKernel(
-  'decay: f32, rest: f32, _p0: f32, _p1: f32, _p2: f32, _p3: f32, _p4: f32, _p5: f32', '',
+  EmaUniforms, '',
   [{ name: 'e', access: 'read_write' }, { name: 'x', access: 'read' }],
   segments,
   (k) => `e${k}[j] = e${k}[j] * u.decay + x${k}[j] * u.rest;`,
@@ -91,7 +94,7 @@ const emaKernel = (segments: number) => multiTensorKernel(
 /** ema ← decay·ema + (1 − decay)·p for every pair, in place, in as few dispatches as the adapter's bindings allow. */
 export function emaUpdate(emas: Tensor[], params: Tensor[], decay: number): void {
   check(emas.length === params.length && emas.every((e, i) => e.size === params[i].size), 'ema', 'the EMA tensors do not match the parameters');
-  launchSegments('ema', emas.map((e, i) => [e, params[i]]), [], (q) => q.f(decay, 1 - decay, 0, 0, 0, 0, 0, 0), emaKernel);
+  launchSegments('ema', emas.map((e, i) => [e, params[i]]), [], (start, n) => EmaUniforms.pack({ decay, rest: 1 - decay, start, n }), emaKernel);
 }
 
 /** √(Σ‖g‖²) over all gradients, as a one-element tensor (no readback). */

@@ -3,7 +3,7 @@
 // the same bits for tests and for host-side draws.
 import { gpu } from '../engine/device.js';
 import { Tensor, check, numel, type DType, type Shape } from '../engine/tensor.js';
-import { Params, grid, gridArgs, launch, linearIndex } from './util.js';
+import { uniforms, grid, gridArgs, launch, linearIndex } from './util.js';
 
 const PHILOX_WGSL = /* wgsl */`
 fn mulhi(a: u32, b: u32) -> u32 {
@@ -23,9 +23,10 @@ fn philox(ctr: vec4u, key: vec2u) -> vec4u {
   return c;
 }`;
 
+/** n draws; the 64-bit seed and offset as two words each. */
+const DrawUniforms = uniforms({ n: 'u32', seedLo: 'u32', seedHi: 'u32', offset: 'u32', offsetHi: 'u32' });
 const randKernel = (normal: boolean) => /* wgsl */`
-struct P { n: u32, seedLo: u32, seedHi: u32, offset: u32, offsetHi: u32, _a: u32, _b: u32, _c: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${DrawUniforms.wgsl}
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 ${PHILOX_WGSL}
 @compute @workgroup_size(64)
@@ -47,7 +48,7 @@ function draw(normal: boolean, shape: Shape, seed: number, offset: number): Tens
   const n = numel(shape);
   const t = Tensor.empty(shape, 'f32', normal ? 'randn' : 'rand');
   if (n) {
-    const p = new Params().u(n, seed >>> 0, Math.floor(seed / 2 ** 32) >>> 0, offset >>> 0, Math.floor(offset / 2 ** 32) >>> 0, 0, 0, 0);
+    const p = DrawUniforms.pack({ n, seedLo: seed >>> 0, seedHi: Math.floor(seed / 2 ** 32) >>> 0, offset: offset >>> 0, offsetHi: Math.floor(offset / 2 ** 32) >>> 0 });
     launch(normal ? 'randn' : 'rand', randKernel(normal), [t], grid(n, 64), p);
   }
   return t;
@@ -124,10 +125,10 @@ export function philoxNormal(n: number, seed: number, offset = 0): Float64Array 
 }
 
 // ------------------------------------------------------------------------------------------ casts
+const CastUniforms = uniforms({ n: 'u32' });
 const castKernel = (from: DType, to: DType) => /* wgsl */`
 enable f16;
-struct P { n: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${CastUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> x: array<${from}>;
 @group(0) @binding(2) var<storage, read_write> y: array<${to}>;
 @compute @workgroup_size(64)
@@ -142,6 +143,6 @@ export function cast(x: Tensor, dtype: DType): Tensor {
   check(x.dtype !== 'i32' && dtype !== 'i32', 'cast', `only f32 ↔ f16 (got ${x.dtype} → ${dtype})`);
   check(gpu().hasF16, 'cast', 'f16 storage needs the shader-f16 feature, which this adapter lacks');
   const y = Tensor.empty(x.shape, dtype, 'cast');
-  launch('cast', castKernel(x.dtype, dtype), [x, y], grid(x.size, 64), new Params().u(x.size));
+  launch('cast', castKernel(x.dtype, dtype), [x, y], grid(x.size, 64), CastUniforms.pack({ n: x.size }));
   return y;
 }

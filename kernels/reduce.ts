@@ -4,14 +4,15 @@
 // values per lane they run in one pass, a workgroup of lanes per group of outputs summing in shared memory;
 // longer ones are split into chunks first.
 import { Tensor, record, check, fmtShape, numel, type Shape } from '../engine/tensor.js';
-import { Params, grid, gridArgs, launch, linearIndex } from './util.js';
+import { uniforms, grid, gridArgs, launch, linearIndex } from './util.js';
 import { map } from './map.js';
 
 type ReduceKind = 'sum' | 'max';
 
+/** x [outer, r, inner] → y [outer, nchunks, inner], each output a chunk of r; one lane per output (total). */
+const ReduceUniforms = uniforms({ outer: 'u32', r: 'u32', inner: 'u32', chunk: 'u32', nchunks: 'u32', total: 'u32' });
 const reduceKernel = (kind: ReduceKind) => /* wgsl */`
-struct P { outer: u32, r: u32, inner: u32, chunk: u32, nchunks: u32, total: u32, _a: u32, _b: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${ReduceUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @compute @workgroup_size(64)
@@ -36,9 +37,9 @@ fn main(${gridArgs}) {
  * One workgroup of 256 lanes per IW consecutive outputs: IW lanes along the (contiguous) inner axis times
  * 256/IW lanes along R, each folding every (256/IW)-th row, then a tree in shared memory.
  */
+const WorkgroupReduceUniforms = uniforms({ outer: 'u32', r: 'u32', inner: 'u32', blocks: 'u32' });
 const workgroupReduceKernel = (kind: ReduceKind, IW: number) => /* wgsl */`
-struct P { outer: u32, r: u32, inner: u32, blocks: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${WorkgroupReduceUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 var<workgroup> part: array<f32, 256>;
@@ -74,7 +75,7 @@ function reduceBlock(kind: ReduceKind, x: Tensor, a0: number, a1: number): Tenso
   if (outer * inner < 4096 && R > 512 && R <= 256 * (256 / innerLanes(inner))) {
     const IW = innerLanes(inner), blocks = Math.ceil(inner / IW);
     const out = Tensor.empty(outShape, 'f32', kind);
-    launch(kind, workgroupReduceKernel(kind, IW), [x, out], grid(outer * blocks, 1), new Params().u(outer, R, inner, blocks));
+    launch(kind, workgroupReduceKernel(kind, IW), [x, out], grid(outer * blocks, 1), WorkgroupReduceUniforms.pack({ outer, r: R, inner, blocks }));
     return out;
   }
   let src = x;
@@ -86,14 +87,14 @@ function reduceBlock(kind: ReduceKind, x: Tensor, a0: number, a1: number): Tenso
     const chunk = Math.ceil(r / nchunks);
     const part = Tensor.empty([outer, nchunks, inner], 'f32', `${kind}.partial`);
     const total = outer * nchunks * inner;
-    launch(kind, reduceKernel(kind), [src, part], grid(total, 64), new Params().u(outer, r, inner, chunk, nchunks, total, 0, 0));
+    launch(kind, reduceKernel(kind), [src, part], grid(total, 64), ReduceUniforms.pack({ outer, r, inner, chunk, nchunks, total }));
     temps.push(part);
     src = part;
     r = nchunks;
   }
   const out = Tensor.empty(outShape, 'f32', kind);
   const total = outer * inner;
-  launch(kind, reduceKernel(kind), [src, out], grid(total, 64), new Params().u(outer, r, inner, r, 1, total, 0, 0));
+  launch(kind, reduceKernel(kind), [src, out], grid(total, 64), ReduceUniforms.pack({ outer, r, inner, chunk: r, nchunks: 1, total }));
   for (const t of temps) t.dispose();
   return out;
 }
@@ -168,9 +169,9 @@ export function sumTo(g: Tensor, shape: Shape): Tensor {
 }
 
 // ------------------------------------------------------------------------------------------ row ops
+const RowUniforms = uniforms({ rows: 'u32', n: 'u32' });
 const softmaxKernel = (log: boolean) => /* wgsl */`
-struct P { rows: u32, n: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${RowUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @compute @workgroup_size(64)
@@ -187,8 +188,7 @@ fn main(${gridArgs}) {
 }`;
 
 const softmaxBackwardKernel = (log: boolean) => /* wgsl */`
-struct P { rows: u32, n: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${RowUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> y: array<f32>;
 @group(0) @binding(2) var<storage, read> g: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;
@@ -207,10 +207,10 @@ function rowOp(log: boolean, x: Tensor): Tensor {
   check(x.dtype === 'f32' && x.ndim >= 1, op, `expected an f32 tensor, got ${x.dtype} ${fmtShape(x.shape)}`);
   const n = x.shape[x.ndim - 1], rows = x.size / Math.max(1, n);
   const y = Tensor.empty(x.shape, 'f32', op);
-  launch(op, softmaxKernel(log), [x, y], grid(rows, 64), new Params().u(rows, n));
+  launch(op, softmaxKernel(log), [x, y], grid(rows, 64), RowUniforms.pack({ rows, n }));
   return record(op, y, [x], [y], (g, [ys]) => {
     const dx = Tensor.empty(x.shape, 'f32', `${op}.backward`);
-    launch(`${op}.backward`, softmaxBackwardKernel(log), [ys, g, dx], grid(rows, 64), new Params().u(rows, n));
+    launch(`${op}.backward`, softmaxBackwardKernel(log), [ys, g, dx], grid(rows, 64), RowUniforms.pack({ rows, n }));
     return [dx];
   });
 }

@@ -1,13 +1,14 @@
 // Shape ops. Reshape is a view; everything that moves data (permute, slice, concat, pad, patchify) is one
 // strided-copy kernel: iterate over a shape, read at source strides, write at destination strides.
 import { Tensor, AssembledGradient, record, check, fmtShape, numel, type Shape } from '../engine/tensor.js';
-import { Params, grid, gridArgs, launch, linearIndex, stridesOf } from './util.js';
+import { uniforms, grid, gridArgs, launch, linearIndex, stridesOf } from './util.js';
 
 const MAX_RANK = 8;
 
+/** n elements of `shape` (up to MAX_RANK axes), read at source strides ss from srcBase, written at ds from dstBase. */
+const CopyUniforms = uniforms({ n: 'u32', srcBase: 'u32', dstBase: 'u32', shape: 'array<vec4u, 2>', ss: 'array<vec4u, 2>', ds: 'array<vec4u, 2>' });
 const copyKernel = (rank: number, dtype: string) => /* wgsl */`
-struct P { n: u32, srcBase: u32, dstBase: u32, _p: u32, shape: array<vec4u, 2>, ss: array<vec4u, 2>, ds: array<vec4u, 2> }
-@group(0) @binding(0) var<uniform> u: P;
+${CopyUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> src: array<${dtype}>;
 @group(0) @binding(2) var<storage, read_write> dst: array<${dtype}>;
 @compute @workgroup_size(64)
@@ -29,9 +30,8 @@ export function stridedCopy(src: Tensor, dst: Tensor, shape: Shape, ss: number[]
   check(shape.length <= MAX_RANK, 'copy', `rank ${shape.length} over ${MAX_RANK}`);
   const n = numel(shape);
   if (n === 0) return;
-  // Merge nothing, just pad to MAX_RANK with unit dims (zero strides).
-  const pad = (v: number[], fill: number) => [...v, ...new Array(MAX_RANK - v.length).fill(fill)];
-  const params = new Params().u(n, srcBase, dstBase, 0).u(...pad([...shape], 1)).u(...pad(ss, 0)).u(...pad(ds, 0));
+  // Merge nothing, just pad to MAX_RANK with unit dims (the strides with zeros).
+  const params = CopyUniforms.pack({ n, srcBase, dstBase, shape: [...shape, ...new Array(MAX_RANK - shape.length).fill(1)], ss, ds });
   const dt = src.dtype === 'i32' ? 'i32' : 'f32';
   launch('copy', copyKernel(Math.max(1, shape.length), dt), [src, dst], grid(n, 64), params);
 }
@@ -77,9 +77,10 @@ export function slice(x: Tensor, axis: number, start: number, end: number): Tens
   return record('slice', y, [x], [], (g) => [padAxis(g, ax, start, x.shape[ax] - end)]);
 }
 
+/** n output elements of `shape`; axis `axis` holds `before` zeros, then the len source elements (source strides ss). */
+const PadUniforms = uniforms({ n: 'u32', axis: 'u32', before: 'u32', len: 'u32', shape: 'array<vec4u, 2>', ss: 'array<vec4u, 2>' });
 const padKernel = (rank: number) => /* wgsl */`
-struct P { n: u32, axis: u32, before: u32, len: u32, shape: array<vec4u, 2>, ss: array<vec4u, 2> }
-@group(0) @binding(0) var<uniform> u: P;
+${PadUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
 @compute @workgroup_size(64)
@@ -104,8 +105,7 @@ export function padAxis(x: Tensor, axis: number, before: number, after: number):
   const y = Tensor.empty(shape, 'f32', 'pad');
   const n = numel(shape);
   if (n) {
-    const fill = (v: number[], f: number) => [...v, ...new Array(MAX_RANK - v.length).fill(f)];
-    const params = new Params().u(n, ax, before, x.shape[ax]).u(...fill([...shape], 1)).u(...fill(stridesOf(x.shape), 0));
+    const params = PadUniforms.pack({ n, axis: ax, before, len: x.shape[ax], shape: [...shape, ...new Array(MAX_RANK - shape.length).fill(1)], ss: stridesOf(x.shape) });
     launch('pad', padKernel(Math.max(1, shape.length)), [x, y], grid(n, 64), params);
   }
   return record('pad', y, [x], [], (g) => [slice(g, ax, before, before + x.shape[ax])]);

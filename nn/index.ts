@@ -32,7 +32,7 @@ export {
 } from '../engine/torchpt.js';
 export { f32ToF16, f16ToF32, bf16ToF32 } from '../engine/half.js';
 // writing kernels: launch a WGSL compute shader on tensors, record it (and its backward) on the autograd tape
-export { launch, Params, grid as dispatchGrid, linearIndex, gridArgs, stridesOf } from '../kernels/util.js';
+export { launch, uniforms, Uniforms, grid as dispatchGrid, linearIndex, gridArgs, stridesOf, type UniformType, type UniformFields, type UniformValues } from '../kernels/util.js';
 // variant tuning
 export { autotune } from '../kernels/autotune.js';
 export { tuningTable, loadTuningTable } from '../kernels/tuning.js';
