@@ -20,6 +20,7 @@ import { uniforms, launch } from './util.js';
 import { matmul } from './matmul.js';
 import { softmax } from './reduce.js';
 import { permute, reshape, slice } from './shape.js';
+import { described, normal, f16Values, type Arr, type Family } from './reference.js';
 
 /** Where one operand lives in its buffer: element (b, h, t, e) is at off + b·sb + h·sh + t·st + e. */
 export interface Strided { t: Tensor; off: number; sb: number; sh: number; st: number }
@@ -488,3 +489,88 @@ export function selfAttention(qkv: Tensor, heads: number, opts: AttentionOptions
   q.dispose(); k.dispose(); v.dispose();
   return y;
 }
+
+// ------------------------------------------------------------------------------------------ the family (kernels/registry.ts)
+/**
+ * Multi-head attention on token-major operands q [B, Tq, H·dh], k and v [B, Tk, H·dh], scale 1/√dh: the
+ * element at flat index ((b·Tq + i)·H + h)·dh + e. Each (b, i, h) row's probabilities are computed once.
+ */
+function attentionAt(q: Arr, k: Arr, v: Arr, Tq: number, Tk: number, H: number, dh: number): (idx: number) => number {
+  const D = H * dh;
+  const rows = new Map<number, Float64Array>();
+  const probs = (b: number, i: number, h: number): Float64Array => {
+    const key = (b * Tq + i) * H + h;
+    let p = rows.get(key);
+    if (p) return p;
+    p = new Float64Array(Tk);
+    let m = -Infinity;
+    for (let j = 0; j < Tk; j++) {
+      let acc = 0;
+      for (let e = 0; e < dh; e++) acc += q[(b * Tq + i) * D + h * dh + e] * k[(b * Tk + j) * D + h * dh + e];
+      p[j] = acc / Math.sqrt(dh);
+      m = Math.max(m, p[j]);
+    }
+    let z = 0;
+    for (let j = 0; j < Tk; j++) { p[j] = Math.exp(p[j] - m); z += p[j]; }
+    for (let j = 0; j < Tk; j++) p[j] /= z;
+    rows.set(key, p);
+    return p;
+  };
+  return (idx) => {
+    const e = idx % dh, h = Math.floor(idx / dh) % H, i = Math.floor(idx / D) % Tq, b = Math.floor(idx / (D * Tq));
+    const p = probs(b, i, h);
+    let acc = 0;
+    for (let j = 0; j < Tk; j++) acc += p[j] * v[(b * Tk + j) * D + h * dh + e];
+    return acc;
+  };
+}
+
+const attn = (B: number, H: number, Tq: number, Tk: number, dh: number, o: Partial<AttentionProblem> = {}): AttentionProblem => ({ B, H, Tq, Tk, dh, packed: false, dtype: 'f32', ...o });
+
+/** q, k, v [B, T, D] of a packed qkv [B, T, 3·D]. */
+function unpack(qkv: ArrayLike<number>, B: number, T: number, D: number): Float64Array[] {
+  const parts = [0, 1, 2].map(() => new Float64Array(B * T * D));
+  for (let r = 0; r < B * T; r++) for (let w = 0; w < 3; w++) for (let c = 0; c < D; c++) parts[w][r * D + c] = qkv[(r * 3 + w) * D + c];
+  return parts;
+}
+
+export const attentionFamily: Family<AttentionProblem> = {
+  name: 'attention',
+  file: 'kernels/attention.ts',
+  variants: described(ATTENTION_VARIANTS, {
+    flash1: 'fused, online softmax, one query row per lane, every lane loads each key/value row',
+    flash2: 'fused, two query rows per lane',
+    flash1g: 'fused, one query row per lane, key/value rows loaded once per subgroup and broadcast',
+    flash2g: 'fused, two query rows per lane, key/value rows shared by broadcast',
+    unfused: 'matmul, softmax, matmul (the scores materialised)',
+  }),
+  choose: chooseAttention,
+  key: attentionKey,
+  unsupported: (v, p) => attentionUnsupported(p, v as AttentionVariant),
+  // Head dims up to 32: the kernels unroll over dh/4 and LLVM takes minutes on lavapipe for the ones without
+  // subgroups at dh 72–128 (the live variant meets those in the DiT and VAE tests).
+  problems: () => [
+    attn(2, 3, 13, 9, 16),
+    attn(1, 2, 33, 33, 24, { packed: true }),
+    attn(2, 1, 1, 1, 4),
+    attn(1, 2, 150, 41, 16),
+    attn(1, 2, 7, 5, 6),
+    attn(2, 2, 19, 19, 32, { dtype: 'f16' }),
+  ],
+  describe: (p) => `B${p.B} H${p.H} Tq${p.Tq} Tk${p.Tk} dh${p.dh}${p.packed ? ' packed qkv' : ''}${p.dtype === 'f16' ? ' f16' : ''}`,
+  inputs: (p, seed) => {
+    const D = p.H * p.dh;
+    if (p.packed) return [normal([p.B, p.Tq, 3 * D], seed)];
+    const f16 = p.dtype === 'f16';
+    return [[p.Tq, seed], [p.Tk, seed + 1], [p.Tk, seed + 2]].map(([T, s]) => {
+      const x = normal([p.B, T, D], s, 1, !f16);
+      return f16 ? { ...x, data: f16Values(x.data as Float32Array), dtype: 'f16' as const } : x;
+    });
+  },
+  reference: (p, x) => {
+    const [q, k, v] = p.packed ? unpack(x[0], p.B, p.Tq, p.H * p.dh) : x;
+    return [attentionAt(q, k, v, p.Tq, p.Tk, p.H, p.dh)];
+  },
+  run: (p, x, variant) => [p.packed ? selfAttention(x[0], p.H, { variant: variant as AttentionVariant }) : attention(x[0], x[1], x[2], p.H, { variant: variant as AttentionVariant })],
+  tolerance: () => 3e-6,
+};

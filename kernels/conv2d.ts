@@ -14,6 +14,7 @@ import { map, zeros } from './elementwise.js';
 import { sum } from './reduce.js';
 import { stridedCopy, slice } from './shape.js';
 import { tunedVariant } from './tuning.js';
+import { described, normal, type Arr, type Family } from './reference.js';
 
 export type Conv2dVariant = 'direct' | 'directg' | 'im2col';
 export const CONV2D_VARIANTS: Conv2dVariant[] = ['direct', 'directg', 'im2col'];
@@ -499,3 +500,70 @@ export function avgPool2x(x: Tensor): Tensor {
     return [dx];
   });
 }
+
+// ------------------------------------------------------------------------------------------ the family (kernels/registry.ts)
+/** NCHW cross-correlation with zero padding [left, right, top, bottom]: the element at flat index of [B, Co, Ho, Wo]. */
+function conv2dAt(x: Arr, w: Arr, bias: Arr | null, s: Conv2dProblem): (idx: number) => number {
+  const [pl, pr, pt, pb] = s.pad;
+  const Ho = Math.floor((s.H + pt + pb - s.KH) / s.stride) + 1, Wo = Math.floor((s.W + pl + pr - s.KW) / s.stride) + 1;
+  return (idx) => {
+    const ox = idx % Wo, oy = Math.floor(idx / Wo) % Ho, co = Math.floor(idx / (Wo * Ho)) % s.Co, b = Math.floor(idx / (Wo * Ho * s.Co));
+    let acc = bias ? bias[co] : 0;
+    for (let ci = 0; ci < s.Ci; ci++) for (let ky = 0; ky < s.KH; ky++) for (let kx = 0; kx < s.KW; kx++) {
+      const iy = oy * s.stride + ky - pt, ix = ox * s.stride + kx - pl;
+      if (iy < 0 || iy >= s.H || ix < 0 || ix >= s.W) continue;
+      acc += x[((b * s.Ci + ci) * s.H + iy) * s.W + ix] * w[((co * s.Ci + ci) * s.KH + ky) * s.KW + kx];
+    }
+    return acc;
+  };
+}
+
+const conv = (B: number, Ci: number, H: number, W: number, Co: number, K: number, stride: number, pad: [number, number, number, number], bias = true): Conv2dProblem => ({ B, Ci, H, W, Co, KH: K, KW: K, stride, pad, bias });
+
+export const conv2dFamily: Family<Conv2dProblem> = {
+  name: 'conv2d',
+  file: 'kernels/conv2d.ts',
+  variants: described(CONV2D_VARIANTS, {
+    direct: 'direct: each lane a run of 4 output pixels × 16 output channels, no im2col buffer; dX of stride 1 as a direct convolution with flipped weights',
+    directg: 'direct with the weights loaded once per subgroup and broadcast',
+    im2col: 'im2col chunks + the tuned matmul (bias in its epilogue); dX by col2im',
+  }),
+  choose: chooseConv2d,
+  key: convKey,
+  unsupported: (v) => conv2dUnsupported(v as Conv2dVariant),
+  problems: () => [
+    conv(2, 3, 9, 7, 5, 3, 1, [1, 1, 1, 1]),
+    conv(1, 4, 8, 8, 6, 3, 2, [0, 1, 0, 1]), // the VAE's downsampling
+    conv(2, 5, 6, 10, 3, 1, 1, [0, 0, 0, 0], false),
+    conv(1, 2, 5, 5, 17, 3, 2, [1, 1, 1, 1]),
+    conv(1, 1, 3, 17, 1, 3, 1, [2, 0, 1, 0]),
+  ],
+  describe: (p) => `${p.KH}×${p.KW} stride ${p.stride} pad [${p.pad}] [${p.B},${p.Ci},${p.H},${p.W}] → ${p.Co}${p.bias ? '' : ' (no bias)'}`,
+  inputs: (p, seed) => [normal([p.B, p.Ci, p.H, p.W], seed), normal([p.Co, p.Ci, p.KH, p.KW], seed + 1, 0.5), ...(p.bias ? [normal([p.Co], seed + 2)] : [])],
+  reference: (p, [x, w, b]) => [conv2dAt(x, w, b ?? null, p)],
+  run: (p, [x, w, b], variant) => [conv2d(x, w, b ?? null, { stride: p.stride, padding: p.pad, variant: variant as Conv2dVariant })],
+  tolerance: () => 2e-6,
+};
+
+interface ResampleProblem { op: 'upsample2x' | 'avgpool2x'; B: number; C: number; H: number; W: number }
+
+export const resampleFamily: Family<ResampleProblem> = {
+  name: 'resample',
+  file: 'kernels/conv2d.ts',
+  variants: { upsample2x: 'nearest ×2 upsampling (backward sums each 2×2 block)', avgpool2x: '2×2 average pooling, stride 2 (backward spreads ¼)' },
+  unsupported: () => null,
+  problems: (v) => (v === 'upsample2x' ? [{ op: 'upsample2x', B: 2, C: 3, H: 3, W: 5 }] : [{ op: 'avgpool2x', B: 2, C: 3, H: 6, W: 10 }]),
+  describe: (p) => `${p.op} [${p.B},${p.C},${p.H},${p.W}]`,
+  inputs: (p, seed) => [normal([p.B, p.C, p.H, p.W], seed)],
+  reference: (p, [x]) => {
+    const up = p.op === 'upsample2x';
+    const Ho = up ? 2 * p.H : p.H / 2, Wo = up ? 2 * p.W : p.W / 2;
+    return [Float64Array.from({ length: p.B * p.C * Ho * Wo }, (_, i) => {
+      const ox = i % Wo, oy = Math.floor(i / Wo) % Ho, bc = Math.floor(i / (Wo * Ho));
+      const at = (y: number, xx: number) => x[(bc * p.H + y) * p.W + xx];
+      return up ? at(oy >> 1, ox >> 1) : 0.25 * (at(2 * oy, 2 * ox) + at(2 * oy, 2 * ox + 1) + at(2 * oy + 1, 2 * ox) + at(2 * oy + 1, 2 * ox + 1));
+    })];
+  },
+  run: (p, [x]) => [p.op === 'upsample2x' ? upsampleNearest2x(x) : avgPool2x(x)],
+  tolerance: () => 1e-6,
+};

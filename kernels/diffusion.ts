@@ -5,6 +5,7 @@
 import { Tensor, check, fmtShape } from '../engine/tensor.js';
 import { helpersFor } from './map.js';
 import { uniforms, grid, gridArgs, launch, linearIndex } from './util.js';
+import { randomNormal, randomUniform, type Family, type HostInput } from './reference.js';
 
 /** WGSL helpers shared by the diffusion kernels (scalar or vec4 via the map kernel's `T`). */
 export const DIFFUSION_WGSL = /* wgsl */`
@@ -76,3 +77,75 @@ fn main(${gridArgs}) {
   launch(label, code, [packed, ...names.map((nm) => inputs[nm]), out], grid(n, 64), CoefUniforms.pack({ n, per: n / first.shape[0], p }));
   return out;
 }
+
+// ------------------------------------------------------------------------------------------ the family (kernels/registry.ts)
+/** The standard normal CDF as the tanh approximation the kernels use (GELU and the diffusion likelihood). */
+const approxCdf64 = (x: number) => 0.5 * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
+
+/** KL(N(m1, e^lv1) ‖ N(m2, e^lv2)) elementwise, as the diffusion kernels. */
+const normalKl64 = (m1: number, lv1: number, m2: number, lv2: number) => 0.5 * (-1 + lv2 - lv1 + Math.exp(lv1 - lv2) + (m1 - m2) ** 2 * Math.exp(-lv2));
+
+/** The discretized Gaussian log-likelihood of x ∈ [−1, 1] (bins of 2/255) under N(m, e^(2·ls)), as the diffusion kernels. */
+function dgll64(x: number, m: number, ls: number): number {
+  const inv = Math.exp(-ls);
+  const plus = approxCdf64(inv * (x - m + 1 / 255)), minus = approxCdf64(inv * (x - m - 1 / 255));
+  if (x < -0.999) return Math.log(Math.max(plus, 1e-12));
+  if (x > 0.999) return Math.log(Math.max(1 - minus, 1e-12));
+  return Math.log(Math.max(plus - minus, 1e-12));
+}
+
+
+interface DiffusionProblem { op: 'normal_kl' | 'dgll' | 'dgll_dls' | 'coefs'; B: number; n: number }
+
+const DIFFUSION_EXPR: Record<DiffusionProblem['op'], { expr: string; inputs: string[] }> = {
+  normal_kl: { expr: 'normal_kl(v0, v1, v2, v3)', inputs: ['v0', 'v1', 'v2', 'v3'] },
+  dgll: { expr: 'dgll(v0, v1, v2)', inputs: ['v0', 'v1', 'v2'] },
+  dgll_dls: { expr: 'dgll_dls(v0, v1, v2)', inputs: ['v0', 'v1', 'v2'] },
+  coefs: { expr: 'c1 * v0 + c2 * v1 + sa * lv1 - abp', inputs: ['v0', 'v1'] },
+};
+
+export const diffusionFamily: Family<DiffusionProblem> = {
+  name: 'diffusion',
+  file: 'kernels/diffusion.ts',
+  variants: {
+    normal_kl: 'the Gaussian KL (coefMap with the diffusion WGSL)',
+    dgll: 'the discretized Gaussian log-likelihood',
+    dgll_dls: 'its derivative in the log-scale',
+    coefs: 'an expression of the per-sample schedule coefficients',
+  },
+  unsupported: () => null,
+  problems: (v) => [{ op: v as DiffusionProblem['op'], B: 3, n: 37 }],
+  describe: (p) => `${p.op} [${p.B},${p.n}]`,
+  inputs: (p, seed) => {
+    const names = DIFFUSION_EXPR[p.op].inputs;
+    const shape = [p.B, p.n];
+    const n = p.B * p.n;
+    // dgll: x spans [−1, 1] with both edge bins, the mean near x and a log-scale as the diffusion's (where the
+    // likelihood is not saturated: in its far tails f32 cannot resolve the difference of two CDF values).
+    const x = randomUniform(n, seed, -1, 1).map((v, i) => (i % 11 === 0 ? -1 : i % 13 === 0 ? 1 : v));
+    const xs: HostInput[] = p.op.startsWith('dgll')
+      ? [{ shape, data: x }, { shape, data: randomNormal(n, seed + 1, 0.01).map((d, i) => x[i] + d) }, { shape, data: randomUniform(n, seed + 2, -3, -1) }]
+      : names.map((_, k) => ({ shape, data: randomNormal(n, seed + k, 0.8) }));
+    return [...xs, { shape: [p.B, COEF_NAMES.length], data: randomNormal(p.B * COEF_NAMES.length, seed + 9) }];
+  },
+  reference: (p, x) => {
+    const n = p.B * p.n;
+    const coef = (name: string, i: number) => x[x.length - 1][Math.floor(i / p.n) * COEF_NAMES.length + COEF_NAMES.indexOf(name)];
+    const [a, b, c, d] = x;
+    const h = 1e-6;
+    const f: Record<DiffusionProblem['op'], (i: number) => number> = {
+      normal_kl: (i) => normalKl64(a[i], b[i], c[i], d[i]),
+      dgll: (i) => dgll64(a[i], b[i], c[i]),
+      // Central differences in float64 (zero where a 1e-12 clamp is active, as the kernel).
+      dgll_dls: (i) => (dgll64(a[i], b[i], c[i] + h) - dgll64(a[i], b[i], c[i] - h)) / (2 * h),
+      coefs: (i) => coef('c1', i) * a[i] + coef('c2', i) * b[i] + coef('sa', i) * coef('lv1', i) - coef('abp', i),
+    };
+    return [Float64Array.from({ length: n }, (_, i) => f[p.op](i))];
+  },
+  run: (p, x) => {
+    const names = DIFFUSION_EXPR[p.op].inputs;
+    return [coefMap(DIFFUSION_EXPR[p.op].expr, Object.fromEntries(names.map((nm, k) => [nm, x[k]])), x[x.length - 1], `diffusion.${p.op}`)];
+  },
+  // dgll: a difference of two nearby CDF values in f32.
+  tolerance: (p) => (p.op.startsWith('dgll') ? 2e-5 : 2e-6),
+};

@@ -4,6 +4,7 @@
 import { Tensor, record, check, fmtShape } from '../engine/tensor.js';
 import { uniforms, grid, gridArgs, launch, linearIndex } from './util.js';
 import { helpersFor } from './map.js';
+import { normal, randomNormal, silu64, type Arr, type Family } from './reference.js';
 
 /** The shared SiLU and its derivative, for the kernels with the activation fused. */
 const siluFns = (silu: boolean) => (silu ? `alias T = f32;\n${helpersFor('silu_() silu_grad()')}` : '');
@@ -180,3 +181,39 @@ export function groupNorm(x: Tensor, groups: number, weight: Tensor, bias: Tenso
   stats.dispose();
   return out;
 }
+
+// ------------------------------------------------------------------------------------------ the family (kernels/registry.ts)
+/** GroupNorm of x [B, C, HW] in G groups with a per-channel affine. */
+function groupNorm64(x: Arr, B: number, C: number, HW: number, G: number, w: Arr, bias: Arr, eps: number): Float64Array {
+  const out = new Float64Array(x.length);
+  const cg = C / G, n = cg * HW;
+  for (let b = 0; b < B; b++) for (let g = 0; g < G; g++) {
+    const base = (b * C + g * cg) * HW;
+    let m = 0;
+    for (let i = 0; i < n; i++) m += x[base + i];
+    m /= n;
+    let v = 0;
+    for (let i = 0; i < n; i++) v += (x[base + i] - m) ** 2;
+    const rs = 1 / Math.sqrt(v / n + eps);
+    for (let i = 0; i < n; i++) { const c = g * cg + Math.floor(i / HW); out[base + i] = (x[base + i] - m) * rs * w[c] + bias[c]; }
+  }
+  return out;
+}
+
+interface GroupNormProblem { B: number; C: number; H: number; W: number; G: number; silu: boolean }
+
+export const groupNormFamily: Family<GroupNormProblem> = {
+  name: 'groupnorm',
+  file: 'kernels/groupnorm.ts',
+  variants: { plain: 'GroupNorm with a per-channel affine', silu: 'GroupNorm with SiLU fused after it' },
+  unsupported: () => null,
+  problems: (v) => [{ B: 2, C: 6, H: 3, W: 5, G: 3 }, { B: 1, C: 8, H: 7, W: 9, G: 2 }, { B: 3, C: 8, H: 1, W: 1, G: 2 }].map((s) => ({ ...s, silu: v === 'silu' })),
+  describe: (p) => `[${p.B},${p.C},${p.H},${p.W}] in ${p.G} groups`,
+  inputs: (p, seed) => [{ ...normal([p.B, p.C, p.H, p.W], seed, 2), data: randomNormal(p.B * p.C * p.H * p.W, seed, 2).map((v) => v + 1) }, normal([p.C], seed + 1), normal([p.C], seed + 2)],
+  reference: (p, [x, w, b]) => {
+    const y = groupNorm64(x, p.B, p.C, p.H * p.W, p.G, w, b, 1e-6);
+    return [p.silu ? y.map(silu64) : y];
+  },
+  run: (p, [x, w, b]) => [groupNorm(x, p.G, w, b, { silu: p.silu })],
+  tolerance: () => 3e-6,
+};

@@ -9,6 +9,7 @@ import { uniforms, grid, gridArgs, launch, linearIndex } from './util.js';
 import { gpu } from '../engine/device.js';
 import { tunedVariant } from './tuning.js';
 import { zeros, addInPlace } from './elementwise.js';
+import { described, normal, randomNormal, type Arr, type Family, type HostInput } from './reference.js';
 
 type Mode = 'modulate' | 'affine' | 'none';
 
@@ -419,3 +420,98 @@ export function gatedResidual(x: Tensor, gate: Tensor | ModulationChunk, f: Tens
     return [g, dgate, df];
   });
 }
+
+// ------------------------------------------------------------------------------------------ the family (kernels/registry.ts)
+/** LayerNorm of each row of width D (biased variance, no affine). */
+function layerNorm64(x: Arr, D: number, eps: number): Float64Array {
+  const out = new Float64Array(x.length);
+  for (let r = 0; r < x.length / D; r++) {
+    let m = 0;
+    for (let d = 0; d < D; d++) m += x[r * D + d];
+    m /= D;
+    let v = 0;
+    for (let d = 0; d < D; d++) v += (x[r * D + d] - m) ** 2;
+    const rs = 1 / Math.sqrt(v / D + eps);
+    for (let d = 0; d < D; d++) out[r * D + d] = (x[r * D + d] - m) * rs;
+  }
+  return out;
+}
+
+/** A normalisation check; `chunks`: shift and scale read in place as chunks 2 and 0 of one [B, chunks·D] tensor. */
+type LayerNormCase = LayerNormProblem & { chunks?: number };
+const ln = (mode: LayerNormProblem['mode'], B: number, T: number, D: number, chunks?: number): LayerNormCase => ({ mode, B, T, D, ...(chunks ? { chunks } : {}) });
+
+/** Element i of a [B, T, D] tensor → its per-batch value in chunk `index` of a [B, chunks·D] tensor. */
+const chunkIndex = (p: { T: number; D: number }, chunks: number, index: number) => (i: number) => Math.floor(i / (p.T * p.D)) * chunks * p.D + index * p.D + (i % p.D);
+
+export const layerNormFamily: Family<LayerNormCase> = {
+  name: 'layernorm',
+  file: 'kernels/layernorm.ts',
+  variants: described(LAYERNORM_VARIANTS, {
+    unrolled: 'one lane per row, the row unrolled in registers (x read once)',
+    looped: 'one lane per row, a loop over the row (statistics shifted by its first value)',
+    subgroup: 'rows across a subgroup: lanes along the features, statistics by subgroupAdd',
+  }),
+  choose: chooseLayerNorm,
+  key: layerNormKey,
+  unsupported: (v, p) => layerNormUnsupported(p, v as LayerNormVariant),
+  // Widths whose row loops LLVM does not fully unroll (16–24 vec4 steps compile for tens of seconds on lavapipe).
+  problems: () => [ln('modulate', 3, 5, 4), ln('modulate', 2, 6, 128), ln('modulate', 2, 4, 64, 3), ln('modulate', 1, 6, 1152), ln('affine', 1, 7, 12), ln('affine', 1, 15, 32), ln('none', 1, 9, 32)],
+  describe: (p) => `${p.mode === 'modulate' ? 'adaLN modulate' : p.mode === 'affine' ? 'LayerNorm (affine)' : 'LayerNorm'} [${p.mode === 'modulate' ? `${p.B},` : ''}${p.T},${p.D}]${p.chunks ? ` (shift, scale = chunks 2, 0 of ${p.chunks})` : ''}`,
+  inputs: (p, seed) => {
+    // Rows offset from zero: the statistics must not cancel.
+    const x: HostInput = { shape: p.mode === 'modulate' ? [p.B, p.T, p.D] : [p.T, p.D], data: randomNormal(p.B * p.T * p.D, seed, 2).map((v) => v + 3), grad: true };
+    if (p.mode === 'none') return [x];
+    if (p.chunks) return [x, normal([p.B, p.chunks * p.D], seed + 1)];
+    return [x, normal(p.mode === 'modulate' ? [p.B, p.D] : [p.D], seed + 1), normal(p.mode === 'modulate' ? [p.B, p.D] : [p.D], seed + 2)];
+  },
+  reference: (p, [x, a, b]) => {
+    const n = layerNorm64(x, p.D, p.mode === 'modulate' ? 1e-6 : 1e-5);
+    if (p.mode === 'none') return [n];
+    if (p.chunks) {
+      const sh = chunkIndex(p, p.chunks, 2), sc = chunkIndex(p, p.chunks, 0);
+      return [n.map((v, i) => v * (1 + a[sc(i)]) + a[sh(i)])];
+    }
+    const sb = (i: number) => (p.mode === 'modulate' ? Math.floor(i / (p.T * p.D)) * p.D : 0) + (i % p.D);
+    // modulate: inputs (x, shift, scale); affine: (x, weight, bias)
+    return [n.map((v, i) => (p.mode === 'modulate' ? v * (1 + b[sb(i)]) + a[sb(i)] : v * a[sb(i)] + b[sb(i)]))];
+  },
+  run: (p, [x, a, b], variant) => {
+    const opts = { variant: variant as LayerNormVariant };
+    if (p.chunks) {
+      const c = ModulationChunk.of(a, p.chunks);
+      return [adaLNModulate(x, c[2], c[0], 1e-6, opts)];
+    }
+    if (p.mode === 'modulate') return [adaLNModulate(x, a, b, 1e-6, opts)];
+    return [layerNorm(x, a ?? null, b ?? null, 1e-5, opts)];
+  },
+  tolerance: () => 3e-6,
+};
+
+/** `chunked`: DiT's half block x + gate·modulate(LN(f), shift, scale), all three chunks 1, 2, 0 of one [B, 3D] tensor (one shared gradient). */
+interface GatedProblem { B: number; T: number; D: number; chunked?: boolean }
+
+export const gatedFamily: Family<GatedProblem> = {
+  name: 'gated-residual',
+  file: 'kernels/layernorm.ts',
+  variants: {
+    vec4: 'x + gate[b]·f, vec4 lanes; backward: gate·dy and per-batch column sums',
+    chunked: 'gate, shift and scale read in place from one adaLN output, their gradients written into one tensor',
+  },
+  unsupported: () => null,
+  problems: (v) => (v === 'chunked' ? [{ B: 2, T: 3, D: 8, chunked: true }, { B: 3, T: 5, D: 36, chunked: true }] : [{ B: 2, T: 3, D: 8 }, { B: 3, T: 5, D: 36 }]),
+  describe: (p) => `[${p.B},${p.T},${p.D}]${p.chunked ? ' x + gate·modulate(LN(f)), chunks of one [B, 3D]' : ''}`,
+  inputs: (p, seed) => [normal([p.B, p.T, p.D], seed), normal([p.B, (p.chunked ? 3 : 1) * p.D], seed + 1), normal([p.B, p.T, p.D], seed + 2)],
+  reference: (p, [x, g, f]) => {
+    if (!p.chunked) return [Float64Array.from({ length: x.length }, (_, i) => x[i] + g[Math.floor(i / (p.T * p.D)) * p.D + (i % p.D)] * f[i])];
+    const n = layerNorm64(f, p.D, 1e-6);
+    const [gate, shift, scale] = [1, 2, 0].map((k) => chunkIndex(p, 3, k));
+    return [Float64Array.from({ length: x.length }, (_, i) => x[i] + g[gate(i)] * (n[i] * (1 + g[scale(i)]) + g[shift(i)]))];
+  },
+  run: (p, [x, g, f]) => {
+    if (!p.chunked) return [gatedResidual(x, g, f)];
+    const c = ModulationChunk.of(g, 3);
+    return [gatedResidual(x, c[1], adaLNModulate(f, c[2], c[0]))];
+  },
+  tolerance: (p) => (p.chunked ? 3e-6 : 1e-6),
+};

@@ -16,6 +16,7 @@ import { map, helpersFor } from './map.js';
 import { sum, sumTo } from './reduce.js';
 import { reshape } from './shape.js';
 import { tunedVariant } from './tuning.js';
+import { normal, f16Values, gelu64, silu64, type Arr, type Family, type HostInput } from './reference.js';
 
 export type Activation = 'gelu' | 'silu' | 'relu';
 
@@ -571,3 +572,67 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: { 
   check(x.shape[x.ndim - 1] === weight.shape[1], 'linear', `input ${fmtShape(x.shape)} does not end in ${weight.shape[1]} (weight ${fmtShape(weight.shape)})`);
   return matmul(x, weight, { transB: true, bias: bias ?? undefined, ...opts });
 }
+
+// ------------------------------------------------------------------------------------------ the family (kernels/registry.ts)
+/** Element (b, i, j) of op(A[b])·op(B[b]) at flat index (b·M + i)·N + j. */
+function matmulAt(a: Arr, b: Arr, s: MatmulProblem): (idx: number) => number {
+  const { M, N, K } = s;
+  return (idx) => {
+    const j = idx % N, i = Math.floor(idx / N) % M, bz = Math.floor(idx / (M * N));
+    const oa = bz * s.strideA, ob = bz * s.strideB;
+    let acc = 0;
+    for (let k = 0; k < K; k++) acc += a[oa + (s.transA ? k * M + i : i * K + k)] * b[ob + (s.transB ? j * K + k : k * N + j)];
+    return acc;
+  };
+}
+
+/** A matmul check: the kernel problem plus an optional fused epilogue act(alpha·AB + bias) + residual. */
+export type MatmulCase = MatmulProblem & { epilogue?: { act: Activation; alpha: number } };
+
+const mm = (M: number, N: number, K: number, o: Partial<MatmulCase> = {}): MatmulCase => ({ M, N, K, batch: 1, transA: false, transB: false, strideA: 0, strideB: 0, dtA: 'f32', dtB: 'f32', ...o });
+const transposes = (M: number, N: number, K: number) => [false, true].flatMap((transA) => [false, true].map((transB) => mm(M, N, K, { transA, transB })));
+const ACTIVATION64: Record<Activation, (x: number) => number> = { gelu: gelu64, silu: silu64, relu: (x) => Math.max(x, 0) };
+
+export const matmulFamily: Family<MatmulCase> = {
+  name: 'matmul',
+  file: 'kernels/matmul.ts',
+  variants: Object.fromEntries(MATMUL_VARIANTS.map((v) => [v, v.startsWith('rb')
+    ? `register-blocked: ${v.match(/rb(\d+)x(\d+)/)!.slice(1).join(' rows per lane × ')} shared columns${v.includes('g') ? ', shared operand loaded once per subgroup and broadcast' : ''}${/s$/.test(v) ? ', on the transposed problem (lanes along N)' : ''}`
+    : v.startsWith('splitk') ? `64×64 tiles over ${v.slice(6)} slices of K, then a reduction` : v === 'tiled' ? '64×64 tiles through workgroup memory' : '128×128 tiles, 8×8 outputs per thread'])),
+  choose: chooseMatmulVariant,
+  key: problemKey,
+  candidates: matmulCandidates,
+  unsupported: (v, p) => matmulUnsupported(p, v),
+  problems: () => [
+    ...transposes(17, 33, 129), // nothing aligned
+    ...transposes(33, 36, 68), // the shared operand in whole vec4 rows
+    mm(5, 8, 12, { batch: 3, strideA: 60, strideB: 96 }),
+    mm(5, 8, 12, { batch: 3, strideA: 60 }), // B shared by the batch
+    mm(6, 8, 12, { batch: 3, strideB: 96, transA: true }), // A shared
+    mm(19, 36, 24, { transB: true, epilogue: { act: 'gelu', alpha: 0.5 } }),
+    mm(20, 12, 23, { transA: true, epilogue: { act: 'silu', alpha: 1.5 } }),
+    mm(9, 12, 300, { epilogue: { act: 'relu', alpha: 1 } }), // long K
+    mm(1, 1, 1),
+    mm(33, 20, 44, { dtA: 'f16', dtB: 'f16' }),
+  ],
+  describe: (p) => `${p.batch > 1 ? `${p.batch}×` : ''}${p.M}×${p.K}${p.transA ? 'ᵀ' : ''}${p.strideA || p.batch === 1 ? '' : ' (shared)'} · ${p.K}×${p.N}${p.transB ? 'ᵀ' : ''}${p.strideB || p.batch === 1 ? '' : ' (shared)'}${p.epilogue ? ` → ${p.epilogue.act}(${p.epilogue.alpha}·AB + bias) + residual` : ''}${p.dtA === 'f16' ? ' f16' : ''}`,
+  inputs: (p, seed) => {
+    const shape = (batched: boolean, r: number, c: number) => (batched ? [p.batch, r, c] : [r, c]);
+    const aShape = shape(!!p.strideA, p.transA ? p.K : p.M, p.transA ? p.M : p.K);
+    const bShape = shape(!!p.strideB, p.transB ? p.N : p.K, p.transB ? p.K : p.N);
+    const f16 = (x: HostInput, dt: DType): HostInput => (dt === 'f16' ? { ...x, data: f16Values(x.data as Float32Array), dtype: 'f16', grad: false } : x);
+    const ins = [f16(normal(aShape, seed), p.dtA), f16(normal(bShape, seed + 1), p.dtB)];
+    if (p.epilogue) ins.push(normal([p.N], seed + 2), normal(p.batch > 1 ? [p.batch, p.M, p.N] : [p.M, p.N], seed + 3));
+    // The backward through GELU covers the saved pre-activation; SiLU's and ReLU's derivatives are the
+    // elementwise family's (checked there), so those epilogues are checked forward only (compile time).
+    return p.epilogue && p.epilogue.act !== 'gelu' ? ins.map((x) => ({ ...x, grad: false })) : ins;
+  },
+  reference: (p, [a, b, bias, res]) => {
+    const at = matmulAt(a, b, p);
+    if (!p.epilogue) return [at];
+    const { act, alpha } = p.epilogue;
+    return [(i: number) => ACTIVATION64[act](alpha * at(i) + bias[i % p.N]) + res[i]];
+  },
+  run: (p, [a, b, bias, residual], variant?) => [matmul(a, b, { transA: p.transA, transB: p.transB, variant, ...(p.epilogue ? { activation: p.epilogue.act, alpha: p.epilogue.alpha, bias, residual } : {}) })],
+  tolerance: (p) => (p.K > 256 ? 1e-5 : 3e-6),
+};

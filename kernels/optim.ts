@@ -7,6 +7,7 @@ import { Tensor, check, fmtShape } from '../engine/tensor.js';
 import { uniforms, grid, gridArgs, launch, linearIndex, type Uniforms, type UniformFields } from './util.js';
 import { map } from './elementwise.js';
 import { sum } from './reduce.js';
+import { normal, randomUniform, type Family } from './reference.js';
 
 /** Segments per dispatch at most: their starts and lengths fill eight vec4s of the uniform block. */
 const MAX_SEGMENTS = 16;
@@ -113,3 +114,68 @@ export function globalNorm(grads: Tensor[]): Tensor {
 export function clipFactor(norm: Tensor, maxNorm: number): Tensor {
   return map('min(T(1.0), T(p) / (n + 1e-6))', { n: norm }, { label: 'clipFactor', p: maxNorm });
 }
+
+// ------------------------------------------------------------------------------------------ the family (kernels/registry.ts)
+/** One optimizer call over several tensors of the given sizes (the multi-tensor kernels bind each as a segment). */
+interface OptimProblem { op: string; sizes: number[]; step: number }
+const ADAM = { lr: 0.01, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 };
+const MAX_NORM = 1.5, EMA_DECAY = 0.9;
+
+/** torch.optim.AdamW's update of (p, m, v) with gradient g·clip, in float64. */
+function adamw64(p: ArrayLike<number>, g: ArrayLike<number>, m: ArrayLike<number>, v: ArrayLike<number>, step: number, clip: number): Float64Array[] {
+  const out = [new Float64Array(p.length), new Float64Array(p.length), new Float64Array(p.length)];
+  const bc1 = 1 - ADAM.beta1 ** step, bc2 = 1 - ADAM.beta2 ** step;
+  for (let i = 0; i < p.length; i++) {
+    const gi = g[i] * clip;
+    const mi = ADAM.beta1 * m[i] + (1 - ADAM.beta1) * gi, vi = ADAM.beta2 * v[i] + (1 - ADAM.beta2) * gi * gi;
+    out[0][i] = p[i] * (1 - ADAM.lr * ADAM.weightDecay) - (ADAM.lr / bc1) * mi / (Math.sqrt(vi) / Math.sqrt(bc2) + ADAM.eps);
+    out[1][i] = mi; out[2][i] = vi;
+  }
+  return out;
+}
+function norm64(...xs: ArrayLike<number>[]): number {
+  let s = 0;
+  for (const x of xs) for (let i = 0; i < x.length; i++) s += x[i] * x[i];
+  return Math.sqrt(s);
+}
+/** Inputs per tensor: AdamW (p, g, m, v), EMA (ema, p), global norm (g). */
+const optimArity = (op: string) => (op.startsWith('adamw') ? 4 : op === 'ema' ? 2 : 1);
+const groupsOf = <T>(x: T[], n: number): T[][] => Array.from({ length: x.length / n }, (_, i) => x.slice(i * n, (i + 1) * n));
+
+export const optimFamily: Family<OptimProblem> = {
+  name: 'optim',
+  file: 'kernels/optim.ts',
+  variants: {
+    adamw: 'fused multi-tensor AdamW update (decoupled weight decay, bias correction) in place',
+    'adamw-clip': 'global gradient norm, clip factor and the AdamW update reading it on the GPU',
+    ema: 'multi-tensor EMA update in place',
+    'global-norm': 'the global gradient norm over several tensors',
+  },
+  unsupported: () => null,
+  // Several tensors of awkward sizes in one call, and more tensors than one dispatch binds (two dispatches).
+  problems: (v) => [{ op: v, sizes: [1031, 8, 64, 1, 130], step: 3 }, { op: v, sizes: Array.from({ length: 19 }, (_, i) => 3 + 5 * i), step: 1 }],
+  describe: (p) => `${p.op} of ${p.sizes.length} tensors (${p.sizes.reduce((a, b) => a + b, 0)} values)${p.op.startsWith('adamw') ? ` at step ${p.step}` : ''}`,
+  inputs: (p, seed) => p.sizes.flatMap((n, k) => {
+    const s = seed + 4 * k;
+    if (p.op === 'ema') return [normal([n], s, 1, false), normal([n], s + 1, 1, false)];
+    if (p.op === 'global-norm') return [normal([n], s, 1, false)];
+    return [normal([n], s, 1, false), normal([n], s + 1, 1, false), normal([n], s + 2, 0.1, false), { shape: [n], data: randomUniform(n, s + 3, 0.01, 0.5) }];
+  }),
+  reference: (p, x) => {
+    const per = groupsOf(x, optimArity(p.op));
+    if (p.op === 'ema') return per.map(([e, q]) => Float64Array.from(e, (ei, i) => EMA_DECAY * ei + (1 - EMA_DECAY) * q[i]));
+    if (p.op === 'global-norm') return [Float64Array.of(norm64(...x))];
+    const clip = p.op === 'adamw-clip' ? Math.min(1, MAX_NORM / (norm64(...per.map((t) => t[1])) + 1e-6)) : 1;
+    return per.flatMap(([pp, g, m, v]) => adamw64(pp, g, m, v, p.step, clip));
+  },
+  run: (p, x) => {
+    const per = groupsOf(x, optimArity(p.op));
+    if (p.op === 'ema') { emaUpdate(per.map((t) => t[0]), per.map((t) => t[1]), EMA_DECAY); return per.map((t) => t[0]); }
+    if (p.op === 'global-norm') return [globalNorm(x)];
+    const clip = p.op === 'adamw-clip' ? clipFactor(globalNorm(per.map((t) => t[1])), MAX_NORM) : Tensor.from([1], [1]);
+    adamwUpdate(per.map(([pp, g, m, v]) => ({ p: pp, g, m, v })), clip, { ...ADAM, step: p.step });
+    clip.dispose();
+    return per.flatMap(([pp, , m, v]) => [pp, m, v]);
+  },
+  tolerance: () => 2e-6,
+};

@@ -3,6 +3,7 @@
 import { Tensor, keep } from '../engine/tensor.js';
 import { uniforms, launch } from './util.js';
 import { timeGpu } from './timing.js';
+import type { Family } from './reference.js';
 
 const ACC = 4, UNROLL = 8, WG = 64;
 
@@ -53,3 +54,18 @@ export async function fmaCeilingGflops(): Promise<number> {
   out.dispose();
   return fmaProbeFlops(p) / ms / 1e6;
 }
+
+// ------------------------------------------------------------------------------------------ the family (kernels/registry.ts)
+export const probeFamily: Family<FmaProbe> = {
+  name: 'probe',
+  file: 'kernels/probe.ts',
+  variants: { fma: 'register-only vec4 FMAs: the arithmetic ceiling the benchmarks report' },
+  unsupported: () => null,
+  problems: () => [{ workgroups: 3, iters: 7, m: 0.999, c: 1e-4 }],
+  describe: (p) => `${p.workgroups} workgroups × ${p.iters} iterations`,
+  inputs: () => [],
+  reference: (p) => [(lane: number) => fmaProbeReference(p, lane)],
+  run: (p) => { const out = Tensor.empty([p.workgroups * WG]); fmaProbe(out, p); return [out]; },
+  // f32 rounding over the chain of FMAs.
+  tolerance: () => 1e-5,
+};

@@ -4,8 +4,9 @@
 // values per lane they run in one pass, a workgroup of lanes per group of outputs summing in shared memory;
 // longer ones are split into chunks first.
 import { Tensor, record, check, fmtShape, numel, type Shape } from '../engine/tensor.js';
-import { uniforms, grid, gridArgs, launch, linearIndex } from './util.js';
+import { uniforms, grid, gridArgs, launch, linearIndex, stridesOf } from './util.js';
 import { map } from './map.js';
+import { normal, type Arr, type Family } from './reference.js';
 
 type ReduceKind = 'sum' | 'max';
 
@@ -233,3 +234,79 @@ export function mse(a: Tensor, b: Tensor): Tensor {
     return [need[0] ? d : null, need[1] ? map('-d', { d }, { label: 'mse.backward' }) : null];
   });
 }
+
+// ------------------------------------------------------------------------------------------ the family (kernels/registry.ts)
+/** Reduction of x over `axes` with `f` from `init` (row-major, axes removed from the shape). */
+function reduce64(x: Arr, shape: readonly number[], axes: readonly number[], f: (acc: number, v: number) => number, init: number): Float64Array {
+  const kept = shape.map((_, d) => !axes.includes(d));
+  const outShape = shape.filter((_, d) => kept[d]);
+  const out = new Float64Array(outShape.reduce((a, b) => a * b, 1)).fill(init);
+  const st = stridesOf(shape);
+  for (let i = 0; i < x.length; i++) {
+    let o = 0;
+    for (let d = 0; d < shape.length; d++) if (kept[d]) o = o * shape[d] + (Math.floor(i / st[d]) % shape[d]);
+    out[o] = f(out[o], x[i]);
+  }
+  return out;
+}
+
+/** Softmax (or log-softmax) of each row of width n. */
+function softmaxRows64(x: Arr, n: number, log = false): Float64Array {
+  const out = new Float64Array(x.length);
+  for (let r = 0; r < x.length / n; r++) {
+    let m = -Infinity;
+    for (let i = 0; i < n; i++) m = Math.max(m, x[r * n + i]);
+    let s = 0;
+    for (let i = 0; i < n; i++) s += Math.exp(x[r * n + i] - m);
+    for (let i = 0; i < n; i++) out[r * n + i] = log ? x[r * n + i] - m - Math.log(s) : Math.exp(x[r * n + i] - m) / s;
+  }
+  return out;
+}
+
+interface ReduceProblem { op: 'sum' | 'mean' | 'max' | 'mse'; shape: number[]; axes: number[] }
+
+export const reduceFamily: Family<ReduceProblem> = {
+  name: 'reduce',
+  file: 'kernels/reduce.ts',
+  variants: {
+    'one-pass': 'one lane per output, a loop over the reduced block',
+    workgroup: 'long reductions with few outputs (outer·inner < 4096, R > 512), up to 256 values per lane: a workgroup per group of outputs, a tree in shared memory',
+    split: 'longer ones: chunk partials first',
+  },
+  unsupported: () => null,
+  problems: (v) => {
+    const ops = (shape: number[], axes: number[]): ReduceProblem[] => (['sum', 'mean', 'max'] as const).map((op) => ({ op, shape, axes }));
+    if (v === 'split') return [...ops([100000], [0]), ...ops([2, 70000], [1]), ...ops([2, 5000, 20], [1]), { op: 'mse', shape: [70, 1001], axes: [0, 1] }];
+    if (v === 'workgroup') return [...ops([3, 5000], [1]), ...ops([2, 1000, 3], [1]), ...ops([2048, 40], [0]), ...ops([777, 10], [0]), { op: 'mse', shape: [60, 1001], axes: [0, 1] }];
+    return [...ops([7], [0]), ...ops([3, 17], [1]), ...ops([3, 17], [0]), ...ops([4, 5, 6], [0, 2]), ...ops([2, 3, 4, 5], [1, 2]), { op: 'mse', shape: [5, 10], axes: [0, 1] }];
+  },
+  describe: (p) => `${p.op} over ${JSON.stringify(p.axes)} of ${fmtShape(p.shape)}`,
+  inputs: (p, seed) => (p.op === 'mse' ? [normal(p.shape, seed), normal(p.shape, seed + 1)] : [normal(p.shape, seed)]),
+  reference: (p, [x, y]) => {
+    if (p.op === 'mse') {
+      let s = 0;
+      for (let i = 0; i < x.length; i++) s += (x[i] - y[i]) ** 2;
+      return [Float64Array.of(s / x.length)];
+    }
+    const R0 = p.axes.reduce((a, k) => a * p.shape[k], 1);
+    const r = p.op === 'max' ? reduce64(x, p.shape, p.axes, Math.max, -Infinity) : reduce64(x, p.shape, p.axes, (a, v) => a + v, 0);
+    return [p.op === 'mean' ? r.map((v) => v / R0) : r];
+  },
+  run: (p, [x, y]) => [p.op === 'mse' ? mse(x, y) : { sum, mean, max }[p.op](x, p.axes)],
+  tolerance: (p) => (numel(p.shape) > 10000 ? 1e-5 : 2e-6),
+};
+
+interface SoftmaxProblem { rows: number; n: number; log: boolean }
+
+export const softmaxFamily: Family<SoftmaxProblem> = {
+  name: 'softmax',
+  file: 'kernels/reduce.ts',
+  variants: { softmax: 'softmax over the last axis, one lane per row', logSoftmax: 'log-softmax over the last axis' },
+  unsupported: () => null,
+  problems: (v) => [[5, 33], [3, 4], [2, 1], [7, 257]].map(([rows, n]) => ({ rows, n, log: v === 'logSoftmax' })),
+  describe: (p) => `[${p.rows},${p.n}]`,
+  inputs: (p, seed) => [normal([p.rows, p.n], seed, 3)],
+  reference: (p, [x]) => [softmaxRows64(x, p.n, p.log)],
+  run: (p, [x]) => [p.log ? logSoftmax(x) : softmax(x)],
+  tolerance: () => 2e-6,
+};

@@ -10,7 +10,8 @@ import { Safetensors, serializeSafetensors, readSafetensors, writeSafetensors, o
 import { linear } from '../kernels/matmul.js';
 import { add, mul, gelu } from '../kernels/elementwise.js';
 import { mse, sum } from '../kernels/reduce.js';
-import { rand, randn, Generator, philoxUniform } from '../kernels/random.js';
+import { rand, randn, Generator } from '../kernels/random.js';
+import { philoxUniform } from '../kernels/reference.js';
 import { device, randArray, expectClose, read, t, REFERENCE_DIR } from './helpers.js';
 
 const REF = REFERENCE_DIR;
