@@ -39,8 +39,18 @@ fn dgll_dls(x: T, m: T, ls: T) -> T {
 }`;
 
 
-/** Names of the packed per-sample coefficients, in the order of `packCoefs`. */
-export const COEF_NAMES = ['c1', 'c2', 'ra', 'rm', 'lv1', 'maxl', 'minl', 't0', 'ab', 'abp', 'abn', 'sa', 's1m', 'pv', 'l1m', 'v1m'];
+/**
+ * Names of the packed per-sample coefficients, in the order of `packCoefs` (diffusion/gaussian.ts): the
+ * official gaussian_diffusion.py's names of the tables they are looked up in, and `log_betas` (its max_log of
+ * the learned range), `min_log` (posterior_log_variance_clipped, or the fixed log variance when the variance
+ * is not learned) and `t_is_zero` (1 at t = 0, else 0).
+ */
+export const COEF_NAMES = [
+  'posterior_mean_coef1', 'posterior_mean_coef2', 'sqrt_recip_alphas_cumprod', 'sqrt_recipm1_alphas_cumprod',
+  'posterior_log_variance_clipped', 'log_betas', 'min_log', 't_is_zero', 'alphas_cumprod', 'alphas_cumprod_prev',
+  'alphas_cumprod_next', 'sqrt_alphas_cumprod', 'sqrt_one_minus_alphas_cumprod', 'posterior_variance',
+  'log_one_minus_alphas_cumprod', 'one_minus_alphas_cumprod',
+];
 
 /** n elements, `per` of them per sample, and the scalar p. */
 const CoefUniforms = uniforms({ n: 'u32', per: 'u32', p: 'f32' });
@@ -101,7 +111,7 @@ const DIFFUSION_EXPR: Record<DiffusionProblem['op'], { expr: string; inputs: str
   normal_kl: { expr: 'normal_kl(v0, v1, v2, v3)', inputs: ['v0', 'v1', 'v2', 'v3'] },
   dgll: { expr: 'dgll(v0, v1, v2)', inputs: ['v0', 'v1', 'v2'] },
   dgll_dls: { expr: 'dgll_dls(v0, v1, v2)', inputs: ['v0', 'v1', 'v2'] },
-  coefs: { expr: 'c1 * v0 + c2 * v1 + sa * lv1 - abp', inputs: ['v0', 'v1'] },
+  coefs: { expr: 'posterior_mean_coef1 * v0 + posterior_mean_coef2 * v1 + sqrt_alphas_cumprod * posterior_log_variance_clipped - alphas_cumprod_prev', inputs: ['v0', 'v1'] },
 };
 
 export const diffusionFamily: Family<DiffusionProblem> = {
@@ -138,7 +148,7 @@ export const diffusionFamily: Family<DiffusionProblem> = {
       dgll: (i) => dgll64(a[i], b[i], c[i]),
       // Central differences in float64 (zero where a 1e-12 clamp is active, as the kernel).
       dgll_dls: (i) => (dgll64(a[i], b[i], c[i] + h) - dgll64(a[i], b[i], c[i] - h)) / (2 * h),
-      coefs: (i) => coef('c1', i) * a[i] + coef('c2', i) * b[i] + coef('sa', i) * coef('lv1', i) - coef('abp', i),
+      coefs: (i) => coef('posterior_mean_coef1', i) * a[i] + coef('posterior_mean_coef2', i) * b[i] + coef('sqrt_alphas_cumprod', i) * coef('posterior_log_variance_clipped', i) - coef('alphas_cumprod_prev', i),
     };
     return [Float64Array.from({ length: n }, (_, i) => f[p.op](i))];
   },
