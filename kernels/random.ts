@@ -70,6 +70,37 @@ export function randn(shape: Shape, seed: number, dtype: DType = 'f32', offset =
   return c;
 }
 
+/**
+ * Seeds derived from a run's seed, one per role: the project's one derivation, so that no two streams of a
+ * run coincide by accident. A seed's own stream initialises models (DiT, VAE, classifier) and draws the
+ * sampling loop's per-step noise. The roles below predate this rule and keep their fixed offsets, because
+ * shipped weights and committed numbers were made with them; every other role hashes its name into the seed
+ * (FNV-1a), as a DiT training run's streams `noise`, `timesteps`, `order` and `labelDrop` do (checkpoints
+ * store those seeds).
+ */
+const SEED_OFFSETS = {
+  /** A DiT's own label-dropout stream (a training run replaces it by its `labelDrop`). */
+  'dit.labelDrop': 1,
+  /** The N(0, 0.02²) init of a DiT's timestep MLP. */
+  'dit.timestepMlp': 1001,
+  /** `generate`'s starting latents z (the loop's per-step noise is the seed's own stream). */
+  'sample.latents': 0x5eed,
+  /** trainVae's data order and flips (its posterior noise is the seed's own stream). */
+  'vae.order': 1, 'vae.flip': 2,
+  /** trainClassifier's data order and flips (the judges were trained with these). */
+  'classifier.order': 11, 'classifier.flip': 12,
+} as const;
+
+export type SeedRole = keyof typeof SEED_OFFSETS | 'noise' | 'timesteps' | 'order' | 'labelDrop';
+
+/** The seed of `role` derived from `seed` (see SEED_OFFSETS). */
+export function deriveSeed(seed: number, role: SeedRole): number {
+  if (role in SEED_OFFSETS) return seed + SEED_OFFSETS[role as keyof typeof SEED_OFFSETS];
+  let h = (seed >>> 0) ^ 0x9e3779b9;
+  for (const ch of role) h = Math.imul(h ^ ch.charCodeAt(0), 0x01000193) >>> 0;
+  return h;
+}
+
 /** A seeded stream: successive draws continue the counter, so each draw differs and all are reproducible. */
 export class Generator {
   offset = 0;

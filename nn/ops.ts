@@ -8,7 +8,7 @@ export {
 export { sum, mean, max, sumTo, softmax, logSoftmax, mse } from '../kernels/reduce.js';
 export { stridedCopy, reshape, permute, transpose, slice, padAxis, pad2d, concat, split, chunk, patchify, unpatchify } from '../kernels/shape.js';
 export { matmul, linear, type Activation, type MatmulOptions } from '../kernels/matmul.js';
-export { rand, randn, Generator, cast } from '../kernels/random.js';
+export { rand, randn, Generator, deriveSeed, cast, type SeedRole } from '../kernels/random.js';
 export { adaLNModulate, layerNorm, gatedResidual, ModulationChunk } from '../kernels/layernorm.js';
 export { embedding } from '../kernels/embedding.js';
 export { flashAttention, flashAttentionPacked, attentionUnfused, selfAttention } from '../kernels/attention.js';
