@@ -60,16 +60,16 @@ export class GaussianDiffusion {
   /** x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·ε. */
   qSample(x0: Tensor, t: ArrayLike<number>, noise: Tensor): Tensor {
     this.checkT('qSample', t, x0.shape[0]);
-    return this.dmap('sa * x0 + s1m * z', { x0, z: noise }, t, 'qSample');
+    return this.dmap('sqrt_alphas_cumprod * x0 + sqrt_one_minus_alphas_cumprod * z', { x0, z: noise }, t, 'qSample');
   }
 
   /** Mean, variance and log variance of q(x_t | x0) (q_mean_variance). */
   qMeanVariance(x0: Tensor, t: ArrayLike<number>): { mean: Tensor; variance: Tensor; logVariance: Tensor } {
     this.checkT('qMeanVariance', t, x0.shape[0]);
     return {
-      mean: this.dmap('sa * x0', { x0 }, t, 'qMeanVariance'),
-      variance: this.dmap('v1m + 0.0 * x0', { x0 }, t, 'qMeanVariance'),
-      logVariance: this.dmap('l1m + 0.0 * x0', { x0 }, t, 'qMeanVariance'),
+      mean: this.dmap('sqrt_alphas_cumprod * x0', { x0 }, t, 'qMeanVariance'),
+      variance: this.dmap('one_minus_alphas_cumprod + 0.0 * x0', { x0 }, t, 'qMeanVariance'),
+      logVariance: this.dmap('log_one_minus_alphas_cumprod + 0.0 * x0', { x0 }, t, 'qMeanVariance'),
     };
   }
 
@@ -77,9 +77,9 @@ export class GaussianDiffusion {
   qPosterior(x0: Tensor, xt: Tensor, t: ArrayLike<number>): { mean: Tensor; variance: Tensor; logVarianceClipped: Tensor } {
     this.checkT('qPosterior', t, x0.shape[0]);
     return {
-      mean: this.dmap('c1 * x0 + c2 * xt', { x0, xt }, t, 'qPosterior'),
-      variance: this.dmap('pv + 0.0 * xt', { xt }, t, 'qPosterior'),
-      logVarianceClipped: this.dmap('lv1 + 0.0 * xt', { xt }, t, 'qPosterior'),
+      mean: this.dmap('posterior_mean_coef1 * x0 + posterior_mean_coef2 * xt', { x0, xt }, t, 'qPosterior'),
+      variance: this.dmap('posterior_variance + 0.0 * xt', { xt }, t, 'qPosterior'),
+      logVarianceClipped: this.dmap('posterior_log_variance_clipped + 0.0 * xt', { xt }, t, 'qPosterior'),
     };
   }
 
@@ -88,7 +88,7 @@ export class GaussianDiffusion {
     const last = new Array(x0.shape[0]).fill(this.numTimesteps - 1);
     // normal_kl(m, l, 0, 0) = ½(exp(l) − 1 − l + m²); at t = T−1, l ≈ −4e-5 and exp(l) − 1 − l cancels in f32,
     // so it is evaluated by its series there (the official f32 value is itself ~1.4e-5 off float64).
-    const kl = this.dmap('0.5 * (select(exp(l1m) - 1.0 - l1m, l1m * l1m * (0.5 + l1m / 6.0), abs(l1m) < 1e-3) + sa * x0 * sa * x0) / 0.6931471805599453', { x0 }, last, 'priorBpd');
+    const kl = this.dmap('0.5 * (select(exp(log_one_minus_alphas_cumprod) - 1.0 - log_one_minus_alphas_cumprod, log_one_minus_alphas_cumprod * log_one_minus_alphas_cumprod * (0.5 + log_one_minus_alphas_cumprod / 6.0), abs(log_one_minus_alphas_cumprod) < 1e-3) + sqrt_alphas_cumprod * x0 * sqrt_alphas_cumprod * x0) / 0.6931471805599453', { x0 }, last, 'priorBpd');
     return mean(kl, x0.shape.map((_, i) => i).slice(1));
   }
 
@@ -104,11 +104,11 @@ export class GaussianDiffusion {
 
   /** log variance of p(x_{t−1} | x_t): learned range frac·log β + (1 − frac)·clipped posterior log var. */
   private logVarExpr(hasV: boolean): string {
-    return hasV ? '((v + 1.0) / 2.0 * maxl + (1.0 - (v + 1.0) / 2.0) * minl)' : 'minl';
+    return hasV ? '((v + 1.0) / 2.0 * log_betas + (1.0 - (v + 1.0) / 2.0) * min_log)' : 'min_log';
   }
 
   private x0Expr(clip: boolean): string {
-    return clip ? 'clamp(ra * xt - rm * eps, -1.0, 1.0)' : '(ra * xt - rm * eps)';
+    return clip ? 'clamp(sqrt_recip_alphas_cumprod * xt - sqrt_recipm1_alphas_cumprod * eps, -1.0, 1.0)' : '(sqrt_recip_alphas_cumprod * xt - sqrt_recipm1_alphas_cumprod * eps)';
   }
 
   /** p_mean_variance: mean, variance, log variance, x̂0 (clipped to [−1, 1] when `clipDenoised`). */
@@ -119,7 +119,7 @@ export class GaussianDiffusion {
     const x0 = this.x0Expr(clipDenoised), lv = this.logVarExpr(!!v);
     return {
       predXstart: this.dmap(x0, ins, t, 'pMeanVariance'),
-      mean: this.dmap(`c1 * ${x0} + c2 * xt`, ins, t, 'pMeanVariance'),
+      mean: this.dmap(`posterior_mean_coef1 * ${x0} + posterior_mean_coef2 * xt`, ins, t, 'pMeanVariance'),
       logVariance: this.dmap(lv, ins, t, 'pMeanVariance'),
       variance: this.dmap(`exp(${lv})`, ins, t, 'pMeanVariance'),
     };
@@ -127,12 +127,12 @@ export class GaussianDiffusion {
 
   /** x̂0 from ε: √(1/ᾱ)·x_t − √(1/ᾱ − 1)·ε. */
   predictXstartFromEps(xt: Tensor, t: ArrayLike<number>, eps: Tensor): Tensor {
-    return this.dmap('ra * xt - rm * eps', { xt, eps }, t, 'predictXstartFromEps');
+    return this.dmap('sqrt_recip_alphas_cumprod * xt - sqrt_recipm1_alphas_cumprod * eps', { xt, eps }, t, 'predictXstartFromEps');
   }
 
   /** ε from x̂0: (√(1/ᾱ)·x_t − x̂0) / √(1/ᾱ − 1). */
   predictEpsFromXstart(xt: Tensor, t: ArrayLike<number>, x0: Tensor): Tensor {
-    return this.dmap('(ra * xt - x0) / rm', { xt, x0 }, t, 'predictEpsFromXstart');
+    return this.dmap('(sqrt_recip_alphas_cumprod * xt - x0) / sqrt_recipm1_alphas_cumprod', { xt, x0 }, t, 'predictEpsFromXstart');
   }
 
   /** One ancestral step (p_sample), one fused kernel: x_{t−1} = mean + 1[t≠0]·exp(½ log var)·z. */
@@ -142,7 +142,7 @@ export class GaussianDiffusion {
     const ins = { xt, eps, z: noise, ...(v ? { v } : {}) };
     const x0 = this.x0Expr(clipDenoised);
     return {
-      sample: this.dmap(`c1 * ${x0} + c2 * xt + (1.0 - t0) * exp(0.5 * ${this.logVarExpr(!!v)}) * z`, ins, t, 'pSample'),
+      sample: this.dmap(`posterior_mean_coef1 * ${x0} + posterior_mean_coef2 * xt + (1.0 - t_is_zero) * exp(0.5 * ${this.logVarExpr(!!v)}) * z`, ins, t, 'pSample'),
       predXstart: this.dmap(x0, ins, t, 'pSample'),
     };
   }
@@ -152,12 +152,12 @@ export class GaussianDiffusion {
     this.checkT('ddimSample', t, xt.shape[0]);
     const [eps] = this.splitOut(out, xt.shape[1]);
     const x0 = this.x0Expr(clipDenoised);
-    const sig = '(p * sqrt((1.0 - abp) / (1.0 - ab)) * sqrt(1.0 - ab / abp))';
-    const epsP = `((ra * xt - ${x0}) / rm)`;
+    const sig = '(p * sqrt((1.0 - alphas_cumprod_prev) / (1.0 - alphas_cumprod)) * sqrt(1.0 - alphas_cumprod / alphas_cumprod_prev))';
+    const epsP = `((sqrt_recip_alphas_cumprod * xt - ${x0}) / sqrt_recipm1_alphas_cumprod)`;
     const ins = { xt, eps, ...(noise ? { z: noise } : {}) };
-    const noiseTerm = noise ? ` + (1.0 - t0) * ${sig} * z` : '';
+    const noiseTerm = noise ? ` + (1.0 - t_is_zero) * ${sig} * z` : '';
     return {
-      sample: this.dmap(`${x0} * sqrt(abp) + sqrt(1.0 - abp - ${sig} * ${sig}) * ${epsP}${noiseTerm}`, ins, t, 'ddimSample', eta),
+      sample: this.dmap(`${x0} * sqrt(alphas_cumprod_prev) + sqrt(1.0 - alphas_cumprod_prev - ${sig} * ${sig}) * ${epsP}${noiseTerm}`, ins, t, 'ddimSample', eta),
       predXstart: this.dmap(x0, ins, t, 'ddimSample'),
     };
   }
@@ -167,7 +167,7 @@ export class GaussianDiffusion {
     this.checkT('ddimReverseSample', t, xt.shape[0]);
     const [eps] = this.splitOut(out, xt.shape[1]);
     const x0 = this.x0Expr(clipDenoised);
-    return this.dmap(`${x0} * sqrt(abn) + sqrt(1.0 - abn) * ((ra * xt - ${x0}) / rm)`, { xt, eps }, t, 'ddimReverseSample');
+    return this.dmap(`${x0} * sqrt(alphas_cumprod_next) + sqrt(1.0 - alphas_cumprod_next) * ((sqrt_recip_alphas_cumprod * xt - ${x0}) / sqrt_recipm1_alphas_cumprod)`, { xt, eps }, t, 'ddimReverseSample');
   }
 
   /**
@@ -179,22 +179,22 @@ export class GaussianDiffusion {
     const r = xt.ndim;
     const packed = this.packCoefs(t);
     // True posterior mean m1 and model mean m2 (from the detached ε), model log variance lv2.
-    const m1 = '(c1 * x0 + c2 * xt)';
-    const m2 = '(c1 * (ra * xt - rm * eps) + c2 * xt)';
+    const m1 = '(posterior_mean_coef1 * x0 + posterior_mean_coef2 * xt)';
+    const m2 = '(posterior_mean_coef1 * (sqrt_recip_alphas_cumprod * xt - sqrt_recipm1_alphas_cumprod * eps) + posterior_mean_coef2 * xt)';
     const lv2 = this.logVarExpr(!!v);
-    const kl = `normal_kl(${m1}, lv1, ${m2}, ${lv2}) / 0.6931471805599453`;
+    const kl = `normal_kl(${m1}, posterior_log_variance_clipped, ${m2}, ${lv2}) / 0.6931471805599453`;
     const nll = `-dgll(x0, ${m2}, 0.5 * ${lv2}) / 0.6931471805599453`;
     const vins = { x0, xt, eps, ...(v ? { v } : {}) };
-    const terms = coefMap(`select(${kl}, ${nll}, t0 != 0.0)`, vins, packed, 'vbTerms');
+    const terms = coefMap(`select(${kl}, ${nll}, t_is_zero != 0.0)`, vins, packed, 'vbTerms');
     const perSample = mean(terms, Array.from({ length: r - 1 }, (_, i) => i + 1));
     terms.dispose();
     if (!v) { packed.dispose(); return perSample; }
     // d/dv of each elementwise term (the mean's 1/n is applied in backward).
-    const dlv = '((maxl - minl) * 0.5)';
-    const dkl = `0.5 * (1.0 - exp(lv1 - ${lv2}) - (${m1} - ${m2}) * (${m1} - ${m2}) * exp(-${lv2})) * ${dlv} / 0.6931471805599453`;
+    const dlv = '((log_betas - min_log) * 0.5)';
+    const dkl = `0.5 * (1.0 - exp(posterior_log_variance_clipped - ${lv2}) - (${m1} - ${m2}) * (${m1} - ${m2}) * exp(-${lv2})) * ${dlv} / 0.6931471805599453`;
     const dnll = `-dgll_dls(x0, ${m2}, 0.5 * ${lv2}) * 0.5 * ${dlv} / 0.6931471805599453`;
     const out = record('vbTerms', perSample, [v], [x0, xt, eps, v, packed], (g, [x0s, xts, epss, vs, ps]) => {
-      const d = coefMap(`select(${dkl}, ${dnll}, t0 != 0.0)`, { x0: x0s, xt: xts, eps: epss, v: vs }, ps, 'vbTerms.backward');
+      const d = coefMap(`select(${dkl}, ${dnll}, t_is_zero != 0.0)`, { x0: x0s, xt: xts, eps: epss, v: vs }, ps, 'vbTerms.backward');
       const n = d.size / d.shape[0];
       return [map('d * g * p', { d, g: g.view([g.size, ...new Array(r - 1).fill(1)]) }, { label: 'vbTerms.backward', p: 1 / n })];
     });
@@ -205,12 +205,12 @@ export class GaussianDiffusion {
   /** [B, 16] per-sample coefficients (f32 lookups of the float64 tables), named as in COEF_NAMES. */
   packCoefs(t: ArrayLike<number>): Tensor {
     const T = this.tables;
-    const minl = this.varianceType === 'learned-range' ? T.posteriorLogVarianceClipped : this.fixedLogVar;
+    const minLog = this.varianceType === 'learned-range' ? T.posteriorLogVarianceClipped : this.fixedLogVar;
     const B = t.length;
     const d = new Float32Array(B * COEF_NAMES.length);
     Array.from(t).forEach((i, b) => {
       d.set([T.posteriorMeanCoef1[i], T.posteriorMeanCoef2[i], T.sqrtRecipAlphasCumprod[i], T.sqrtRecipm1AlphasCumprod[i],
-        T.posteriorLogVarianceClipped[i], Math.log(T.betas[i]), minl[i], i === 0 ? 1 : 0, T.alphasCumprod[i], T.alphasCumprodPrev[i],
+        T.posteriorLogVarianceClipped[i], Math.log(T.betas[i]), minLog[i], i === 0 ? 1 : 0, T.alphasCumprod[i], T.alphasCumprodPrev[i],
         T.alphasCumprodNext[i], T.sqrtAlphasCumprod[i], T.sqrtOneMinusAlphasCumprod[i], T.posteriorVariance[i], T.logOneMinusAlphasCumprod[i], 1 - T.alphasCumprod[i]], b * COEF_NAMES.length);
     });
     return Tensor.from(d, [B, COEF_NAMES.length]);

@@ -4,7 +4,7 @@
 import { Tensor, noGrad, scope, keep, check, fmtShape } from '../engine/tensor.js';
 import { gpu } from '../engine/device.js';
 import { concat, slice } from '../kernels/shape.js';
-import { Generator } from '../kernels/random.js';
+import { Generator, deriveSeed } from '../kernels/random.js';
 import { GaussianDiffusion } from './gaussian.js';
 
 /** What a denoiser must provide: the DiT model does. */
@@ -90,7 +90,7 @@ export async function generate(model: Denoiser, diffusion: GaussianDiffusion, la
   const n = labels.length;
   const cfg = opts.cfgScale ?? 1;
   const seed = opts.seed ?? 0;
-  const z0 = new Generator(seed + 0x5eed).randn([n, ...latentShape]);
+  const z0 = new Generator(deriveSeed(seed, 'sample.latents')).randn([n, ...latentShape]);
   const z = cfg !== 1 ? concat([z0, z0], 0) : z0;
   const y = cfg !== 1 ? [...labels, ...new Array(n).fill(opts.nullLabel)] : labels;
   const x = await sampleLoop(model, diffusion, z, y, { ...opts, seed });

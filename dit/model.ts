@@ -4,7 +4,7 @@
 import { Tensor, check, fmtShape, noGrad, scope } from '../engine/tensor.js';
 import { Module, ModuleList, init } from '../nn/module.js';
 import { Linear, LayerNorm } from '../nn/layers.js';
-import { Generator } from '../kernels/random.js';
+import { Generator, deriveSeed } from '../kernels/random.js';
 import { linear } from '../kernels/matmul.js';
 import { silu, add, map } from '../kernels/elementwise.js';
 import { adaLNModulate, gatedResidual, ModulationChunk } from '../kernels/layernorm.js';
@@ -249,7 +249,7 @@ export class DiT extends Module {
     const c = typeof config === 'string' ? ditConfig(config, overrides) : ditConfig(undefined, { ...config, ...overrides });
     this.config = c;
     const gen = new Generator(seed);
-    this.labelDropGenerator = new Generator(seed + 1);
+    this.labelDropGenerator = new Generator(deriveSeed(seed, 'dit.labelDrop'));
     const D = c.hiddenSize, p = c.patchSize, C = c.inChannels;
     const grid = c.inputSize / p;
     const modulated = c.conditioning === 'adaLN-Zero' || c.conditioning === 'adaLN';
@@ -265,19 +265,19 @@ export class DiT extends Module {
     this.yEmbedder = this.module('y_embedder', new LabelEmbedder(c.numClasses, D, c.classDropoutProb, gen));
     this.blocks = this.module('blocks', new ModuleList(Array.from({ length: c.depth }, () => new DiTBlock(D, c.numHeads, c.mlpRatio, c.conditioning, gen))));
     this.finalLayer = this.module('final_layer', new FinalLayer(D, p, outChannels(c), modulated, gen));
-    this.zeroInit();
+    this.zeroInit(seed);
     this.nameParameters();
   }
 
   /** S4.4–S4.6: N(0, 0.02²) label table and timestep MLP weights; zero adaLN modulations and final linear. */
-  private zeroInit(): void {
+  private zeroInit(seed: number): void {
     noGrad(() => scope(() => {
       const zero = (t: Tensor) => map('T(0.0)', {}, { out: t });
       for (const b of this.blocks.items) if (b.adaLN) { zero(b.adaLN.lin.weight); zero(b.adaLN.lin.bias); }
       if (this.finalLayer.adaLN) { zero(this.finalLayer.adaLN.lin.weight); zero(this.finalLayer.adaLN.lin.bias); }
       zero(this.finalLayer.linear.weight);
       zero(this.finalLayer.linear.bias);
-      const gen = new Generator(this.labelDropGenerator.seed + 1000);
+      const gen = new Generator(deriveSeed(seed, 'dit.timestepMlp'));
       for (const w of [this.tEmbedder.mlp0.weight, this.tEmbedder.mlp2.weight]) {
         const n = init.normal(w.shape, 0.02, gen);
         map('x', { x: n }, { out: w });

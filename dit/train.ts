@@ -10,7 +10,7 @@ import { AdamW, EMA, learningRate, type LrSchedule } from '../nn/optim.js';
 import { map } from '../kernels/elementwise.js';
 import { mean } from '../kernels/reduce.js';
 import { globalNorm } from '../kernels/optim.js';
-import { Generator } from '../kernels/random.js';
+import { Generator, deriveSeed } from '../kernels/random.js';
 import { GaussianDiffusion } from '../diffusion/gaussian.js';
 import { trainingLoss } from '../diffusion/train.js';
 import { DiT } from './model.js';
@@ -97,11 +97,7 @@ export const TRAIN_DEFAULTS: DiTTrainConfig = {
 /** Independent random streams of a run, each a Philox key derived from the seed and the stream's role. */
 const STREAMS = ['noise', 'timesteps', 'order', 'labelDrop'] as const;
 type Stream = typeof STREAMS[number];
-export function streamSeed(seed: number, stream: Stream): number {
-  let h = (seed >>> 0) ^ 0x9e3779b9;
-  for (const ch of stream) h = Math.imul(h ^ ch.charCodeAt(0), 0x01000193) >>> 0;
-  return h;
-}
+export const streamSeed = (seed: number, stream: Stream): number => deriveSeed(seed, stream);
 
 export interface StepMetrics {
   step: number; loss: number; mse: number; vb: number | null; lr: number; gradNorm: number;

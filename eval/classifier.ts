@@ -8,7 +8,7 @@ import { Module, ModuleList } from '../nn/module.js';
 import { Linear, Conv2d, GroupNorm } from '../nn/layers.js';
 import { AdamW, learningRate } from '../nn/optim.js';
 import { crossEntropy } from '../nn/losses.js';
-import { Generator } from '../kernels/random.js';
+import { Generator, deriveSeed } from '../kernels/random.js';
 import { mean } from '../kernels/reduce.js';
 import { avgPool2x } from '../kernels/conv2d.js';
 import { imageBatch, type ImageDataset } from '../data/dataset.js';
@@ -76,7 +76,7 @@ export async function trainClassifier(model: Classifier, train: ImageDataset, o:
   const B = o.batch ?? 64, epochs = o.epochs ?? 2, seed = o.seed ?? 0;
   const perEpoch = Math.floor(train.count / B), steps = epochs * perEpoch;
   const opt = new AdamW(model.parameters(), { lr: o.lr ?? 2e-3, weightDecay: 0.01 });
-  const order = new Generator(seed + 11), flips = new Generator(seed + 12);
+  const order = new Generator(deriveSeed(seed, 'classifier.order')), flips = new Generator(deriveSeed(seed, 'classifier.flip'));
   const flip = () => flips.randHost(1)[0];
   const t0 = performance.now();
   model.train();

@@ -2,23 +2,24 @@
 // gradients flow through it like through any built-in op. Checked against the same math on the CPU.
 // Run: node custom-kernel.js
 import {
-  getDevice, closeDevice, Tensor, record, launch, Params, dispatchGrid, linearIndex, gridArgs, checkDtype,
+  getDevice, closeDevice, Tensor, record, launch, uniforms, dispatchGrid, linearIndex, gridArgs, checkDtype,
   linear, mean, square, backward,
 } from 'dit-webgpu/engine';
 
 const WG = 64;
+// The uniform block, declared once: its WGSL (struct P and the binding `u` at 0) and its packer.
+const Softplus = uniforms({ n: 'u32', beta: 'f32' });
 const HEADER = /* wgsl */ `
-struct P { n: u32, beta: f32 }
-@group(0) @binding(0) var<uniform> p: P;
+${Softplus.wgsl}
 @group(0) @binding(1) var<storage, read> x: array<f32>;`;
 // y = log(1 + exp(βx)) / β, in a form that stays finite for large |βx|.
 const FORWARD = /* wgsl */ `${HEADER}
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @compute @workgroup_size(${WG}) fn main(${gridArgs}) {
   let i = ${linearIndex(WG)};
-  if (i >= p.n) { return; }
-  let z = p.beta * x[i];
-  y[i] = (max(z, 0.0) + log(1.0 + exp(-abs(z)))) / p.beta;
+  if (i >= u.n) { return; }
+  let z = u.beta * x[i];
+  y[i] = (max(z, 0.0) + log(1.0 + exp(-abs(z)))) / u.beta;
 }`;
 // dx = g · sigmoid(βx)
 const BACKWARD = /* wgsl */ `${HEADER}
@@ -26,19 +27,19 @@ const BACKWARD = /* wgsl */ `${HEADER}
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;
 @compute @workgroup_size(${WG}) fn main(${gridArgs}) {
   let i = ${linearIndex(WG)};
-  if (i >= p.n) { return; }
-  dx[i] = g[i] / (1.0 + exp(-p.beta * x[i]));
+  if (i >= u.n) { return; }
+  dx[i] = g[i] / (1.0 + exp(-u.beta * x[i]));
 }`;
 
 /** softplus_β(x), elementwise, differentiable. */
 export function softplus(x: Tensor, beta = 1): Tensor {
   checkDtype('softplus', x, 'f32');                       // a ShapeError naming the op otherwise
   const y = Tensor.empty(x.shape);
-  launch('softplus', FORWARD, [x, y], dispatchGrid(x.size, WG), new Params().u(x.size).f(beta));
+  launch('softplus', FORWARD, [x, y], dispatchGrid(x.size, WG), Softplus.pack({ n: x.size, beta }));
   // Save x for the backward; it returns one gradient per input.
   return record('softplus', y, [x], [x], (g, [xs]) => {
     const dx = Tensor.empty(xs.shape);
-    launch('softplus.backward', BACKWARD, [xs, g, dx], dispatchGrid(xs.size, WG), new Params().u(xs.size).f(beta));
+    launch('softplus.backward', BACKWARD, [xs, g, dx], dispatchGrid(xs.size, WG), Softplus.pack({ n: xs.size, beta }));
     return [dx];
   });
 }

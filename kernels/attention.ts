@@ -16,10 +16,11 @@
 import { gpu } from '../engine/device.js';
 import { Tensor, record, check, fmtShape, type DType } from '../engine/tensor.js';
 import { tunedVariant } from './tuning.js';
-import { Params, launch } from './util.js';
+import { uniforms, launch } from './util.js';
 import { matmul } from './matmul.js';
 import { softmax } from './reduce.js';
 import { permute, reshape, slice } from './shape.js';
+import { described, normal, f16Values, type Arr, type Family } from './reference.js';
 
 /** Where one operand lives in its buffer: element (b, h, t, e) is at off + b·sb + h·sh + t·st + e. */
 export interface Strided { t: Tensor; off: number; sb: number; sh: number; st: number }
@@ -28,16 +29,10 @@ interface Dims { B: number; H: number; Tq: number; Tk: number; dh: number; scale
 
 const WG = 64;
 
-function paramsOf(d: Dims, ops: Strided[]): Params {
-  const p = new Params().u(d.B, d.H, d.Tq, d.Tk).f(d.scale).u(0, 0, 0);
-  for (const o of ops) p.u(o.off, o.sb, o.sh, o.st);
-  return p;
-}
-
-const header = (names: string[]) => `
-struct S4 { off: u32, sb: u32, sh: u32, st: u32 }
-struct P { B: u32, H: u32, Tq: u32, Tk: u32, scale: f32, _a: u32, _b: u32, _c: u32, ${names.map((n) => `${n}: S4`).join(', ')} }
-@group(0) @binding(0) var<uniform> u: P;`;
+/** An operand's place (element (b, h, t, e) at off + b·sb + h·sh + t·st + e) and the kernels' blocks: the dims and each operand's place. */
+const Place = uniforms({ off: 'u32', sb: 'u32', sh: 'u32', st: 'u32' }, 'S4');
+const block = <const N extends string>(...names: N[]) => uniforms({ B: 'u32', H: 'u32', Tq: 'u32', Tk: 'u32', scale: 'f32', ...Object.fromEntries(names.map((n) => [n, Place])) as Record<N, typeof Place> });
+const FORWARD = block('q', 'k', 'v', 'o'), DELTA = block('o', 'g'), DQ = block('q', 'k', 'v', 'g', 'dq'), DKV = block('q', 'k', 'v', 'g', 'dk', 'dv');
 
 /** WGSL lines that load row `row` of operand `name` (dh/4 vec4s) into `${dst}${c}`. */
 function loadRow(name: string, dst: string, row: string, bh: string, dh: number, f16 = false): string {
@@ -95,7 +90,7 @@ function fwdKernel(dh: number, sg: number, KB: number, f16 = false, R = 1): stri
   return `
 ${sg ? 'enable subgroups;' : ''}
 ${f16 ? 'enable f16;' : ''}
-${header(['q', 'k', 'v', 'o'])}
+${FORWARD.wgsl}
 @group(0) @binding(1) var<storage, read> Q: array<${f16 ? 'vec4<f16>' : 'vec4f'}>;
 @group(0) @binding(2) var<storage, read> K: array<${f16 ? 'vec4<f16>' : 'vec4f'}>;
 @group(0) @binding(3) var<storage, read> V: array<${f16 ? 'vec4<f16>' : 'vec4f'}>;
@@ -127,7 +122,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
 function deltaKernel(dh: number): string {
   const D4 = dh / 4;
   return `
-${header(['o', 'g'])}
+${DELTA.wgsl}
 @group(0) @binding(1) var<storage, read> O: array<vec4f>;
 @group(0) @binding(2) var<storage, read> G: array<vec4f>;
 @group(0) @binding(3) var<storage, read_write> Dl: array<f32>;
@@ -168,7 +163,7 @@ function dqKernel(dh: number, sg: number, KB: number): string {
   }
   return `
 ${sg ? 'enable subgroups;' : ''}
-${header(['q', 'k', 'v', 'g', 'dq'])}
+${DQ.wgsl}
 @group(0) @binding(1) var<storage, read> Q: array<vec4f>;
 @group(0) @binding(2) var<storage, read> K: array<vec4f>;
 @group(0) @binding(3) var<storage, read> V: array<vec4f>;
@@ -233,7 +228,7 @@ function dkvKernel(dh: number, sg: number, KB: number, packed: boolean): string 
   }
   return `
 ${sg ? 'enable subgroups;' : ''}
-${header(['q', 'k', 'v', 'g', 'dk', 'dv'])}
+${DKV.wgsl}
 @group(0) @binding(1) var<storage, read> Q: array<vec4f>;
 @group(0) @binding(2) var<storage, read> K: array<vec4f>;
 @group(0) @binding(3) var<storage, read> V: array<vec4f>;
@@ -354,7 +349,7 @@ export function flashForward(q: Strided, k: Strided, v: Strided, out: Strided, d
   const { sg, KB } = blockSize(c);
   const lse = Tensor.empty([d.B, d.H, d.Tq], 'f32', 'attention.lse');
   // f16 operands are addressed in elements as well: offsets/strides are in elements, loads are vec4<f16>.
-  launch(op, fwdKernel(d.dh, sg, KB, f16, c.R), [q.t, k.t, v.t, out.t, lse], [Math.ceil(d.Tq / (WG * c.R)), d.B * d.H], paramsOf(d, [q, k, v, out]), `B${d.B} H${d.H} ${d.Tq}x${d.Tk} d${d.dh} flash${c.R}${sg ? 'g' : ''}`);
+  launch(op, fwdKernel(d.dh, sg, KB, f16, c.R), [q.t, k.t, v.t, out.t, lse], [Math.ceil(d.Tq / (WG * c.R)), d.B * d.H], FORWARD.pack({ ...d, q, k, v, o: out }), `B${d.B} H${d.H} ${d.Tq}x${d.Tk} d${d.dh} flash${c.R}${sg ? 'g' : ''}`);
   return lse;
 }
 
@@ -362,11 +357,11 @@ export function flashForward(q: Strided, k: Strided, v: Strided, out: Strided, d
 export function flashBackward(q: Strided, k: Strided, v: Strided, o: Strided, g: Strided, lse: Tensor, dq: Strided, dk: Strided, dv: Strided, d: Dims, c: FlashConfig): void {
   const { sg, KB } = blockSize(c);
   const delta = Tensor.empty([d.B, d.H, d.Tq], 'f32', 'attention.delta');
-  launch('flashAttention.backward', deltaKernel(d.dh), [o.t, g.t, delta], [Math.ceil(d.Tq / WG), d.B * d.H], paramsOf(d, [o, g]));
-  launch('flashAttention.backward', dqKernel(d.dh, sg, KB), [q.t, k.t, v.t, g.t, lse, delta, dq.t], [Math.ceil(d.Tq / WG), d.B * d.H], paramsOf(d, [q, k, v, g, dq]));
+  launch('flashAttention.backward', deltaKernel(d.dh), [o.t, g.t, delta], [Math.ceil(d.Tq / WG), d.B * d.H], DELTA.pack({ ...d, o, g }));
+  launch('flashAttention.backward', dqKernel(d.dh, sg, KB), [q.t, k.t, v.t, g.t, lse, delta, dq.t], [Math.ceil(d.Tq / WG), d.B * d.H], DQ.pack({ ...d, q, k, v, g, dq }));
   // dK and dV may live in one buffer (packed qkv gradient): then one writable binding serves both.
   const packed = dk.t === dv.t;
-  launch('flashAttention.backward', dkvKernel(d.dh, sg, KB, packed), [q.t, k.t, v.t, g.t, lse, delta, dk.t, ...(packed ? [] : [dv.t])], [Math.ceil(d.Tk / WG), d.B * d.H], paramsOf(d, [q, k, v, g, dk, dv]));
+  launch('flashAttention.backward', dkvKernel(d.dh, sg, KB, packed), [q.t, k.t, v.t, g.t, lse, delta, dk.t, ...(packed ? [] : [dv.t])], [Math.ceil(d.Tk / WG), d.B * d.H], DKV.pack({ ...d, q, k, v, g, dk, dv }));
   delta.dispose();
 }
 
@@ -495,3 +490,87 @@ export function selfAttention(qkv: Tensor, heads: number, opts: AttentionOptions
   return y;
 }
 
+// ------------------------------------------------------------------------------------------ the family (kernels/registry.ts)
+/**
+ * Multi-head attention on token-major operands q [B, Tq, H·dh], k and v [B, Tk, H·dh], scale 1/√dh: the
+ * element at flat index ((b·Tq + i)·H + h)·dh + e. Each (b, i, h) row's probabilities are computed once.
+ */
+function attentionAt(q: Arr, k: Arr, v: Arr, Tq: number, Tk: number, H: number, dh: number): (idx: number) => number {
+  const D = H * dh;
+  const rows = new Map<number, Float64Array>();
+  const probs = (b: number, i: number, h: number): Float64Array => {
+    const key = (b * Tq + i) * H + h;
+    let p = rows.get(key);
+    if (p) return p;
+    p = new Float64Array(Tk);
+    let m = -Infinity;
+    for (let j = 0; j < Tk; j++) {
+      let acc = 0;
+      for (let e = 0; e < dh; e++) acc += q[(b * Tq + i) * D + h * dh + e] * k[(b * Tk + j) * D + h * dh + e];
+      p[j] = acc / Math.sqrt(dh);
+      m = Math.max(m, p[j]);
+    }
+    let z = 0;
+    for (let j = 0; j < Tk; j++) { p[j] = Math.exp(p[j] - m); z += p[j]; }
+    for (let j = 0; j < Tk; j++) p[j] /= z;
+    rows.set(key, p);
+    return p;
+  };
+  return (idx) => {
+    const e = idx % dh, h = Math.floor(idx / dh) % H, i = Math.floor(idx / D) % Tq, b = Math.floor(idx / (D * Tq));
+    const p = probs(b, i, h);
+    let acc = 0;
+    for (let j = 0; j < Tk; j++) acc += p[j] * v[(b * Tk + j) * D + h * dh + e];
+    return acc;
+  };
+}
+
+const attn = (B: number, H: number, Tq: number, Tk: number, dh: number, o: Partial<AttentionProblem> = {}): AttentionProblem => ({ B, H, Tq, Tk, dh, packed: false, dtype: 'f32', ...o });
+
+/** q, k, v [B, T, D] of a packed qkv [B, T, 3·D]. */
+function unpack(qkv: ArrayLike<number>, B: number, T: number, D: number): Float64Array[] {
+  const parts = [0, 1, 2].map(() => new Float64Array(B * T * D));
+  for (let r = 0; r < B * T; r++) for (let w = 0; w < 3; w++) for (let c = 0; c < D; c++) parts[w][r * D + c] = qkv[(r * 3 + w) * D + c];
+  return parts;
+}
+
+export const attentionFamily: Family<AttentionProblem> = {
+  name: 'attention',
+  file: 'kernels/attention.ts',
+  variants: described(ATTENTION_VARIANTS, {
+    flash1: 'fused, online softmax, one query row per lane, every lane loads each key/value row',
+    flash2: 'fused, two query rows per lane',
+    flash1g: 'fused, one query row per lane, key/value rows loaded once per subgroup and broadcast',
+    flash2g: 'fused, two query rows per lane, key/value rows shared by broadcast',
+    unfused: 'matmul, softmax, matmul (the scores materialised)',
+  }),
+  choose: chooseAttention,
+  key: attentionKey,
+  unsupported: (v, p) => attentionUnsupported(p, v as AttentionVariant),
+  // Head dims up to 32: the kernels unroll over dh/4 and LLVM takes minutes on lavapipe for the ones without
+  // subgroups at dh 72–128 (the live variant meets those in the DiT and VAE tests).
+  problems: () => [
+    attn(2, 3, 13, 9, 16),
+    attn(1, 2, 33, 33, 24, { packed: true }),
+    attn(2, 1, 1, 1, 4),
+    attn(1, 2, 150, 41, 16),
+    attn(1, 2, 7, 5, 6),
+    attn(2, 2, 19, 19, 32, { dtype: 'f16' }),
+  ],
+  describe: (p) => `B${p.B} H${p.H} Tq${p.Tq} Tk${p.Tk} dh${p.dh}${p.packed ? ' packed qkv' : ''}${p.dtype === 'f16' ? ' f16' : ''}`,
+  inputs: (p, seed) => {
+    const D = p.H * p.dh;
+    if (p.packed) return [normal([p.B, p.Tq, 3 * D], seed)];
+    const f16 = p.dtype === 'f16';
+    return [[p.Tq, seed], [p.Tk, seed + 1], [p.Tk, seed + 2]].map(([T, s]) => {
+      const x = normal([p.B, T, D], s, 1, !f16);
+      return f16 ? { ...x, data: f16Values(x.data as Float32Array), dtype: 'f16' as const } : x;
+    });
+  },
+  reference: (p, x) => {
+    const [q, k, v] = p.packed ? unpack(x[0], p.B, p.Tq, p.H * p.dh) : x;
+    return [attentionAt(q, k, v, p.Tq, p.Tk, p.H, p.dh)];
+  },
+  run: (p, x, variant) => [p.packed ? selfAttention(x[0], p.H, { variant: variant as AttentionVariant }) : attention(x[0], x[1], x[2], p.H, { variant: variant as AttentionVariant })],
+  tolerance: () => 3e-6,
+};

@@ -8,12 +8,13 @@
 // col2im otherwise; dW is always im2col + matmul.
 import { gpu } from '../engine/device.js';
 import { Tensor, record, check, fmtShape } from '../engine/tensor.js';
-import { Params, grid, gridArgs, launch, linearIndex } from './util.js';
+import { uniforms, grid, gridArgs, launch, linearIndex } from './util.js';
 import { matmul } from './matmul.js';
 import { map, zeros } from './elementwise.js';
 import { sum } from './reduce.js';
 import { stridedCopy, slice } from './shape.js';
 import { tunedVariant } from './tuning.js';
+import { described, normal, type Arr, type Family } from './reference.js';
 
 export type Conv2dVariant = 'direct' | 'directg' | 'im2col';
 export const CONV2D_VARIANTS: Conv2dVariant[] = ['direct', 'directg', 'im2col'];
@@ -49,16 +50,17 @@ export function chooseConv2d(p: Conv2dProblem): Conv2dVariant {
 
 interface Geometry { B: number; Ci: number; H: number; W: number; Co: number; KH: number; KW: number; s: number; pl: number; pt: number; Ho: number; Wo: number }
 
-const geoParams = (g: Geometry) => [g.B, g.Ci, g.H, g.W, g.Co, g.KH, g.KW, g.s, g.pl, g.pt, g.Ho, g.Wo];
-const GEO_STRUCT = 'B: u32, Ci: u32, H: u32, W: u32, Co: u32, KH: u32, KW: u32, s: u32, pl: u32, pt: u32, Ho: u32, Wo: u32, n0: u32, nc: u32, _a: u32, _b: u32';
+/** The geometry, and the chunk: nc rows (im2col) or images (im2colT) from n0. */
+const GeometryUniforms = uniforms({
+  B: 'u32', Ci: 'u32', H: 'u32', W: 'u32', Co: 'u32', KH: 'u32', KW: 'u32', s: 'u32', pl: 'u32', pt: 'u32', Ho: 'u32', Wo: 'u32', n0: 'u32', nc: 'u32',
+});
 
 /**
  * col[n − n0, (ci, ky, kx)] = x[b, ci, oy·s + ky − pt, ox·s + kx − pl] (0 outside), n = b·Ho·Wo + oy·Wo + ox.
  * One lane per (n, ci) writes its KH·KW taps, so the index arithmetic is done once per tap row.
  */
 const IM2COL = (KH: number, KW: number) => /* wgsl */`
-struct P { ${GEO_STRUCT} }
-@group(0) @binding(0) var<uniform> u: P;
+${GeometryUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 @group(0) @binding(2) var<storage, read_write> COL: array<f32>;
 @compute @workgroup_size(64)
@@ -90,8 +92,7 @@ fn main(${gridArgs}) {
 /** colT[b − b0, (ci, ky, kx), pixel] = x[b, ci, oy·s + ky − pt, ox·s + kx − pl] (0 outside): im2col with the pixel
  * index fastest, so dY [Co, pixels] multiplies it without a transposition. */
 const IM2COL_T = /* wgsl */`
-struct P { ${GEO_STRUCT} }
-@group(0) @binding(0) var<uniform> u: P;
+${GeometryUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 @group(0) @binding(2) var<storage, read_write> COL: array<f32>;
 @compute @workgroup_size(64)
@@ -120,8 +121,7 @@ fn main(${gridArgs}) {
 
 /** dX[b, ci, iy, ix] += Σ_(ky,kx) dcol[n − n0, (ci, ky, kx)] over the output pixels n of this chunk that read it. */
 const COL2IM = /* wgsl */`
-struct P { ${GEO_STRUCT} }
-@group(0) @binding(0) var<uniform> u: P;
+${GeometryUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> DCOL: array<f32>;
 @group(0) @binding(2) var<storage, read_write> DX: array<f32>;
 @compute @workgroup_size(64)
@@ -173,6 +173,9 @@ function geometry(x: Tensor, w: Tensor, o: Conv2dOptions): Geometry {
   return { B, Ci, H, W, Co, KH, KW, s, pl, pt, Ho, Wo };
 }
 
+/** The direct kernel's geometry: `groups` lanes of output pixel runs, hasBias 0 or 1, output channels padded to CoPad. */
+const DirectUniforms = uniforms({ B: 'u32', Ci: 'u32', H: 'u32', W: 'u32', Co: 'u32', Ho: 'u32', Wo: 'u32', pl: 'u32', pt: 'u32', groups: 'u32', hasBias: 'u32', CoPad: 'u32' });
+
 /**
  * Direct convolution: each lane computes R consecutive output pixels of one row for C output channels shared
  * by the workgroup. Per (ci, ky) a lane loads the input span its R pixels need once (scalar loads, zero
@@ -200,8 +203,7 @@ function directKernel(KH: number, KW: number, s: number, R: number, C: number, s
   }
   return /* wgsl */`
 ${sg ? 'enable subgroups;' : ''}
-struct P { B: u32, Ci: u32, H: u32, W: u32, Co: u32, Ho: u32, Wo: u32, pl: u32, pt: u32, groups: u32, hasBias: u32, CoPad: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${DirectUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 @group(0) @binding(2) var<storage, read> Wt4: array<vec4f>;
 @group(0) @binding(3) var<storage, read> BIAS: array<f32>;
@@ -241,9 +243,9 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
 
 /** Weights rearranged for the direct kernel: [ci, ky, kx, co] (co padded to a multiple of C), optionally as
  * the stride-1 transposed convolution's weights (spatially flipped, ci ↔ co). */
+const WeightsUniforms = uniforms({ Co: 'u32', Ci: 'u32', KH: 'u32', KW: 'u32', CoPad: 'u32', n: 'u32' });
 const WEIGHTS_T = (flip: boolean) => /* wgsl */`
-struct P { Co: u32, Ci: u32, KH: u32, KW: u32, CoPad: u32, n: u32, _a: u32, _b: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${WeightsUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> W: array<f32>;
 @group(0) @binding(2) var<storage, read_write> WT: array<f32>;
 @compute @workgroup_size(64)
@@ -283,11 +285,11 @@ function directConv(x: Tensor, w: Tensor, bias: Tensor | null, s: number, pad: [
   const CoPad = Math.ceil(Co / DIRECT_C) * DIRECT_C;
   const wt = Tensor.empty([Ci, KH, KW, CoPad], 'f32', 'conv2d.weights');
   const n = wt.size;
-  launch('conv2d.weights', WEIGHTS_T(flip), [w, wt], grid(n, 64), new Params().u(Wco, Wci, KH, KW, CoPad, n, 0, 0));
+  launch('conv2d.weights', WEIGHTS_T(flip), [w, wt], grid(n, 64), WeightsUniforms.pack({ Co: Wco, Ci: Wci, KH, KW, CoPad, n }));
   const y = Tensor.empty([B, Co, Ho, Wo], 'f32', 'conv2d');
   const groups = B * Ho * Math.ceil(Wo / DIRECT_R);
   const b = bias ?? wt;
-  launch('conv2d', directKernel(KH, KW, s, DIRECT_R, DIRECT_C, shared ? subgroups() : 0), [x, wt, b, y], [Math.ceil(groups / 64), CoPad / DIRECT_C], new Params().u(B, Ci, H, W, Co, Ho, Wo, pl, pt, groups, bias ? 1 : 0, CoPad), `${KH}x${KW}s${s} ${Ci}→${Co} ${H}x${W}`);
+  launch('conv2d', directKernel(KH, KW, s, DIRECT_R, DIRECT_C, shared ? subgroups() : 0), [x, wt, b, y], [Math.ceil(groups / 64), CoPad / DIRECT_C], DirectUniforms.pack({ B, Ci, H, W, Co, Ho, Wo, pl, pt, groups, hasBias: bias ? 1 : 0, CoPad }), `${KH}x${KW}s${s} ${Ci}→${Co} ${H}x${W}`);
   wt.dispose();
   return y;
 }
@@ -311,7 +313,7 @@ function chunks(g: Geometry): [number, number][] {
 function im2col(x: Tensor, g: Geometry, n0: number, nc: number): Tensor {
   const K = g.Ci * g.KH * g.KW;
   const col = Tensor.empty([nc, K], 'f32', 'im2col');
-  launch('conv2d.im2col', IM2COL(g.KH, g.KW), [x, col], grid(nc * g.Ci, 64), new Params().u(...geoParams(g), n0, nc, 0, 0));
+  launch('conv2d.im2col', IM2COL(g.KH, g.KW), [x, col], grid(nc * g.Ci, 64), GeometryUniforms.pack({ ...g, n0, nc }));
   return col;
 }
 
@@ -373,7 +375,7 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, opts: C
       for (let b0 = 0; b0 < g.B; b0 += imagesPerChunk) {
         const nb = Math.min(imagesPerChunk, g.B - b0);
         const colT = Tensor.empty([nb, K, HW], 'f32', 'conv2d.im2colT');
-        launch('conv2d.im2colT', IM2COL_T, [xs, colT], grid(nb * K * g.Ho, 64), new Params().u(...geoParams(g), b0, nb, 0, 0));
+        launch('conv2d.im2colT', IM2COL_T, [xs, colT], grid(nb * K * g.Ho, 64), GeometryUniforms.pack({ ...g, n0: b0, nc: nb }));
         const gyb = gy.view([g.B, g.Co, HW]);
         const gyc = nb === g.B ? gyb : slice(gyb, 0, b0, b0 + nb);
         const part = matmul(gyc, colT, { transB: true }); // [nb, Co, K]
@@ -389,7 +391,7 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, opts: C
       chunkCopy(gy, gc, g, n0, nc, false);
       if (dx && !flipped) {
         const dcol = matmul(gc, w2); // [nc, K]
-        launch('conv2d.col2im', COL2IM, [dcol, dx], grid(colImages(g, n0, nc) * g.Ci * g.H * g.W, 64), new Params().u(...geoParams(g), n0, nc, 0, 0));
+        launch('conv2d.col2im', COL2IM, [dcol, dx], grid(colImages(g, n0, nc) * g.Ci * g.H * g.W, 64), GeometryUniforms.pack({ ...g, n0, nc }));
         dcol.dispose();
       }
       if (dw && imagesPerChunk < 1) {
@@ -413,9 +415,11 @@ function colImages(g: Geometry, n0: number, nc: number): number {
 }
 
 // ------------------------------------------------------------------------------------------ upsample
+/** n lanes; H, W the smaller image's size. */
+const ResampleUniforms = uniforms({ n: 'u32', H: 'u32', W: 'u32' });
+
 const UPSAMPLE = /* wgsl */`
-struct P { n: u32, H: u32, W: u32, _p: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${ResampleUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 @group(0) @binding(2) var<storage, read_write> Y: array<f32>;
 @compute @workgroup_size(64)
@@ -428,8 +432,7 @@ fn main(${gridArgs}) {
 }`;
 
 const UPSAMPLE_BACKWARD = /* wgsl */`
-struct P { n: u32, H: u32, W: u32, _p: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${ResampleUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> G: array<f32>;
 @group(0) @binding(2) var<storage, read_write> DX: array<f32>;
 @compute @workgroup_size(64)
@@ -447,10 +450,10 @@ export function upsampleNearest2x(x: Tensor): Tensor {
   check(x.ndim === 4 && x.dtype === 'f32', 'upsampleNearest2x', `expected f32 [B, C, H, W], got ${x.dtype} ${fmtShape(x.shape)}`);
   const [B, C, H, W] = x.shape;
   const y = Tensor.empty([B, C, 2 * H, 2 * W], 'f32', 'upsample');
-  launch('upsample', UPSAMPLE, [x, y], grid(y.size, 64), new Params().u(y.size, H, W, 0));
+  launch('upsample', UPSAMPLE, [x, y], grid(y.size, 64), ResampleUniforms.pack({ n: y.size, H, W }));
   return record('upsample', y, [x], [], (g) => {
     const dx = Tensor.empty(x.shape, 'f32', 'upsample.backward');
-    launch('upsample.backward', UPSAMPLE_BACKWARD, [g, dx], grid(x.size, 64), new Params().u(x.size, H, W, 0));
+    launch('upsample.backward', UPSAMPLE_BACKWARD, [g, dx], grid(x.size, 64), ResampleUniforms.pack({ n: x.size, H, W }));
     return [dx];
   });
 }
@@ -459,8 +462,7 @@ export function upsampleNearest2x(x: Tensor): Tensor {
 // ------------------------------------------------------------------------------------------ 2×2 average pooling
 // Its backward spreads each gradient over the 2×2 block (¼ each): the upsampling kernel, scaled.
 const AVGPOOL = /* wgsl */`
-struct P { n: u32, H: u32, W: u32, _p: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${ResampleUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 @group(0) @binding(2) var<storage, read_write> Y: array<f32>;
 @compute @workgroup_size(64)
@@ -474,8 +476,7 @@ fn main(${gridArgs}) {
 }`;
 
 const AVGPOOL_BACKWARD = /* wgsl */`
-struct P { n: u32, H: u32, W: u32, _p: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${ResampleUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> G: array<f32>;
 @group(0) @binding(2) var<storage, read_write> DX: array<f32>;
 @compute @workgroup_size(64)
@@ -492,10 +493,77 @@ export function avgPool2x(x: Tensor): Tensor {
   check(x.ndim === 4 && x.dtype === 'f32' && x.shape[2] % 2 === 0 && x.shape[3] % 2 === 0, 'avgPool2x', `expected f32 [B, C, H, W] with even H and W, got ${x.dtype} ${fmtShape(x.shape)}`);
   const [B, C, H, W] = x.shape;
   const y = Tensor.empty([B, C, H / 2, W / 2], 'f32', 'avgPool2x');
-  launch('avgPool2x', AVGPOOL, [x, y], grid(y.size, 64), new Params().u(y.size, H / 2, W / 2, 0));
+  launch('avgPool2x', AVGPOOL, [x, y], grid(y.size, 64), ResampleUniforms.pack({ n: y.size, H: H / 2, W: W / 2 }));
   return record('avgPool2x', y, [x], [], (g) => {
     const dx = Tensor.empty(x.shape, 'f32', 'avgPool2x.backward');
-    launch('avgPool2x.backward', AVGPOOL_BACKWARD, [g, dx], grid(x.size, 64), new Params().u(x.size, H / 2, W / 2, 0));
+    launch('avgPool2x.backward', AVGPOOL_BACKWARD, [g, dx], grid(x.size, 64), ResampleUniforms.pack({ n: x.size, H: H / 2, W: W / 2 }));
     return [dx];
   });
 }
+
+// ------------------------------------------------------------------------------------------ the family (kernels/registry.ts)
+/** NCHW cross-correlation with zero padding [left, right, top, bottom]: the element at flat index of [B, Co, Ho, Wo]. */
+function conv2dAt(x: Arr, w: Arr, bias: Arr | null, s: Conv2dProblem): (idx: number) => number {
+  const [pl, pr, pt, pb] = s.pad;
+  const Ho = Math.floor((s.H + pt + pb - s.KH) / s.stride) + 1, Wo = Math.floor((s.W + pl + pr - s.KW) / s.stride) + 1;
+  return (idx) => {
+    const ox = idx % Wo, oy = Math.floor(idx / Wo) % Ho, co = Math.floor(idx / (Wo * Ho)) % s.Co, b = Math.floor(idx / (Wo * Ho * s.Co));
+    let acc = bias ? bias[co] : 0;
+    for (let ci = 0; ci < s.Ci; ci++) for (let ky = 0; ky < s.KH; ky++) for (let kx = 0; kx < s.KW; kx++) {
+      const iy = oy * s.stride + ky - pt, ix = ox * s.stride + kx - pl;
+      if (iy < 0 || iy >= s.H || ix < 0 || ix >= s.W) continue;
+      acc += x[((b * s.Ci + ci) * s.H + iy) * s.W + ix] * w[((co * s.Ci + ci) * s.KH + ky) * s.KW + kx];
+    }
+    return acc;
+  };
+}
+
+const conv = (B: number, Ci: number, H: number, W: number, Co: number, K: number, stride: number, pad: [number, number, number, number], bias = true): Conv2dProblem => ({ B, Ci, H, W, Co, KH: K, KW: K, stride, pad, bias });
+
+export const conv2dFamily: Family<Conv2dProblem> = {
+  name: 'conv2d',
+  file: 'kernels/conv2d.ts',
+  variants: described(CONV2D_VARIANTS, {
+    direct: 'direct: each lane a run of 4 output pixels × 16 output channels, no im2col buffer; dX of stride 1 as a direct convolution with flipped weights',
+    directg: 'direct with the weights loaded once per subgroup and broadcast',
+    im2col: 'im2col chunks + the tuned matmul (bias in its epilogue); dX by col2im',
+  }),
+  choose: chooseConv2d,
+  key: convKey,
+  unsupported: (v) => conv2dUnsupported(v as Conv2dVariant),
+  problems: () => [
+    conv(2, 3, 9, 7, 5, 3, 1, [1, 1, 1, 1]),
+    conv(1, 4, 8, 8, 6, 3, 2, [0, 1, 0, 1]), // the VAE's downsampling
+    conv(2, 5, 6, 10, 3, 1, 1, [0, 0, 0, 0], false),
+    conv(1, 2, 5, 5, 17, 3, 2, [1, 1, 1, 1]),
+    conv(1, 1, 3, 17, 1, 3, 1, [2, 0, 1, 0]),
+  ],
+  describe: (p) => `${p.KH}×${p.KW} stride ${p.stride} pad [${p.pad}] [${p.B},${p.Ci},${p.H},${p.W}] → ${p.Co}${p.bias ? '' : ' (no bias)'}`,
+  inputs: (p, seed) => [normal([p.B, p.Ci, p.H, p.W], seed), normal([p.Co, p.Ci, p.KH, p.KW], seed + 1, 0.5), ...(p.bias ? [normal([p.Co], seed + 2)] : [])],
+  reference: (p, [x, w, b]) => [conv2dAt(x, w, b ?? null, p)],
+  run: (p, [x, w, b], variant) => [conv2d(x, w, b ?? null, { stride: p.stride, padding: p.pad, variant: variant as Conv2dVariant })],
+  tolerance: () => 2e-6,
+};
+
+interface ResampleProblem { op: 'upsample2x' | 'avgpool2x'; B: number; C: number; H: number; W: number }
+
+export const resampleFamily: Family<ResampleProblem> = {
+  name: 'resample',
+  file: 'kernels/conv2d.ts',
+  variants: { upsample2x: 'nearest ×2 upsampling (backward sums each 2×2 block)', avgpool2x: '2×2 average pooling, stride 2 (backward spreads ¼)' },
+  unsupported: () => null,
+  problems: (v) => (v === 'upsample2x' ? [{ op: 'upsample2x', B: 2, C: 3, H: 3, W: 5 }] : [{ op: 'avgpool2x', B: 2, C: 3, H: 6, W: 10 }]),
+  describe: (p) => `${p.op} [${p.B},${p.C},${p.H},${p.W}]`,
+  inputs: (p, seed) => [normal([p.B, p.C, p.H, p.W], seed)],
+  reference: (p, [x]) => {
+    const up = p.op === 'upsample2x';
+    const Ho = up ? 2 * p.H : p.H / 2, Wo = up ? 2 * p.W : p.W / 2;
+    return [Float64Array.from({ length: p.B * p.C * Ho * Wo }, (_, i) => {
+      const ox = i % Wo, oy = Math.floor(i / Wo) % Ho, bc = Math.floor(i / (Wo * Ho));
+      const at = (y: number, xx: number) => x[(bc * p.H + y) * p.W + xx];
+      return up ? at(oy >> 1, ox >> 1) : 0.25 * (at(2 * oy, 2 * ox) + at(2 * oy, 2 * ox + 1) + at(2 * oy + 1, 2 * ox) + at(2 * oy + 1, 2 * ox + 1));
+    })];
+  },
+  run: (p, [x]) => [p.op === 'upsample2x' ? upsampleNearest2x(x) : avgPool2x(x)],
+  tolerance: () => 1e-6,
+};

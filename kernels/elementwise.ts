@@ -1,9 +1,11 @@
 // The elementwise family, defined once: each op is a WGSL expression and its derivative, both evaluated by
 // the one kernel generator `map` (kernels/map.ts). Gradients over broadcast dimensions are summed back.
-import { Tensor, record, type Shape } from '../engine/tensor.js';
+import { Tensor, record, fmtShape, numel, type Shape } from '../engine/tensor.js';
 import { setGradientSum } from '../engine/autograd.js';
 import { map } from './map.js';
 import { sumTo } from './reduce.js';
+import { stridesOf } from './util.js';
+import { randomNormal, randomUniform, awayFrom, sigmoid64, silu64, gelu64, type Family } from './reference.js';
 
 export { map, helpersFor, broadcastShapes, type MapOptions } from './map.js';
 
@@ -139,3 +141,79 @@ export function expand(x: Tensor, shape: Shape): Tensor {
   return record('expand', y, [x], [], (g) => [sumTo(g, x.shape)]);
 }
 
+// ------------------------------------------------------------------------------------------ the family (kernels/registry.ts)
+/** NumPy broadcasting: the output shape and, per input, the flat input index of each flat output index. */
+function broadcastIndex(shapes: readonly (readonly number[])[]): { shape: number[]; index: (input: number, i: number) => number } {
+  const rank = Math.max(...shapes.map((s) => s.length));
+  const shape = Array.from({ length: rank }, (_, d) => Math.max(...shapes.map((s) => s[s.length - rank + d] ?? 1)));
+  const outStrides = stridesOf(shape);
+  const inStrides = shapes.map((s) => { const st = stridesOf(s); return shape.map((_, d) => { const k = d - (rank - s.length); return k < 0 || s[k] === 1 ? 0 : st[k]; }); });
+  return {
+    shape,
+    index: (input, i) => {
+      let o = 0;
+      for (let d = 0; d < rank; d++) o += (Math.floor(i / outStrides[d]) % shape[d]) * inStrides[input][d];
+      return o;
+    },
+  };
+}
+
+type ElementwiseOp = UnaryOp | BinaryOp | 'where';
+export interface ElementwiseProblem { op: ElementwiseOp; shapes: number[][] }
+
+/** Scalars p, q of the parametrised unary ops. */
+const P = 0.7, Q = 1.3;
+const UNARY64: Record<UnaryOp, (x: number) => number> = {
+  neg: (x) => -x, exp: Math.exp, log: Math.log, sqrt: Math.sqrt, rsqrt: (x) => 1 / Math.sqrt(x), tanh: Math.tanh,
+  sigmoid: sigmoid64, abs: Math.abs, relu: (x) => Math.max(x, 0), square: (x) => x * x, silu: silu64, gelu: gelu64,
+  scale: (x) => x * P, addScalar: (x) => x + P, powScalar: (x) => x ** P, clamp: (x) => Math.min(Math.max(x, P), Q),
+};
+const BINARY64: Record<BinaryOp, (a: number, b: number) => number> = {
+  add: (a, b) => a + b, sub: (a, b) => a - b, mul: (a, b) => a * b, div: (a, b) => a / b, pow: (a, b) => a ** b, maximum: Math.max, minimum: Math.min,
+};
+const POSITIVE = new Set<ElementwiseOp>(['log', 'sqrt', 'rsqrt', 'powScalar', 'pow', 'div']);
+const KINKS: Partial<Record<ElementwiseOp, number[]>> = { abs: [0], relu: [0], clamp: [P, Q] };
+
+/** Shapes per layout: the map kernel specialises on vec4 vs scalar lanes and on how each input is indexed. */
+const LAYOUTS: Record<string, { about: string; unary?: number[]; binary: number[][] }> = {
+  vec4: { about: 'same-shaped inputs, n a multiple of 4: vec4 lanes', unary: [3, 32], binary: [[3, 32], [3, 32]] },
+  scalar: { about: 'same-shaped inputs, n odd: scalar lanes', unary: [7, 13], binary: [[7, 13], [7, 13]] },
+  suffix: { about: 'an input broadcast along leading axes (i % n indexing)', binary: [[3, 4, 8], [8]] },
+  general: { about: 'general broadcasting (strided indexing, scalar lanes)', binary: [[3, 1, 5], [4, 1]] },
+  splat: { about: 'a one-element input splat over the other', binary: [[5, 8], [1]] },
+};
+
+export const elementwiseFamily: Family<ElementwiseProblem> = {
+  name: 'elementwise',
+  // Declared here beside the op table; the WGSL is the generator's (kernels/map.ts).
+  file: 'kernels/map.ts',
+  variants: Object.fromEntries(Object.entries(LAYOUTS).map(([k, v]) => [k, v.about])),
+  unsupported: () => null,
+  problems: (v) => {
+    const l = LAYOUTS[v];
+    const ops: ElementwiseProblem[] = (Object.keys(BINARY) as BinaryOp[]).map((op) => ({ op, shapes: l.binary }));
+    ops.push({ op: 'where', shapes: [l.binary[0], ...l.binary] });
+    if (l.unary) ops.push(...(Object.keys(UNARY) as UnaryOp[]).map((op) => ({ op, shapes: [l.unary!] })));
+    return ops;
+  },
+  describe: (p) => `${p.op} ${p.shapes.map((s) => fmtShape(s)).join('·')}`,
+  inputs: (p, seed) => p.shapes.map((s, k) => {
+    if (p.op === 'where' && k === 0) return { shape: s, data: randomUniform(numel(s), seed, 0, 1).map((u) => (u < 0.5 ? 0 : 1)) };
+    const data = POSITIVE.has(p.op) ? randomUniform(numel(s), seed + k, 0.3, 2.5) : awayFrom(randomNormal(numel(s), seed + k, 1.5), KINKS[p.op] ?? []);
+    return { shape: s, data, grad: true };
+  }),
+  reference: (p, x) => {
+    const { shape, index } = broadcastIndex(p.shapes);
+    const n = numel(shape);
+    if (p.op === 'where') return [Float64Array.from({ length: n }, (_, i) => (x[0][index(0, i)] ? x[1][index(1, i)] : x[2][index(2, i)]))];
+    if (p.op in UNARY64) return [Float64Array.from(x[0], UNARY64[p.op as UnaryOp])];
+    const f = BINARY64[p.op as BinaryOp];
+    return [Float64Array.from({ length: n }, (_, i) => f(x[0][index(0, i)], x[1][index(1, i)]))];
+  },
+  run: (p, x) => {
+    if (p.op === 'where') return [where(x[0], x[1], x[2])];
+    if (p.op in UNARY) return [unary(p.op as UnaryOp, x[0], P, Q)];
+    return [binary(p.op as BinaryOp, x[0], x[1])];
+  },
+  tolerance: () => 2e-6,
+};

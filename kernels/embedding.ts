@@ -1,11 +1,14 @@
 // Embedding gather out[i] = table[idx[i]] and its scatter-add backward, written as a gather over table rows
 // (each lane sums the gradient rows whose index equals its row), so no float atomics are needed.
 import { Tensor, record, check, fmtShape } from '../engine/tensor.js';
-import { Params, grid, gridArgs, launch, linearIndex } from './util.js';
+import { uniforms, grid, gridArgs, launch, linearIndex } from './util.js';
+import { normal, type Family } from './reference.js';
+
+/** n indices into a table of rows × D. */
+const EmbeddingUniforms = uniforms({ n: 'u32', D: 'u32', rows: 'u32' });
 
 const GATHER = /* wgsl */`
-struct P { n: u32, D: u32, rows: u32, _p: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${EmbeddingUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> W: array<f32>;
 @group(0) @binding(2) var<storage, read> I: array<i32>;
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
@@ -18,8 +21,7 @@ fn main(${gridArgs}) {
 }`;
 
 const SCATTER = /* wgsl */`
-struct P { n: u32, D: u32, rows: u32, _p: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${EmbeddingUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> G: array<f32>;
 @group(0) @binding(2) var<storage, read> I: array<i32>;
 @group(0) @binding(3) var<storage, read_write> DW: array<f32>;
@@ -44,7 +46,7 @@ export function embedding(table: Tensor, indices: Tensor): Tensor {
   const [rows, D] = table.shape;
   const n = indices.size;
   const y = Tensor.empty([...indices.shape, D], 'f32', op);
-  const p = new Params().u(n, D, rows, 0);
+  const p = EmbeddingUniforms.pack({ n, D, rows });
   launch(op, GATHER, [table, indices, y], grid(n * D, 64), p);
   return record(op, y, [table], [indices], (g, [idx]) => {
     const dw = Tensor.empty(table.shape, 'f32', `${op}.backward`);
@@ -52,3 +54,19 @@ export function embedding(table: Tensor, indices: Tensor): Tensor {
     return [dw];
   });
 }
+
+// ------------------------------------------------------------------------------------------ the family (kernels/registry.ts)
+interface EmbeddingProblem { rows: number; D: number; indices: number[]; shape: number[] }
+
+export const embeddingFamily: Family<EmbeddingProblem> = {
+  name: 'embedding',
+  file: 'kernels/embedding.ts',
+  variants: { gather: 'rows of a table at integer indices; backward scatter-adds as a gather (no atomics)' },
+  unsupported: () => null,
+  problems: () => [{ rows: 5, D: 3, indices: [4, 0, 4, 2], shape: [2, 2] }, { rows: 11, D: 7, indices: [10, 3, 3, 3, 0, 9, 10], shape: [7] }],
+  describe: (p) => `table [${p.rows},${p.D}] at ${JSON.stringify(p.indices)}`,
+  inputs: (p, seed) => [normal([p.rows, p.D], seed), { shape: p.shape, data: Int32Array.from(p.indices) }],
+  reference: (p, [w, idx]) => [Float64Array.from({ length: p.indices.length * p.D }, (_, i) => w[idx[Math.floor(i / p.D)] * p.D + (i % p.D)])],
+  run: (_p, [w, idx]) => [embedding(w, idx)],
+  tolerance: () => 0,
+};

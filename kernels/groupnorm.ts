@@ -2,15 +2,17 @@
 // SiLU optionally fused after it (the VAE's norm → SiLU pairs), and its backward. Statistics per (b, group)
 // are reduced by one lane each (mean, then the variance around it); the rest is elementwise.
 import { Tensor, record, check, fmtShape } from '../engine/tensor.js';
-import { Params, grid, gridArgs, launch, linearIndex } from './util.js';
+import { uniforms, grid, gridArgs, launch, linearIndex } from './util.js';
 import { helpersFor } from './map.js';
+import { normal, randomNormal, silu64, type Arr, type Family } from './reference.js';
 
 /** The shared SiLU and its derivative, for the kernels with the activation fused. */
 const siluFns = (silu: boolean) => (silu ? `alias T = f32;\n${helpersFor('silu_() silu_grad()')}` : '');
 
+/** BG groups of n values each. */
+const StatsUniforms = uniforms({ BG: 'u32', n: 'u32', eps: 'f32' });
 const STATS = /* wgsl */`
-struct P { BG: u32, n: u32, eps: f32, _p: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${StatsUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 @group(0) @binding(2) var<storage, read_write> S: array<vec2f>;
 @compute @workgroup_size(64)
@@ -26,10 +28,12 @@ fn main(${gridArgs}) {
   S[g] = vec2f(mean, inverseSqrt(q / f32(u.n) + u.eps));
 }`;
 
+/** One lane per element (total) of [B, C, HW], cg channels per group. */
+const ElementUniforms = uniforms({ total: 'u32', HW: 'u32', C: 'u32', cg: 'u32' });
+
 // Each group is contiguous in NCHW: channels g·C/G … (g+1)·C/G − 1, all spatial positions.
 const NORMALIZE = (silu: boolean) => /* wgsl */`
-struct P { total: u32, HW: u32, C: u32, cg: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${ElementUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 @group(0) @binding(2) var<storage, read> S: array<vec2f>;
 @group(0) @binding(3) var<storage, read> Wt: array<f32>;
@@ -57,9 +61,9 @@ const DYHAT = (silu: boolean) => `
  * Per (b, c), one lane each: Σ_hw dv·x̂ and Σ_hw dv. Everything else the backward needs derives from these:
  * dw[c], db[c] sum them over b; the group sums Σ dx̂ and Σ dx̂·x̂ (dx̂ = dv·w[c]) weight them by w[c].
  */
+const PartialUniforms = uniforms({ BC: 'u32', HW: 'u32', C: 'u32', cg: 'u32' });
 const PARTIALS = (silu: boolean) => /* wgsl */`
-struct P { BC: u32, HW: u32, C: u32, cg: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${PartialUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 @group(0) @binding(2) var<storage, read> G: array<f32>;
 @group(0) @binding(3) var<storage, read> S: array<vec2f>;
@@ -83,8 +87,7 @@ fn main(${gridArgs}) {
 }`;
 
 const DX = (silu: boolean) => /* wgsl */`
-struct P { total: u32, HW: u32, C: u32, cg: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${ElementUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 @group(0) @binding(2) var<storage, read> G: array<f32>;
 @group(0) @binding(3) var<storage, read> S: array<vec2f>;
@@ -107,9 +110,9 @@ fn main(${gridArgs}) {
 }`;
 
 /** Per (b, group): the means of dx̂ and dx̂·x̂ over the group (dx̂ = dv·w[c]), from the per-channel partials. */
+const GroupUniforms = uniforms({ BG: 'u32', C: 'u32', cg: 'u32', HW: 'u32' });
 const GROUP_MEANS = /* wgsl */`
-struct P { BG: u32, C: u32, cg: u32, HW: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${GroupUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> PS: array<vec2f>;
 @group(0) @binding(2) var<storage, read> Wt: array<f32>;
 @group(0) @binding(3) var<storage, read_write> R: array<vec2f>;
@@ -125,9 +128,9 @@ fn main(${gridArgs}) {
 }`;
 
 /** Per channel: dw = Σ_b Σ_hw dv·x̂, db = Σ_b Σ_hw dv. */
+const ChannelUniforms = uniforms({ B: 'u32', C: 'u32' });
 const CHANNEL_SUMS = /* wgsl */`
-struct P { B: u32, C: u32, _a: u32, _b: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${ChannelUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> PS: array<vec2f>;
 @group(0) @binding(2) var<storage, read_write> DW: array<f32>;
 @group(0) @binding(3) var<storage, read_write> DB: array<f32>;
@@ -152,25 +155,25 @@ export function groupNorm(x: Tensor, groups: number, weight: Tensor, bias: Tenso
   const HW = x.size / (B * C), cg = C / groups, n = cg * HW, BG = B * groups;
   const eps = opts.eps ?? 1e-6, silu = !!opts.silu;
   const stats = Tensor.empty([BG, 2], 'f32', `${op}.stats`);
-  launch(op, STATS, [x, stats], grid(BG, 64), new Params().u(BG, n).f(eps).u(0));
+  launch(op, STATS, [x, stats], grid(BG, 64), StatsUniforms.pack({ BG, n, eps }));
   const y = Tensor.empty(x.shape, 'f32', op);
-  const shapeP = new Params().u(x.size, HW, C, cg);
+  const shapeP = ElementUniforms.pack({ total: x.size, HW, C, cg });
   launch(op, NORMALIZE(silu), [x, stats, weight, bias, y], grid(x.size, 64), shapeP);
   const out = record(op, y, [x, weight, bias], [x, stats, weight, bias], (g, [xs, ss, ws, bs], need) => {
     const partials = Tensor.empty([B, C, 2], 'f32', `${op}.backward`);
-    launch(`${op}.partials`, PARTIALS(silu), [xs, g, ss, ws, bs, partials], grid(B * C, 64), new Params().u(B * C, HW, C, cg));
+    launch(`${op}.partials`, PARTIALS(silu), [xs, g, ss, ws, bs, partials], grid(B * C, 64), PartialUniforms.pack({ BC: B * C, HW, C, cg }));
     let dx: Tensor | null = null, dw: Tensor | null = null, db: Tensor | null = null;
     if (need[0]) {
       const r = Tensor.empty([BG, 2], 'f32', `${op}.backward`);
-      launch(`${op}.groups`, GROUP_MEANS, [partials, ws, r], grid(BG, 64), new Params().u(BG, C, cg, HW));
+      launch(`${op}.groups`, GROUP_MEANS, [partials, ws, r], grid(BG, 64), GroupUniforms.pack({ BG, C, cg, HW }));
       dx = Tensor.empty(x.shape, 'f32', `${op}.backward`);
-      launch(`${op}.dx`, DX(silu), [xs, g, ss, ws, bs, r, dx], grid(x.size, 64), new Params().u(x.size, HW, C, cg));
+      launch(`${op}.dx`, DX(silu), [xs, g, ss, ws, bs, r, dx], grid(x.size, 64), shapeP);
       r.dispose();
     }
     if (need[1] || need[2]) {
       dw = Tensor.empty(weight.shape, 'f32', `${op}.backward`);
       db = Tensor.empty(bias.shape, 'f32', `${op}.backward`);
-      launch(`${op}.channels`, CHANNEL_SUMS, [partials, dw, db], grid(C, 64), new Params().u(B, C, 0, 0));
+      launch(`${op}.channels`, CHANNEL_SUMS, [partials, dw, db], grid(C, 64), ChannelUniforms.pack({ B, C }));
     }
     partials.dispose();
     return [dx, need[1] ? dw : null, need[2] ? db : null];
@@ -178,3 +181,39 @@ export function groupNorm(x: Tensor, groups: number, weight: Tensor, bias: Tenso
   stats.dispose();
   return out;
 }
+
+// ------------------------------------------------------------------------------------------ the family (kernels/registry.ts)
+/** GroupNorm of x [B, C, HW] in G groups with a per-channel affine. */
+function groupNorm64(x: Arr, B: number, C: number, HW: number, G: number, w: Arr, bias: Arr, eps: number): Float64Array {
+  const out = new Float64Array(x.length);
+  const cg = C / G, n = cg * HW;
+  for (let b = 0; b < B; b++) for (let g = 0; g < G; g++) {
+    const base = (b * C + g * cg) * HW;
+    let m = 0;
+    for (let i = 0; i < n; i++) m += x[base + i];
+    m /= n;
+    let v = 0;
+    for (let i = 0; i < n; i++) v += (x[base + i] - m) ** 2;
+    const rs = 1 / Math.sqrt(v / n + eps);
+    for (let i = 0; i < n; i++) { const c = g * cg + Math.floor(i / HW); out[base + i] = (x[base + i] - m) * rs * w[c] + bias[c]; }
+  }
+  return out;
+}
+
+interface GroupNormProblem { B: number; C: number; H: number; W: number; G: number; silu: boolean }
+
+export const groupNormFamily: Family<GroupNormProblem> = {
+  name: 'groupnorm',
+  file: 'kernels/groupnorm.ts',
+  variants: { plain: 'GroupNorm with a per-channel affine', silu: 'GroupNorm with SiLU fused after it' },
+  unsupported: () => null,
+  problems: (v) => [{ B: 2, C: 6, H: 3, W: 5, G: 3 }, { B: 1, C: 8, H: 7, W: 9, G: 2 }, { B: 3, C: 8, H: 1, W: 1, G: 2 }].map((s) => ({ ...s, silu: v === 'silu' })),
+  describe: (p) => `[${p.B},${p.C},${p.H},${p.W}] in ${p.G} groups`,
+  inputs: (p, seed) => [{ ...normal([p.B, p.C, p.H, p.W], seed, 2), data: randomNormal(p.B * p.C * p.H * p.W, seed, 2).map((v) => v + 1) }, normal([p.C], seed + 1), normal([p.C], seed + 2)],
+  reference: (p, [x, w, b]) => {
+    const y = groupNorm64(x, p.B, p.C, p.H * p.W, p.G, w, b, 1e-6);
+    return [p.silu ? y.map(silu64) : y];
+  },
+  run: (p, [x, w, b]) => [groupNorm(x, p.G, w, b, { silu: p.silu })],
+  tolerance: () => 3e-6,
+};

@@ -5,10 +5,11 @@
 // per-batch column sums that give dscale/dshift/dgate (or dw/db). The modulation is read in place from the
 // adaLN output [B, k·D] (`ModulationChunk`), and its gradient is written in place into one tensor.
 import { Tensor, AssembledGradient, record, check, fmtShape } from '../engine/tensor.js';
-import { Params, grid, gridArgs, launch, linearIndex } from './util.js';
+import { uniforms, grid, gridArgs, launch, linearIndex } from './util.js';
 import { gpu } from '../engine/device.js';
 import { tunedVariant } from './tuning.js';
 import { zeros, addInPlace } from './elementwise.js';
+import { described, normal, randomNormal, type Arr, type Family, type HostInput } from './reference.js';
 
 type Mode = 'modulate' | 'affine' | 'none';
 
@@ -66,9 +67,9 @@ fn main(${gridArgs}) {
  * shift of batch element b start at b·stride + offset (vec4s): a column block of adaLN's output, or the
  * affine's weight and bias (stride 0).
  */
+const ForwardUniforms = uniforms({ rows: 'u32', T: 'u32', eps: 'f32', scStride: 'u32', scOffset: 'u32', shStride: 'u32', shOffset: 'u32' });
 function forwardBindings(mod: boolean): string {
-  return /* wgsl */`struct P { rows: u32, T: u32, eps: f32, _p: u32, scStride: u32, scOffset: u32, shStride: u32, shOffset: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+  return /* wgsl */`${ForwardUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> X: array<vec4f>;
 ${mod ? `@group(0) @binding(2) var<storage, read> SC: array<vec4f>;
 @group(0) @binding(3) var<storage, read> SH: array<vec4f>;` : ''}
@@ -116,13 +117,15 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
 }`;
 }
 
+/** The gain (scale or weight) of batch element b at b·scStride + scOffset (vec4s). */
+const BackwardUniforms = uniforms({ rows: 'u32', T: 'u32', eps: 'f32', scStride: 'u32', scOffset: 'u32' });
+
 /** dx = rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)), dx̂ = dy·gain. One lane per row. */
 function backwardKernel(D: number, mode: Mode): string {
   const D4 = D / 4;
   const gainV = (c: string) => (mode === 'modulate' ? `(1.0 + SC[sc + ${c}])` : mode === 'affine' ? `SC[sc + ${c}]` : 'vec4f(1.0)');
   return /* wgsl */`
-struct P { rows: u32, T: u32, eps: f32, _p: u32, scStride: u32, scOffset: u32, _q: u32, _r: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${BackwardUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> X: array<vec4f>;
 @group(0) @binding(2) var<storage, read> G: array<vec4f>;
 @group(0) @binding(3) var<storage, read> STATS: array<vec2f>;
@@ -158,11 +161,11 @@ fn main(${gridArgs}) {
  * (recomputed from x and the row stats) or a given tensor F. One lane per column quad; each sum of batch
  * element b is written at b·stride + offset (vec4s), so it can land in a column block of a wider gradient.
  */
+const ColSumsUniforms = uniforms({ B: 'u32', T: 'u32', D4: 'u32', s1Stride: 'u32', s1Offset: 'u32', s2Stride: 'u32', s2Offset: 'u32' });
 function colSumsKernel(withStats: boolean, s1: 'none' | 'own' | 'in S2'): string {
   let b = 3;
   return /* wgsl */`
-struct P { B: u32, T: u32, D4: u32, _p: u32, s1Stride: u32, s1Offset: u32, s2Stride: u32, s2Offset: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${ColSumsUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> G: array<vec4f>;
 @group(0) @binding(2) var<storage, read> Z: array<vec4f>;
 ${withStats ? `@group(0) @binding(${b++}) var<storage, read> STATS: array<vec2f>;` : ''}
@@ -266,7 +269,7 @@ function sourcesOf(chunks: ModulationChunk[]): Tensor[] {
 /** Launches the forward of `variant` (x [rows, D] with optional gain/shift blocks, T rows per batch element). */
 function forward(op: string, p: LayerNormProblem, variant: LayerNormVariant, x: Tensor, gain: ColumnBlock | null, shift: ColumnBlock | null, y: Tensor, stats: Tensor, eps: number): void {
   const rows = p.B * p.T;
-  const params = new Params().u(rows, p.T).f(eps).u(0).u(gain?.stride4 ?? 0, gain?.offset4 ?? 0, shift?.stride4 ?? 0, shift?.offset4 ?? 0);
+  const params = ForwardUniforms.pack({ rows, T: p.T, eps, scStride: gain?.stride4 ?? 0, scOffset: gain?.offset4 ?? 0, shStride: shift?.stride4 ?? 0, shOffset: shift?.offset4 ?? 0 });
   const ins = gain ? [x, gain.t, shift!.t, y, stats] : [x, y, stats];
   if (variant === 'subgroup') {
     const S = fixedSubgroup();
@@ -283,7 +286,7 @@ function colSums(g: Tensor, z: Tensor, B: number, T: number, D: number, s1: Colu
   // Both sums may land in one tensor (two chunks of one gradient): it is bound once, being written.
   const s1Mode = !s1 ? 'none' : s1.t.binding.buffer === s2.t.binding.buffer ? 'in S2' : 'own';
   const ins = [g, z, ...(stats ? [stats] : []), ...(s1Mode === 'own' ? [s1!.t] : []), s2.t];
-  launch('colSums', colSumsKernel(!!stats, s1Mode), ins, grid(B * D / 4, 64), new Params().u(B, T, D / 4, 0, s1?.stride4 ?? 0, s1?.offset4 ?? 0, s2.stride4, s2.offset4));
+  launch('colSums', colSumsKernel(!!stats, s1Mode), ins, grid(B * D / 4, 64), ColSumsUniforms.pack({ B, T, D4: D / 4, s1Stride: s1?.stride4 ?? 0, s1Offset: s1?.offset4 ?? 0, s2Stride: s2.stride4, s2Offset: s2.offset4 }));
 }
 
 function shape3(op: string, x: Tensor): [number, number, number] {
@@ -317,7 +320,7 @@ export function adaLNModulate(x: Tensor, shift: Tensor | ModulationChunk, scale:
     if (need[0]) {
       dx = Tensor.empty(x.shape, 'f32', `${op}.backward`);
       const gain = sc.block(scs);
-      launch(`${op}.backward`, backwardKernel(D, 'modulate'), [xs, g, sts, scs, dx], grid(B * T, 64), new Params().u(B * T, T).f(eps).u(0, gain.stride4, gain.offset4, 0, 0));
+      launch(`${op}.backward`, backwardKernel(D, 'modulate'), [xs, g, sts, scs, dx], grid(B * T, 64), BackwardUniforms.pack({ rows: B * T, T, eps, scStride: gain.stride4, scOffset: gain.offset4 }));
     }
     const grads = sources.map(() => null as Tensor | null);
     if (need.slice(1).some(Boolean)) {
@@ -352,7 +355,7 @@ export function layerNorm(x: Tensor, weight: Tensor | null = null, bias: Tensor 
     let dx: Tensor | null = null;
     if (need[0]) {
       dx = Tensor.empty(x.shape, 'f32', `${op}.backward`);
-      launch(`${op}.backward`, backwardKernel(D, mode), ws ? [xs, g, sts, ws, dx] : [xs, g, sts, dx], grid(rows, 64), new Params().u(rows, rows).f(eps).u(0, 0, 0, 0, 0));
+      launch(`${op}.backward`, backwardKernel(D, mode), ws ? [xs, g, sts, ws, dx] : [xs, g, sts, dx], grid(rows, 64), BackwardUniforms.pack({ rows, T: rows, eps, scStride: 0, scOffset: 0 }));
     }
     if (!weight) return [dx];
     const db = Tensor.empty(bias!.shape, 'f32', `${op}.backward`), dw = Tensor.empty(weight.shape, 'f32', `${op}.backward`);
@@ -363,9 +366,11 @@ export function layerNorm(x: Tensor, weight: Tensor | null = null, bias: Tensor 
   return out;
 }
 
+/** n4 vec4s of [B, T, D]; the gate of batch element b at b·gStride + gOffset (vec4s). */
+const GatedUniforms = uniforms({ n4: 'u32', TD4: 'u32', D4: 'u32', gStride: 'u32', gOffset: 'u32' });
+
 const GATED = /* wgsl */`
-struct P { n4: u32, TD4: u32, D4: u32, _p: u32, gStride: u32, gOffset: u32, _q: u32, _r: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${GatedUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> X: array<vec4f>;
 @group(0) @binding(2) var<storage, read> GATE: array<vec4f>;
 @group(0) @binding(3) var<storage, read> F: array<vec4f>;
@@ -378,8 +383,7 @@ fn main(${gridArgs}) {
 }`;
 
 const SCALE_ROWS = /* wgsl */`
-struct P { n4: u32, TD4: u32, D4: u32, _p: u32, gStride: u32, gOffset: u32, _q: u32, _r: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${GatedUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> G: array<vec4f>;
 @group(0) @binding(2) var<storage, read> GATE: array<vec4f>;
 @group(0) @binding(3) var<storage, read_write> Y: array<vec4f>;
@@ -400,7 +404,7 @@ export function gatedResidual(x: Tensor, gate: Tensor | ModulationChunk, f: Tens
   check(gc.B === B && gc.D === D, op, `gate must be [${B}, ${D}], got ${gc.count > 1 ? `chunk ${gc.index} of ${gc.count} of ` : ''}${fmtShape(gc.source.shape)}`);
   const y = Tensor.empty(x.shape, 'f32', op);
   const blk = gc.block();
-  const p = new Params().u(x.size / 4, T * D / 4, D / 4, 0, blk.stride4, blk.offset4, 0, 0);
+  const p = GatedUniforms.pack({ n4: x.size / 4, TD4: T * D / 4, D4: D / 4, gStride: blk.stride4, gOffset: blk.offset4 });
   launch(op, GATED, [x, gc.source, f, y], grid(x.size / 4, 64), p);
   return record(op, y, [x, gc.source, f], [gc.source, f], (g, [gs, fs], need) => {
     let df: Tensor | null = null, dgate: Tensor | null = null;
@@ -416,3 +420,98 @@ export function gatedResidual(x: Tensor, gate: Tensor | ModulationChunk, f: Tens
     return [g, dgate, df];
   });
 }
+
+// ------------------------------------------------------------------------------------------ the family (kernels/registry.ts)
+/** LayerNorm of each row of width D (biased variance, no affine). */
+function layerNorm64(x: Arr, D: number, eps: number): Float64Array {
+  const out = new Float64Array(x.length);
+  for (let r = 0; r < x.length / D; r++) {
+    let m = 0;
+    for (let d = 0; d < D; d++) m += x[r * D + d];
+    m /= D;
+    let v = 0;
+    for (let d = 0; d < D; d++) v += (x[r * D + d] - m) ** 2;
+    const rs = 1 / Math.sqrt(v / D + eps);
+    for (let d = 0; d < D; d++) out[r * D + d] = (x[r * D + d] - m) * rs;
+  }
+  return out;
+}
+
+/** A normalisation check; `chunks`: shift and scale read in place as chunks 2 and 0 of one [B, chunks·D] tensor. */
+type LayerNormCase = LayerNormProblem & { chunks?: number };
+const ln = (mode: LayerNormProblem['mode'], B: number, T: number, D: number, chunks?: number): LayerNormCase => ({ mode, B, T, D, ...(chunks ? { chunks } : {}) });
+
+/** Element i of a [B, T, D] tensor → its per-batch value in chunk `index` of a [B, chunks·D] tensor. */
+const chunkIndex = (p: { T: number; D: number }, chunks: number, index: number) => (i: number) => Math.floor(i / (p.T * p.D)) * chunks * p.D + index * p.D + (i % p.D);
+
+export const layerNormFamily: Family<LayerNormCase> = {
+  name: 'layernorm',
+  file: 'kernels/layernorm.ts',
+  variants: described(LAYERNORM_VARIANTS, {
+    unrolled: 'one lane per row, the row unrolled in registers (x read once)',
+    looped: 'one lane per row, a loop over the row (statistics shifted by its first value)',
+    subgroup: 'rows across a subgroup: lanes along the features, statistics by subgroupAdd',
+  }),
+  choose: chooseLayerNorm,
+  key: layerNormKey,
+  unsupported: (v, p) => layerNormUnsupported(p, v as LayerNormVariant),
+  // Widths whose row loops LLVM does not fully unroll (16–24 vec4 steps compile for tens of seconds on lavapipe).
+  problems: () => [ln('modulate', 3, 5, 4), ln('modulate', 2, 6, 128), ln('modulate', 2, 4, 64, 3), ln('modulate', 1, 6, 1152), ln('affine', 1, 7, 12), ln('affine', 1, 15, 32), ln('none', 1, 9, 32)],
+  describe: (p) => `${p.mode === 'modulate' ? 'adaLN modulate' : p.mode === 'affine' ? 'LayerNorm (affine)' : 'LayerNorm'} [${p.mode === 'modulate' ? `${p.B},` : ''}${p.T},${p.D}]${p.chunks ? ` (shift, scale = chunks 2, 0 of ${p.chunks})` : ''}`,
+  inputs: (p, seed) => {
+    // Rows offset from zero: the statistics must not cancel.
+    const x: HostInput = { shape: p.mode === 'modulate' ? [p.B, p.T, p.D] : [p.T, p.D], data: randomNormal(p.B * p.T * p.D, seed, 2).map((v) => v + 3), grad: true };
+    if (p.mode === 'none') return [x];
+    if (p.chunks) return [x, normal([p.B, p.chunks * p.D], seed + 1)];
+    return [x, normal(p.mode === 'modulate' ? [p.B, p.D] : [p.D], seed + 1), normal(p.mode === 'modulate' ? [p.B, p.D] : [p.D], seed + 2)];
+  },
+  reference: (p, [x, a, b]) => {
+    const n = layerNorm64(x, p.D, p.mode === 'modulate' ? 1e-6 : 1e-5);
+    if (p.mode === 'none') return [n];
+    if (p.chunks) {
+      const sh = chunkIndex(p, p.chunks, 2), sc = chunkIndex(p, p.chunks, 0);
+      return [n.map((v, i) => v * (1 + a[sc(i)]) + a[sh(i)])];
+    }
+    const sb = (i: number) => (p.mode === 'modulate' ? Math.floor(i / (p.T * p.D)) * p.D : 0) + (i % p.D);
+    // modulate: inputs (x, shift, scale); affine: (x, weight, bias)
+    return [n.map((v, i) => (p.mode === 'modulate' ? v * (1 + b[sb(i)]) + a[sb(i)] : v * a[sb(i)] + b[sb(i)]))];
+  },
+  run: (p, [x, a, b], variant) => {
+    const opts = { variant: variant as LayerNormVariant };
+    if (p.chunks) {
+      const c = ModulationChunk.of(a, p.chunks);
+      return [adaLNModulate(x, c[2], c[0], 1e-6, opts)];
+    }
+    if (p.mode === 'modulate') return [adaLNModulate(x, a, b, 1e-6, opts)];
+    return [layerNorm(x, a ?? null, b ?? null, 1e-5, opts)];
+  },
+  tolerance: () => 3e-6,
+};
+
+/** `chunked`: DiT's half block x + gate·modulate(LN(f), shift, scale), all three chunks 1, 2, 0 of one [B, 3D] tensor (one shared gradient). */
+interface GatedProblem { B: number; T: number; D: number; chunked?: boolean }
+
+export const gatedFamily: Family<GatedProblem> = {
+  name: 'gated-residual',
+  file: 'kernels/layernorm.ts',
+  variants: {
+    vec4: 'x + gate[b]·f, vec4 lanes; backward: gate·dy and per-batch column sums',
+    chunked: 'gate, shift and scale read in place from one adaLN output, their gradients written into one tensor',
+  },
+  unsupported: () => null,
+  problems: (v) => (v === 'chunked' ? [{ B: 2, T: 3, D: 8, chunked: true }, { B: 3, T: 5, D: 36, chunked: true }] : [{ B: 2, T: 3, D: 8 }, { B: 3, T: 5, D: 36 }]),
+  describe: (p) => `[${p.B},${p.T},${p.D}]${p.chunked ? ' x + gate·modulate(LN(f)), chunks of one [B, 3D]' : ''}`,
+  inputs: (p, seed) => [normal([p.B, p.T, p.D], seed), normal([p.B, (p.chunked ? 3 : 1) * p.D], seed + 1), normal([p.B, p.T, p.D], seed + 2)],
+  reference: (p, [x, g, f]) => {
+    if (!p.chunked) return [Float64Array.from({ length: x.length }, (_, i) => x[i] + g[Math.floor(i / (p.T * p.D)) * p.D + (i % p.D)] * f[i])];
+    const n = layerNorm64(f, p.D, 1e-6);
+    const [gate, shift, scale] = [1, 2, 0].map((k) => chunkIndex(p, 3, k));
+    return [Float64Array.from({ length: x.length }, (_, i) => x[i] + g[gate(i)] * (n[i] * (1 + g[scale(i)]) + g[shift(i)]))];
+  },
+  run: (p, [x, g, f]) => {
+    if (!p.chunked) return [gatedResidual(x, g, f)];
+    const c = ModulationChunk.of(g, 3);
+    return [gatedResidual(x, c[1], adaLNModulate(f, c[2], c[0]))];
+  },
+  tolerance: (p) => (p.chunked ? 3e-6 : 1e-6),
+};

@@ -2,7 +2,7 @@
 // (vec4 when the layout allows). Every elementwise op, its backward and in-place update is an instance; the
 // WGSL functions that several kernels share (GELU-tanh and its normal CDF) are defined here once.
 import { Tensor, check, fmtShape, numel, type Shape } from '../engine/tensor.js';
-import { Params, grid, gridArgs, launch, linearIndex, stridesOf } from './util.js';
+import { uniforms, grid, gridArgs, launch, linearIndex, stridesOf } from './util.js';
 
 // ------------------------------------------------------------------------------------------ broadcasting
 export function broadcastShapes(op: string, ...shapes: Shape[]): number[] {
@@ -41,6 +41,12 @@ const MAX_INPUTS = 5;
 const kernelCache = new Map<string, string>();
 const MAX_RANK = 8;
 
+/**
+ * n lanes; the expression's scalars p and q; per input k < 4 the period of its suffix broadcast (mods[k]); the
+ * output shape and, per input, the strides of its general broadcast (MAX_RANK words each).
+ */
+const MapUniforms = uniforms({ n: 'u32', p: 'f32', q: 'f32', mods: 'vec4u', shape: `array<vec4u, ${MAX_RANK / 4}>`, strides: `array<vec4u, ${(MAX_INPUTS * MAX_RANK) / 4}>` });
+
 function mapKernel(expr: string, names: string[], modes: Mode[], vec: boolean, rank: number, inplace: boolean, helpers: string): string {
   const T = vec ? 'vec4f' : 'f32';
   const decls = names.map((nm, k) => {
@@ -65,8 +71,7 @@ function mapKernel(expr: string, names: string[], modes: Mode[], vec: boolean, r
   });
   return /* wgsl */`
 alias T = ${T};
-struct P { n: u32, p: f32, q: f32, rank: u32, mods: vec4u, shape: array<vec4u, 2>, strides: array<vec4u, ${2 * MAX_INPUTS}> }
-@group(0) @binding(0) var<uniform> u: P;
+${MapUniforms.wgsl}
 ${decls.join('\n')}
 ${helpers}
 @group(0) @binding(${names.length + 1}) var<storage, read_write> out: array<${T}>;
@@ -111,16 +116,12 @@ export function map(expr: string, inputs: Record<string, Tensor>, opts: MapOptio
   const out = opts.out ?? Tensor.empty(shape, 'f32', label);
   if (n === 0) return out;
   const count = vec ? n / 4 : n;
-  const params = new Params().u(count).f(opts.p ?? 0, opts.q ?? 0).u(shape.length);
-  const mods = [0, 0, 0, 0];
-  modes.forEach((m, k) => { if (m.kind === 'suffix') { check(k < 4, label, 'at most 4 suffix-broadcast inputs'); mods[k] = vec ? m.mod / 4 : m.mod; } });
-  params.u(...mods);
-  const padded = (v: number[]) => [...v, ...new Array(MAX_RANK - v.length).fill(1)];
-  params.u(...padded(shape));
-  for (let k = 0; k < MAX_INPUTS; k++) {
-    const m = modes[k];
-    params.u(...(m?.kind === 'general' ? [...m.strides, ...new Array(MAX_RANK - m.strides.length).fill(0)] : new Array(MAX_RANK).fill(0)));
-  }
+  const mods = [0, 0, 0, 0], strides = new Array<number>(MAX_INPUTS * MAX_RANK).fill(0);
+  modes.forEach((m, k) => {
+    if (m.kind === 'suffix') { check(k < 4, label, 'at most 4 suffix-broadcast inputs'); mods[k] = vec ? m.mod / 4 : m.mod; }
+    if (m.kind === 'general') m.strides.forEach((st, d) => { strides[k * MAX_RANK + d] = st; });
+  });
+  const params = MapUniforms.pack({ n: count, p: opts.p ?? 0, q: opts.q ?? 0, mods, shape: [...shape, ...new Array(MAX_RANK - shape.length).fill(1)], strides });
   // The same string object for the same kernel: building and hashing the source every call costs more
   // than the dispatch on fast GPUs.
   const key = `${expr}|${names.join(',')}|${modes.map((m) => m.kind).join(',')}|${vec}|${shape.length}|${!!opts.out}|${opts.helpers ?? ''}`;

@@ -11,11 +11,12 @@
 // A forced variant (`variant`) also runs the backward's products.
 import { gpu } from '../engine/device.js';
 import { Tensor, record, check, checkDtype, fmtShape, isGradEnabled, type DType } from '../engine/tensor.js';
-import { Params, launch } from './util.js';
+import { uniforms, launch } from './util.js';
 import { map, helpersFor } from './map.js';
 import { sum, sumTo } from './reduce.js';
 import { reshape } from './shape.js';
 import { tunedVariant } from './tuning.js';
+import { normal, f16Values, gelu64, silu64, type Arr, type Family, type HostInput } from './reference.js';
 
 export type Activation = 'gelu' | 'silu' | 'relu';
 
@@ -102,18 +103,16 @@ export interface KernelSpec {
 }
 
 // ------------------------------------------------------------------------------------------ WGSL pieces
-const UNIFORMS = /* wgsl */`
-struct P {
-  P: u32, Q: u32, K: u32, batch: u32,
-  ldx: u32, ldy: u32, ldd: u32, nsplit: u32,
-  sx: u32, sy: u32, sd: u32, kchunk: u32,
-  alpha: f32, _a: u32, _b: u32, _c: u32,
-}`;
+/** X is P×K (rows p), Y K×Q (columns q), D P×Q; ld* leading dimensions, s* batch strides, K split in nsplit chunks of kchunk. */
+const MatmulUniforms = uniforms({
+  P: 'u32', Q: 'u32', K: 'u32', batch: 'u32', ldx: 'u32', ldy: 'u32', ldd: 'u32', nsplit: 'u32',
+  sx: 'u32', sy: 'u32', sd: 'u32', kchunk: 'u32', alpha: 'f32',
+});
 
 function bindings(s: KernelSpec): string {
   const ty = (dt: DType) => (dt === 'f16' ? 'f16' : 'f32');
   const lines = [
-    '@group(0) @binding(0) var<uniform> u: P;',
+    MatmulUniforms.wgsl,
     `@group(0) @binding(1) var<storage, read> X: array<${ty(s.dtX)}>;`,
     `@group(0) @binding(2) var<storage, read> Y: array<${ty(s.dtY)}>;`,
   ];
@@ -232,7 +231,6 @@ export function rbKernel(s: KernelSpec, R: number, C: number, WG = 64, sg = 0): 
   lines.push(`
 ${enableF16(s)}
 ${sg ? 'enable subgroups;' : ''}
-${UNIFORMS}
 ${bindings(s)}
 ${epilogue(s)}
 @compute @workgroup_size(${WG})
@@ -272,7 +270,6 @@ export function tiledKernel(s: KernelSpec): string {
   const f32 = (e: string, dt: DType) => (dt === 'f16' ? `f32(${e})` : e);
   return /* wgsl */`
 ${enableF16(s)}
-${UNIFORMS}
 ${bindings({ ...s, vecX: false, vecY: false })}
 ${epilogue(s)}
 var<workgroup> Xs: array<array<f32, 64>, 16>;
@@ -327,7 +324,6 @@ export function tiled128Kernel(s: KernelSpec): string {
   const f32 = (e: string, dt: DType) => (dt === 'f16' ? `f32(${e})` : e);
   return /* wgsl */`
 ${enableF16(s)}
-${UNIFORMS}
 ${bindings({ ...s, vecX: false, vecY: false })}
 ${epilogue(s)}
 var<workgroup> Xs: array<array<vec4f, 32>, 8>;
@@ -442,7 +438,7 @@ function run(pr: MatmulProblem, ops: Operands, variant: string, act: Activation 
     savePre: !!ops.pre && nsplit === 1,
   };
   const target = nsplit > 1 ? Tensor.empty([nsplit, batch, M, N], 'f32', 'matmul.splitk') : ops.out;
-  const params = new Params().u(P, Q, K, batch, ldx, ldy, N, nsplit, sx, sy, M * N, kchunk).f(nsplit > 1 ? 1 : alpha).u(0, 0, 0);
+  const params = MatmulUniforms.pack({ P, Q, K, batch, ldx, ldy, ldd: N, nsplit, sx, sy, sd: M * N, kchunk, alpha: nsplit > 1 ? 1 : alpha });
   const tensors: Tensor[] = [x, y];
   if (spec.vecX) tensors.push(x);
   if (spec.vecY) tensors.push(y);
@@ -576,3 +572,67 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: { 
   check(x.shape[x.ndim - 1] === weight.shape[1], 'linear', `input ${fmtShape(x.shape)} does not end in ${weight.shape[1]} (weight ${fmtShape(weight.shape)})`);
   return matmul(x, weight, { transB: true, bias: bias ?? undefined, ...opts });
 }
+
+// ------------------------------------------------------------------------------------------ the family (kernels/registry.ts)
+/** Element (b, i, j) of op(A[b])·op(B[b]) at flat index (b·M + i)·N + j. */
+function matmulAt(a: Arr, b: Arr, s: MatmulProblem): (idx: number) => number {
+  const { M, N, K } = s;
+  return (idx) => {
+    const j = idx % N, i = Math.floor(idx / N) % M, bz = Math.floor(idx / (M * N));
+    const oa = bz * s.strideA, ob = bz * s.strideB;
+    let acc = 0;
+    for (let k = 0; k < K; k++) acc += a[oa + (s.transA ? k * M + i : i * K + k)] * b[ob + (s.transB ? j * K + k : k * N + j)];
+    return acc;
+  };
+}
+
+/** A matmul check: the kernel problem plus an optional fused epilogue act(alpha·AB + bias) + residual. */
+export type MatmulCase = MatmulProblem & { epilogue?: { act: Activation; alpha: number } };
+
+const mm = (M: number, N: number, K: number, o: Partial<MatmulCase> = {}): MatmulCase => ({ M, N, K, batch: 1, transA: false, transB: false, strideA: 0, strideB: 0, dtA: 'f32', dtB: 'f32', ...o });
+const transposes = (M: number, N: number, K: number) => [false, true].flatMap((transA) => [false, true].map((transB) => mm(M, N, K, { transA, transB })));
+const ACTIVATION64: Record<Activation, (x: number) => number> = { gelu: gelu64, silu: silu64, relu: (x) => Math.max(x, 0) };
+
+export const matmulFamily: Family<MatmulCase> = {
+  name: 'matmul',
+  file: 'kernels/matmul.ts',
+  variants: Object.fromEntries(MATMUL_VARIANTS.map((v) => [v, v.startsWith('rb')
+    ? `register-blocked: ${v.match(/rb(\d+)x(\d+)/)!.slice(1).join(' rows per lane × ')} shared columns${v.includes('g') ? ', shared operand loaded once per subgroup and broadcast' : ''}${/s$/.test(v) ? ', on the transposed problem (lanes along N)' : ''}`
+    : v.startsWith('splitk') ? `64×64 tiles over ${v.slice(6)} slices of K, then a reduction` : v === 'tiled' ? '64×64 tiles through workgroup memory' : '128×128 tiles, 8×8 outputs per thread'])),
+  choose: chooseMatmulVariant,
+  key: problemKey,
+  candidates: matmulCandidates,
+  unsupported: (v, p) => matmulUnsupported(p, v),
+  problems: () => [
+    ...transposes(17, 33, 129), // nothing aligned
+    ...transposes(33, 36, 68), // the shared operand in whole vec4 rows
+    mm(5, 8, 12, { batch: 3, strideA: 60, strideB: 96 }),
+    mm(5, 8, 12, { batch: 3, strideA: 60 }), // B shared by the batch
+    mm(6, 8, 12, { batch: 3, strideB: 96, transA: true }), // A shared
+    mm(19, 36, 24, { transB: true, epilogue: { act: 'gelu', alpha: 0.5 } }),
+    mm(20, 12, 23, { transA: true, epilogue: { act: 'silu', alpha: 1.5 } }),
+    mm(9, 12, 300, { epilogue: { act: 'relu', alpha: 1 } }), // long K
+    mm(1, 1, 1),
+    mm(33, 20, 44, { dtA: 'f16', dtB: 'f16' }),
+  ],
+  describe: (p) => `${p.batch > 1 ? `${p.batch}×` : ''}${p.M}×${p.K}${p.transA ? 'ᵀ' : ''}${p.strideA || p.batch === 1 ? '' : ' (shared)'} · ${p.K}×${p.N}${p.transB ? 'ᵀ' : ''}${p.strideB || p.batch === 1 ? '' : ' (shared)'}${p.epilogue ? ` → ${p.epilogue.act}(${p.epilogue.alpha}·AB + bias) + residual` : ''}${p.dtA === 'f16' ? ' f16' : ''}`,
+  inputs: (p, seed) => {
+    const shape = (batched: boolean, r: number, c: number) => (batched ? [p.batch, r, c] : [r, c]);
+    const aShape = shape(!!p.strideA, p.transA ? p.K : p.M, p.transA ? p.M : p.K);
+    const bShape = shape(!!p.strideB, p.transB ? p.N : p.K, p.transB ? p.K : p.N);
+    const f16 = (x: HostInput, dt: DType): HostInput => (dt === 'f16' ? { ...x, data: f16Values(x.data as Float32Array), dtype: 'f16', grad: false } : x);
+    const ins = [f16(normal(aShape, seed), p.dtA), f16(normal(bShape, seed + 1), p.dtB)];
+    if (p.epilogue) ins.push(normal([p.N], seed + 2), normal(p.batch > 1 ? [p.batch, p.M, p.N] : [p.M, p.N], seed + 3));
+    // The backward through GELU covers the saved pre-activation; SiLU's and ReLU's derivatives are the
+    // elementwise family's (checked there), so those epilogues are checked forward only (compile time).
+    return p.epilogue && p.epilogue.act !== 'gelu' ? ins.map((x) => ({ ...x, grad: false })) : ins;
+  },
+  reference: (p, [a, b, bias, res]) => {
+    const at = matmulAt(a, b, p);
+    if (!p.epilogue) return [at];
+    const { act, alpha } = p.epilogue;
+    return [(i: number) => ACTIVATION64[act](alpha * at(i) + bias[i % p.N]) + res[i]];
+  },
+  run: (p, [a, b, bias, residual], variant?) => [matmul(a, b, { transA: p.transA, transB: p.transB, variant, ...(p.epilogue ? { activation: p.epilogue.act, alpha: p.epilogue.alpha, bias, residual } : {}) })],
+  tolerance: (p) => (p.K > 256 ? 1e-5 : 3e-6),
+};

@@ -1,15 +1,17 @@
 // The adapter's arithmetic ceiling: a kernel of register-only vec4 FMAs (no loads in the loop), timed, gives
 // the FLOP rate no kernel can beat; the benchmarks report achieved GFLOP/s against it.
 import { Tensor, keep } from '../engine/tensor.js';
-import { Params, launch } from './util.js';
+import { uniforms, launch } from './util.js';
 import { timeGpu } from './timing.js';
+import type { Family } from './reference.js';
 
 const ACC = 4, UNROLL = 8, WG = 64;
 
+const ProbeUniforms = uniforms({ iters: 'u32', m: 'f32', c: 'f32' });
+
 /** Lane i iterates a ← fma(a, m, c) on ACC vec4 accumulators and writes the sum of their components. */
 const FMA_PROBE = /* wgsl */`
-struct P { iters: u32, m: f32, c: f32, _p: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${ProbeUniforms.wgsl}
 @group(0) @binding(1) var<storage, read_write> outp: array<f32>;
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
@@ -25,7 +27,7 @@ export interface FmaProbe { workgroups: number; iters: number; m: number; c: num
 
 /** Runs the probe into `out` (one value per lane: workgroups·64). */
 export function fmaProbe(out: Tensor, p: FmaProbe): void {
-  launch('fmaProbe', FMA_PROBE, [out], [p.workgroups], new Params().u(p.iters).f(p.m, p.c).u(0));
+  launch('fmaProbe', FMA_PROBE, [out], [p.workgroups], ProbeUniforms.pack(p));
 }
 
 /** FLOPs of one probe dispatch (an FMA counts 2). */
@@ -52,3 +54,18 @@ export async function fmaCeilingGflops(): Promise<number> {
   out.dispose();
   return fmaProbeFlops(p) / ms / 1e6;
 }
+
+// ------------------------------------------------------------------------------------------ the family (kernels/registry.ts)
+export const probeFamily: Family<FmaProbe> = {
+  name: 'probe',
+  file: 'kernels/probe.ts',
+  variants: { fma: 'register-only vec4 FMAs: the arithmetic ceiling the benchmarks report' },
+  unsupported: () => null,
+  problems: () => [{ workgroups: 3, iters: 7, m: 0.999, c: 1e-4 }],
+  describe: (p) => `${p.workgroups} workgroups × ${p.iters} iterations`,
+  inputs: () => [],
+  reference: (p) => [(lane: number) => fmaProbeReference(p, lane)],
+  run: (p) => { const out = Tensor.empty([p.workgroups * WG]); fmaProbe(out, p); return [out]; },
+  // f32 rounding over the chain of FMAs.
+  tolerance: () => 1e-5,
+};

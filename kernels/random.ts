@@ -1,9 +1,11 @@
 // Counter-based random numbers (Philox4x32-10): element i of a draw with (seed, offset) is a pure function of
-// (seed, offset + i), so results are reproducible across runs, adapters and batch splits. A CPU twin gives
-// the same bits for tests and for host-side draws.
+// (seed, offset + i), so results are reproducible across runs, adapters and batch splits. Its CPU twin
+// (kernels/reference.ts) gives the same bits for tests and for host-side draws.
 import { gpu } from '../engine/device.js';
-import { Tensor, check, numel, type DType, type Shape } from '../engine/tensor.js';
-import { Params, grid, gridArgs, launch, linearIndex } from './util.js';
+import { Tensor, check, numel, fmtShape, type DType, type Shape } from '../engine/tensor.js';
+import { f16ToF32, f32ToF16 } from '../engine/half.js';
+import { uniforms, grid, gridArgs, launch, linearIndex } from './util.js';
+import { randomNormal, philoxUniform, philoxNormal, type Family } from './reference.js';
 
 const PHILOX_WGSL = /* wgsl */`
 fn mulhi(a: u32, b: u32) -> u32 {
@@ -23,9 +25,10 @@ fn philox(ctr: vec4u, key: vec2u) -> vec4u {
   return c;
 }`;
 
+/** n draws; the 64-bit seed and offset as two words each. */
+const DrawUniforms = uniforms({ n: 'u32', seedLo: 'u32', seedHi: 'u32', offset: 'u32', offsetHi: 'u32' });
 const randKernel = (normal: boolean) => /* wgsl */`
-struct P { n: u32, seedLo: u32, seedHi: u32, offset: u32, offsetHi: u32, _a: u32, _b: u32, _c: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${DrawUniforms.wgsl}
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 ${PHILOX_WGSL}
 @compute @workgroup_size(64)
@@ -47,7 +50,7 @@ function draw(normal: boolean, shape: Shape, seed: number, offset: number): Tens
   const n = numel(shape);
   const t = Tensor.empty(shape, 'f32', normal ? 'randn' : 'rand');
   if (n) {
-    const p = new Params().u(n, seed >>> 0, Math.floor(seed / 2 ** 32) >>> 0, offset >>> 0, Math.floor(offset / 2 ** 32) >>> 0, 0, 0, 0);
+    const p = DrawUniforms.pack({ n, seedLo: seed >>> 0, seedHi: Math.floor(seed / 2 ** 32) >>> 0, offset: offset >>> 0, offsetHi: Math.floor(offset / 2 ** 32) >>> 0 });
     launch(normal ? 'randn' : 'rand', randKernel(normal), [t], grid(n, 64), p);
   }
   return t;
@@ -67,6 +70,37 @@ export function randn(shape: Shape, seed: number, dtype: DType = 'f32', offset =
   return c;
 }
 
+/**
+ * Seeds derived from a run's seed, one per role: the project's one derivation, so that no two streams of a
+ * run coincide by accident. A seed's own stream initialises models (DiT, VAE, classifier) and draws the
+ * sampling loop's per-step noise. The roles below predate this rule and keep their fixed offsets, because
+ * shipped weights and committed numbers were made with them; every other role hashes its name into the seed
+ * (FNV-1a), as a DiT training run's streams `noise`, `timesteps`, `order` and `labelDrop` do (checkpoints
+ * store those seeds).
+ */
+const SEED_OFFSETS = {
+  /** A DiT's own label-dropout stream (a training run replaces it by its `labelDrop`). */
+  'dit.labelDrop': 1,
+  /** The N(0, 0.02²) init of a DiT's timestep MLP. */
+  'dit.timestepMlp': 1001,
+  /** `generate`'s starting latents z (the loop's per-step noise is the seed's own stream). */
+  'sample.latents': 0x5eed,
+  /** trainVae's data order and flips (its posterior noise is the seed's own stream). */
+  'vae.order': 1, 'vae.flip': 2,
+  /** trainClassifier's data order and flips (the judges were trained with these). */
+  'classifier.order': 11, 'classifier.flip': 12,
+} as const;
+
+export type SeedRole = keyof typeof SEED_OFFSETS | 'noise' | 'timesteps' | 'order' | 'labelDrop';
+
+/** The seed of `role` derived from `seed` (see SEED_OFFSETS). */
+export function deriveSeed(seed: number, role: SeedRole): number {
+  if (role in SEED_OFFSETS) return seed + SEED_OFFSETS[role as keyof typeof SEED_OFFSETS];
+  let h = (seed >>> 0) ^ 0x9e3779b9;
+  for (const ch of role) h = Math.imul(h ^ ch.charCodeAt(0), 0x01000193) >>> 0;
+  return h;
+}
+
 /** A seeded stream: successive draws continue the counter, so each draw differs and all are reproducible. */
 export class Generator {
   offset = 0;
@@ -77,57 +111,11 @@ export class Generator {
   randHost(n: number): Float64Array { const r = philoxUniform(n, this.seed, this.offset); this.offset += n; return r; }
 }
 
-// ------------------------------------------------------------------------------------------ CPU twin
-/** The high 32 bits of a 32×32-bit product, from 16-bit halves (exact in doubles, as the WGSL mulhi). */
-function mulhi(a: number, b: number): number {
-  const a0 = a & 0xffff, a1 = a >>> 16, b0 = b & 0xffff, b1 = b >>> 16;
-  const p01 = a0 * b1, p10 = a1 * b0;
-  const mid = ((a0 * b0) >>> 16) + (p01 & 0xffff) + (p10 & 0xffff);
-  return (a1 * b1 + (p01 >>> 16) + (p10 >>> 16) + (mid >>> 16)) >>> 0;
-}
-
-export function philoxHost(ctr: [number, number, number, number], key: [number, number]): [number, number, number, number] {
-  let [c0, c1, c2, c3] = ctr;
-  let [k0, k1] = key;
-  for (let r = 0; r < 10; r++) {
-    const hi0 = mulhi(0xd2511f53, c0), lo0 = Math.imul(0xd2511f53, c0) >>> 0;
-    const hi1 = mulhi(0xcd9e8d57, c2), lo1 = Math.imul(0xcd9e8d57, c2) >>> 0;
-    [c0, c1, c2, c3] = [(hi1 ^ c1 ^ k0) >>> 0, lo1, (hi0 ^ c3 ^ k1) >>> 0, lo0];
-    k0 = (k0 + 0x9e3779b9) >>> 0;
-    k1 = (k1 + 0xbb67ae85) >>> 0;
-  }
-  return [c0, c1, c2, c3];
-}
-
-/** The Philox words the draws of (seed, offset + i) start from. */
-function philoxAt(i: number, seed: number, offset: number): [number, number, number, number] {
-  const idx = offset + i;
-  return philoxHost([idx >>> 0, Math.floor(idx / 2 ** 32) >>> 0, 0, 0], [seed >>> 0, Math.floor(seed / 2 ** 32) >>> 0]);
-}
-
-/** The same uniform values as `rand` (as doubles of the f32 results). */
-export function philoxUniform(n: number, seed: number, offset = 0): Float64Array {
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) out[i] = (philoxAt(i, seed, offset)[0] >>> 8) * 2 ** -24;
-  return out;
-}
-
-/** What `randn` computes, in float64 (the GPU rounds each step to f32). */
-export function philoxNormal(n: number, seed: number, offset = 0): Float64Array {
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    const r = philoxAt(i, seed, offset);
-    const u1 = ((r[0] >>> 8) + 1) * 2 ** -24, u2 = (r[1] >>> 8) * 2 ** -24;
-    out[i] = Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
-  }
-  return out;
-}
-
 // ------------------------------------------------------------------------------------------ casts
+const CastUniforms = uniforms({ n: 'u32' });
 const castKernel = (from: DType, to: DType) => /* wgsl */`
 enable f16;
-struct P { n: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${CastUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> x: array<${from}>;
 @group(0) @binding(2) var<storage, read_write> y: array<${to}>;
 @compute @workgroup_size(64)
@@ -142,6 +130,37 @@ export function cast(x: Tensor, dtype: DType): Tensor {
   check(x.dtype !== 'i32' && dtype !== 'i32', 'cast', `only f32 ↔ f16 (got ${x.dtype} → ${dtype})`);
   check(gpu().hasF16, 'cast', 'f16 storage needs the shader-f16 feature, which this adapter lacks');
   const y = Tensor.empty(x.shape, dtype, 'cast');
-  launch('cast', castKernel(x.dtype, dtype), [x, y], grid(x.size, 64), new Params().u(x.size));
+  launch('cast', castKernel(x.dtype, dtype), [x, y], grid(x.size, 64), CastUniforms.pack({ n: x.size }));
   return y;
 }
+
+// ------------------------------------------------------------------------------------------ the family (kernels/registry.ts)
+interface RandomProblem { op: 'rand' | 'randn' | 'cast-f16'; shape: number[]; seed: number; offset: number }
+
+export const randomFamily: Family<RandomProblem> = {
+  name: 'random',
+  file: 'kernels/random.ts',
+  variants: { rand: 'Philox4x32-10 uniform [0, 1)', randn: 'Philox normal (Box–Muller)', 'cast-f16': 'f32 → f16 storage → f32' },
+  unsupported: (v) => (v === 'cast-f16' && !gpu().hasF16 ? 'f16 storage needs shader-f16, which this adapter lacks' : null),
+  problems: (v) => [{ op: v as RandomProblem['op'], shape: [1031], seed: 42, offset: 0 }, { op: v as RandomProblem['op'], shape: [3, 7], seed: 2 ** 33 + 5, offset: 2 ** 32 - 9 }],
+  describe: (p) => `${p.op} ${fmtShape(p.shape)}${p.op === 'cast-f16' ? '' : ` seed ${p.seed} offset ${p.offset}`}`,
+  // Values over f16's range, its subnormals included.
+  inputs: (p, seed) => (p.op === 'cast-f16' ? [{ shape: p.shape, data: randomNormal(numel(p.shape), seed).map((v, i) => v * 10 ** ((i % 9) - 6)) }] : []),
+  reference: (p, x) => {
+    if (p.op === 'cast-f16') return [Float64Array.from(f16ToF32(f32ToF16(Float32Array.from(x[0]))))];
+    const n = numel(p.shape);
+    return [p.op === 'rand' ? philoxUniform(n, p.seed, p.offset) : philoxNormal(n, p.seed, p.offset)];
+  },
+  run: (p, x) => {
+    if (p.op === 'rand') return [rand(p.shape, p.seed, p.offset)];
+    if (p.op === 'randn') return [randn(p.shape, p.seed, 'f32', p.offset)];
+    const h = cast(x[0], 'f16');
+    const y = cast(h, 'f32');
+    h.dispose();
+    return [y];
+  },
+  // randn (Box–Muller, r·cos θ with r = √(−2 log u1) ≤ 6): WGSL only promises cos/sin to an absolute 2⁻¹¹ on
+  // [−π, π] and log to 3 ULP, so an output may be off by r·2⁻¹¹ ≈ 3e-3, about 1e-3 of the largest |z| of a
+  // thousand draws. SwiftShader's approximations reach 1.6e-4 (lavapipe's stay under 2e-5).
+  tolerance: (p) => (p.op === 'randn' ? 1e-3 : 0),
+};

@@ -4,14 +4,16 @@
 // values per lane they run in one pass, a workgroup of lanes per group of outputs summing in shared memory;
 // longer ones are split into chunks first.
 import { Tensor, record, check, fmtShape, numel, type Shape } from '../engine/tensor.js';
-import { Params, grid, gridArgs, launch, linearIndex } from './util.js';
+import { uniforms, grid, gridArgs, launch, linearIndex, stridesOf } from './util.js';
 import { map } from './map.js';
+import { normal, type Arr, type Family } from './reference.js';
 
 type ReduceKind = 'sum' | 'max';
 
+/** x [outer, r, inner] → y [outer, nchunks, inner], each output a chunk of r; one lane per output (total). */
+const ReduceUniforms = uniforms({ outer: 'u32', r: 'u32', inner: 'u32', chunk: 'u32', nchunks: 'u32', total: 'u32' });
 const reduceKernel = (kind: ReduceKind) => /* wgsl */`
-struct P { outer: u32, r: u32, inner: u32, chunk: u32, nchunks: u32, total: u32, _a: u32, _b: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${ReduceUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @compute @workgroup_size(64)
@@ -36,9 +38,9 @@ fn main(${gridArgs}) {
  * One workgroup of 256 lanes per IW consecutive outputs: IW lanes along the (contiguous) inner axis times
  * 256/IW lanes along R, each folding every (256/IW)-th row, then a tree in shared memory.
  */
+const WorkgroupReduceUniforms = uniforms({ outer: 'u32', r: 'u32', inner: 'u32', blocks: 'u32' });
 const workgroupReduceKernel = (kind: ReduceKind, IW: number) => /* wgsl */`
-struct P { outer: u32, r: u32, inner: u32, blocks: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${WorkgroupReduceUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 var<workgroup> part: array<f32, 256>;
@@ -74,7 +76,7 @@ function reduceBlock(kind: ReduceKind, x: Tensor, a0: number, a1: number): Tenso
   if (outer * inner < 4096 && R > 512 && R <= 256 * (256 / innerLanes(inner))) {
     const IW = innerLanes(inner), blocks = Math.ceil(inner / IW);
     const out = Tensor.empty(outShape, 'f32', kind);
-    launch(kind, workgroupReduceKernel(kind, IW), [x, out], grid(outer * blocks, 1), new Params().u(outer, R, inner, blocks));
+    launch(kind, workgroupReduceKernel(kind, IW), [x, out], grid(outer * blocks, 1), WorkgroupReduceUniforms.pack({ outer, r: R, inner, blocks }));
     return out;
   }
   let src = x;
@@ -86,14 +88,14 @@ function reduceBlock(kind: ReduceKind, x: Tensor, a0: number, a1: number): Tenso
     const chunk = Math.ceil(r / nchunks);
     const part = Tensor.empty([outer, nchunks, inner], 'f32', `${kind}.partial`);
     const total = outer * nchunks * inner;
-    launch(kind, reduceKernel(kind), [src, part], grid(total, 64), new Params().u(outer, r, inner, chunk, nchunks, total, 0, 0));
+    launch(kind, reduceKernel(kind), [src, part], grid(total, 64), ReduceUniforms.pack({ outer, r, inner, chunk, nchunks, total }));
     temps.push(part);
     src = part;
     r = nchunks;
   }
   const out = Tensor.empty(outShape, 'f32', kind);
   const total = outer * inner;
-  launch(kind, reduceKernel(kind), [src, out], grid(total, 64), new Params().u(outer, r, inner, r, 1, total, 0, 0));
+  launch(kind, reduceKernel(kind), [src, out], grid(total, 64), ReduceUniforms.pack({ outer, r, inner, chunk: r, nchunks: 1, total }));
   for (const t of temps) t.dispose();
   return out;
 }
@@ -168,9 +170,9 @@ export function sumTo(g: Tensor, shape: Shape): Tensor {
 }
 
 // ------------------------------------------------------------------------------------------ row ops
+const RowUniforms = uniforms({ rows: 'u32', n: 'u32' });
 const softmaxKernel = (log: boolean) => /* wgsl */`
-struct P { rows: u32, n: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${RowUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @compute @workgroup_size(64)
@@ -187,8 +189,7 @@ fn main(${gridArgs}) {
 }`;
 
 const softmaxBackwardKernel = (log: boolean) => /* wgsl */`
-struct P { rows: u32, n: u32 }
-@group(0) @binding(0) var<uniform> u: P;
+${RowUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> y: array<f32>;
 @group(0) @binding(2) var<storage, read> g: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;
@@ -207,10 +208,10 @@ function rowOp(log: boolean, x: Tensor): Tensor {
   check(x.dtype === 'f32' && x.ndim >= 1, op, `expected an f32 tensor, got ${x.dtype} ${fmtShape(x.shape)}`);
   const n = x.shape[x.ndim - 1], rows = x.size / Math.max(1, n);
   const y = Tensor.empty(x.shape, 'f32', op);
-  launch(op, softmaxKernel(log), [x, y], grid(rows, 64), new Params().u(rows, n));
+  launch(op, softmaxKernel(log), [x, y], grid(rows, 64), RowUniforms.pack({ rows, n }));
   return record(op, y, [x], [y], (g, [ys]) => {
     const dx = Tensor.empty(x.shape, 'f32', `${op}.backward`);
-    launch(`${op}.backward`, softmaxBackwardKernel(log), [ys, g, dx], grid(rows, 64), new Params().u(rows, n));
+    launch(`${op}.backward`, softmaxBackwardKernel(log), [ys, g, dx], grid(rows, 64), RowUniforms.pack({ rows, n }));
     return [dx];
   });
 }
@@ -233,3 +234,79 @@ export function mse(a: Tensor, b: Tensor): Tensor {
     return [need[0] ? d : null, need[1] ? map('-d', { d }, { label: 'mse.backward' }) : null];
   });
 }
+
+// ------------------------------------------------------------------------------------------ the family (kernels/registry.ts)
+/** Reduction of x over `axes` with `f` from `init` (row-major, axes removed from the shape). */
+function reduce64(x: Arr, shape: readonly number[], axes: readonly number[], f: (acc: number, v: number) => number, init: number): Float64Array {
+  const kept = shape.map((_, d) => !axes.includes(d));
+  const outShape = shape.filter((_, d) => kept[d]);
+  const out = new Float64Array(outShape.reduce((a, b) => a * b, 1)).fill(init);
+  const st = stridesOf(shape);
+  for (let i = 0; i < x.length; i++) {
+    let o = 0;
+    for (let d = 0; d < shape.length; d++) if (kept[d]) o = o * shape[d] + (Math.floor(i / st[d]) % shape[d]);
+    out[o] = f(out[o], x[i]);
+  }
+  return out;
+}
+
+/** Softmax (or log-softmax) of each row of width n. */
+function softmaxRows64(x: Arr, n: number, log = false): Float64Array {
+  const out = new Float64Array(x.length);
+  for (let r = 0; r < x.length / n; r++) {
+    let m = -Infinity;
+    for (let i = 0; i < n; i++) m = Math.max(m, x[r * n + i]);
+    let s = 0;
+    for (let i = 0; i < n; i++) s += Math.exp(x[r * n + i] - m);
+    for (let i = 0; i < n; i++) out[r * n + i] = log ? x[r * n + i] - m - Math.log(s) : Math.exp(x[r * n + i] - m) / s;
+  }
+  return out;
+}
+
+interface ReduceProblem { op: 'sum' | 'mean' | 'max' | 'mse'; shape: number[]; axes: number[] }
+
+export const reduceFamily: Family<ReduceProblem> = {
+  name: 'reduce',
+  file: 'kernels/reduce.ts',
+  variants: {
+    'one-pass': 'one lane per output, a loop over the reduced block',
+    workgroup: 'long reductions with few outputs (outer·inner < 4096, R > 512), up to 256 values per lane: a workgroup per group of outputs, a tree in shared memory',
+    split: 'longer ones: chunk partials first',
+  },
+  unsupported: () => null,
+  problems: (v) => {
+    const ops = (shape: number[], axes: number[]): ReduceProblem[] => (['sum', 'mean', 'max'] as const).map((op) => ({ op, shape, axes }));
+    if (v === 'split') return [...ops([100000], [0]), ...ops([2, 70000], [1]), ...ops([2, 5000, 20], [1]), { op: 'mse', shape: [70, 1001], axes: [0, 1] }];
+    if (v === 'workgroup') return [...ops([3, 5000], [1]), ...ops([2, 1000, 3], [1]), ...ops([2048, 40], [0]), ...ops([777, 10], [0]), { op: 'mse', shape: [60, 1001], axes: [0, 1] }];
+    return [...ops([7], [0]), ...ops([3, 17], [1]), ...ops([3, 17], [0]), ...ops([4, 5, 6], [0, 2]), ...ops([2, 3, 4, 5], [1, 2]), { op: 'mse', shape: [5, 10], axes: [0, 1] }];
+  },
+  describe: (p) => `${p.op} over ${JSON.stringify(p.axes)} of ${fmtShape(p.shape)}`,
+  inputs: (p, seed) => (p.op === 'mse' ? [normal(p.shape, seed), normal(p.shape, seed + 1)] : [normal(p.shape, seed)]),
+  reference: (p, [x, y]) => {
+    if (p.op === 'mse') {
+      let s = 0;
+      for (let i = 0; i < x.length; i++) s += (x[i] - y[i]) ** 2;
+      return [Float64Array.of(s / x.length)];
+    }
+    const R0 = p.axes.reduce((a, k) => a * p.shape[k], 1);
+    const r = p.op === 'max' ? reduce64(x, p.shape, p.axes, Math.max, -Infinity) : reduce64(x, p.shape, p.axes, (a, v) => a + v, 0);
+    return [p.op === 'mean' ? r.map((v) => v / R0) : r];
+  },
+  run: (p, [x, y]) => [p.op === 'mse' ? mse(x, y) : { sum, mean, max }[p.op](x, p.axes)],
+  tolerance: (p) => (numel(p.shape) > 10000 ? 1e-5 : 2e-6),
+};
+
+interface SoftmaxProblem { rows: number; n: number; log: boolean }
+
+export const softmaxFamily: Family<SoftmaxProblem> = {
+  name: 'softmax',
+  file: 'kernels/reduce.ts',
+  variants: { softmax: 'softmax over the last axis, one lane per row', logSoftmax: 'log-softmax over the last axis' },
+  unsupported: () => null,
+  problems: (v) => [[5, 33], [3, 4], [2, 1], [7, 257]].map(([rows, n]) => ({ rows, n, log: v === 'logSoftmax' })),
+  describe: (p) => `[${p.rows},${p.n}]`,
+  inputs: (p, seed) => [normal([p.rows, p.n], seed, 3)],
+  reference: (p, [x]) => [softmaxRows64(x, p.n, p.log)],
+  run: (p, [x]) => [p.log ? logSoftmax(x) : softmax(x)],
+  tolerance: () => 2e-6,
+};

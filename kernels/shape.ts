@@ -1,13 +1,15 @@
 // Shape ops. Reshape is a view; everything that moves data (permute, slice, concat, pad, patchify) is one
 // strided-copy kernel: iterate over a shape, read at source strides, write at destination strides.
 import { Tensor, AssembledGradient, record, check, fmtShape, numel, type Shape } from '../engine/tensor.js';
-import { Params, grid, gridArgs, launch, linearIndex, stridesOf } from './util.js';
+import { uniforms, grid, gridArgs, launch, linearIndex, stridesOf } from './util.js';
+import { normal, type Arr, type Family } from './reference.js';
 
 const MAX_RANK = 8;
 
+/** n elements of `shape` (up to MAX_RANK axes), read at source strides ss from srcBase, written at ds from dstBase. */
+const CopyUniforms = uniforms({ n: 'u32', srcBase: 'u32', dstBase: 'u32', shape: 'array<vec4u, 2>', ss: 'array<vec4u, 2>', ds: 'array<vec4u, 2>' });
 const copyKernel = (rank: number, dtype: string) => /* wgsl */`
-struct P { n: u32, srcBase: u32, dstBase: u32, _p: u32, shape: array<vec4u, 2>, ss: array<vec4u, 2>, ds: array<vec4u, 2> }
-@group(0) @binding(0) var<uniform> u: P;
+${CopyUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> src: array<${dtype}>;
 @group(0) @binding(2) var<storage, read_write> dst: array<${dtype}>;
 @compute @workgroup_size(64)
@@ -29,9 +31,8 @@ export function stridedCopy(src: Tensor, dst: Tensor, shape: Shape, ss: number[]
   check(shape.length <= MAX_RANK, 'copy', `rank ${shape.length} over ${MAX_RANK}`);
   const n = numel(shape);
   if (n === 0) return;
-  // Merge nothing, just pad to MAX_RANK with unit dims (zero strides).
-  const pad = (v: number[], fill: number) => [...v, ...new Array(MAX_RANK - v.length).fill(fill)];
-  const params = new Params().u(n, srcBase, dstBase, 0).u(...pad([...shape], 1)).u(...pad(ss, 0)).u(...pad(ds, 0));
+  // Merge nothing, just pad to MAX_RANK with unit dims (the strides with zeros).
+  const params = CopyUniforms.pack({ n, srcBase, dstBase, shape: [...shape, ...new Array(MAX_RANK - shape.length).fill(1)], ss, ds });
   const dt = src.dtype === 'i32' ? 'i32' : 'f32';
   launch('copy', copyKernel(Math.max(1, shape.length), dt), [src, dst], grid(n, 64), params);
 }
@@ -77,9 +78,10 @@ export function slice(x: Tensor, axis: number, start: number, end: number): Tens
   return record('slice', y, [x], [], (g) => [padAxis(g, ax, start, x.shape[ax] - end)]);
 }
 
+/** n output elements of `shape`; axis `axis` holds `before` zeros, then the len source elements (source strides ss). */
+const PadUniforms = uniforms({ n: 'u32', axis: 'u32', before: 'u32', len: 'u32', shape: 'array<vec4u, 2>', ss: 'array<vec4u, 2>' });
 const padKernel = (rank: number) => /* wgsl */`
-struct P { n: u32, axis: u32, before: u32, len: u32, shape: array<vec4u, 2>, ss: array<vec4u, 2> }
-@group(0) @binding(0) var<uniform> u: P;
+${PadUniforms.wgsl}
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
 @compute @workgroup_size(64)
@@ -104,8 +106,7 @@ export function padAxis(x: Tensor, axis: number, before: number, after: number):
   const y = Tensor.empty(shape, 'f32', 'pad');
   const n = numel(shape);
   if (n) {
-    const fill = (v: number[], f: number) => [...v, ...new Array(MAX_RANK - v.length).fill(f)];
-    const params = new Params().u(n, ax, before, x.shape[ax]).u(...fill([...shape], 1)).u(...fill(stridesOf(x.shape), 0));
+    const params = PadUniforms.pack({ n, axis: ax, before, len: x.shape[ax], shape: [...shape, ...new Array(MAX_RANK - shape.length).fill(1)], ss: stridesOf(x.shape) });
     launch('pad', padKernel(Math.max(1, shape.length)), [x, y], grid(n, 64), params);
   }
   return record('pad', y, [x], [], (g) => [slice(g, ax, before, before + x.shape[ax])]);
@@ -197,3 +198,125 @@ export function unpatchify(x: Tensor, p: number, C: number): Tensor {
   t.dispose();
   return y;
 }
+
+// ------------------------------------------------------------------------------------------ the family (kernels/registry.ts)
+/** x permuted: out[c] = x[c permuted back], as numpy.transpose(x, perm). */
+function permute64(x: Arr, shape: readonly number[], perm: readonly number[]): Float64Array {
+  const outShape = perm.map((p) => shape[p]);
+  const st = stridesOf(shape), ost = stridesOf(outShape);
+  const out = new Float64Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    let src = 0;
+    for (let d = 0; d < perm.length; d++) src += (Math.floor(i / ost[d]) % outShape[d]) * st[perm[d]];
+    out[i] = x[src];
+  }
+  return out;
+}
+
+/** DiT-style patchify [B, C, H, W] → [B, (H/p)(W/p), C·p·p], each patch ordered (channel, i, j). */
+function patchify64(x: Arr, B: number, C: number, H: number, W: number, p: number): Float64Array {
+  const gh = H / p, gw = W / p;
+  const out = new Float64Array(x.length);
+  let o = 0;
+  for (let b = 0; b < B; b++) for (let r = 0; r < gh; r++) for (let c = 0; c < gw; c++) for (let ch = 0; ch < C; ch++) for (let i = 0; i < p; i++) for (let j = 0; j < p; j++) out[o++] = x[((b * C + ch) * H + r * p + i) * W + c * p + j];
+  return out;
+}
+
+/** DiT's unpatchify [B, g², p²·C] (patch vector ordered (i, j, channel)) → [B, C, g·p, g·p]. */
+function unpatchify64(x: Arr, B: number, g: number, p: number, C: number): Float64Array {
+  const H = g * p;
+  const out = new Float64Array(x.length);
+  for (let b = 0; b < B; b++) for (let r = 0; r < g; r++) for (let c = 0; c < g; c++) for (let i = 0; i < p; i++) for (let j = 0; j < p; j++) for (let ch = 0; ch < C; ch++) {
+    out[((b * C + ch) * H + r * p + i) * H + c * p + j] = x[((b * g * g + r * g + c) * p * p + i * p + j) * C + ch];
+  }
+  return out;
+}
+
+type ShapeProblem =
+  | { op: 'permute'; shape: number[]; perm: number[]; dtype: 'f32' | 'i32' }
+  | { op: 'slice'; shape: number[]; axis: number; start: number; end: number }
+  | { op: 'concat'; shapes: number[][]; axis: number }
+  | { op: 'split'; shape: number[]; axis: number; sizes: number[] }
+  | { op: 'pad'; shape: number[]; pad: [number, number, number, number] }
+  | { op: 'patchify'; shape: number[]; p: number }
+  | { op: 'unpatchify'; B: number; g: number; p: number; C: number };
+
+export const shapeFamily: Family<ShapeProblem> = {
+  name: 'shape',
+  file: 'kernels/shape.ts',
+  variants: {
+    permute: 'permute (numpy.transpose) through the strided copy; f32 and i32',
+    slice: 'a range of one axis',
+    concat: 'concatenation along an axis',
+    split: 'pieces along an axis; their gradients written into one tensor',
+    pad: 'zero padding of the last two axes (F.pad)',
+    patchify: '[B, C, H, W] → [B, T, C·p·p] as DiT',
+    unpatchify: "[B, T, p·p·C] → [B, C, H, W] as DiT's final layer",
+  },
+  unsupported: () => null,
+  problems: (v) => {
+    switch (v) {
+      case 'permute': return [{ op: 'permute', shape: [2, 3, 4, 5], perm: [2, 0, 3, 1], dtype: 'f32' }, { op: 'permute', shape: [3, 7], perm: [1, 0], dtype: 'i32' }];
+      case 'slice': return [{ op: 'slice', shape: [3, 4, 5], axis: 1, start: 1, end: 3 }, { op: 'slice', shape: [9, 2], axis: 0, start: 4, end: 9 }];
+      case 'concat': return [{ op: 'concat', shapes: [[2, 3, 5], [2, 1, 5], [2, 4, 5]], axis: 1 }];
+      case 'split': return [{ op: 'split', shape: [2, 7, 3], axis: 1, sizes: [2, 4, 1] }, { op: 'split', shape: [6, 5], axis: 0, sizes: [3, 3] }];
+      case 'pad': return [{ op: 'pad', shape: [2, 3, 4, 5], pad: [0, 1, 2, 1] }];
+      case 'patchify': return [{ op: 'patchify', shape: [2, 3, 4, 6], p: 2 }];
+      default: return [{ op: 'unpatchify', B: 2, g: 3, p: 2, C: 3 }];
+    }
+  },
+  describe: (p) => `${p.op} ${JSON.stringify({ ...p, op: undefined })}`,
+  inputs: (p, seed) => {
+    switch (p.op) {
+      case 'permute': return p.dtype === 'i32' ? [{ shape: p.shape, data: Int32Array.from({ length: numel(p.shape) }, (_, i) => i * 7 - 40) }] : [normal(p.shape, seed)];
+      case 'concat': return p.shapes.map((s, k) => normal(s, seed + k));
+      case 'unpatchify': return [normal([p.B, p.g * p.g, p.p * p.p * p.C], seed)];
+      default: return [normal(p.shape, seed)];
+    }
+  },
+  reference: (p, x) => {
+    switch (p.op) {
+      case 'permute': return [permute64(x[0], p.shape, p.perm)];
+      case 'slice': {
+        const inner = numel(p.shape.slice(p.axis + 1)), outer = numel(p.shape.slice(0, p.axis)), len = p.end - p.start;
+        return [Float64Array.from({ length: outer * len * inner }, (_, i) => x[0][(Math.floor(i / (len * inner)) * p.shape[p.axis] + p.start + (Math.floor(i / inner) % len)) * inner + (i % inner)])];
+      }
+      case 'concat': {
+        const out: number[] = [];
+        const outer = numel(p.shapes[0].slice(0, p.axis));
+        for (let o = 0; o < outer; o++) p.shapes.forEach((s, k) => { const n = numel(s.slice(p.axis)); for (let i = 0; i < n; i++) out.push(x[k][o * n + i]); });
+        return [Float64Array.from(out)];
+      }
+      case 'split': {
+        const inner = numel(p.shape.slice(p.axis + 1)), outer = numel(p.shape.slice(0, p.axis)), D = p.shape[p.axis];
+        let start = 0;
+        return p.sizes.map((len) => {
+          const s0 = start;
+          start += len;
+          return Float64Array.from({ length: outer * len * inner }, (_, i) => x[0][(Math.floor(i / (len * inner)) * D + s0 + (Math.floor(i / inner) % len)) * inner + (i % inner)]);
+        });
+      }
+      case 'pad': {
+        const [l, r, t, b] = p.pad, [B, C, H, W] = p.shape, Ho = H + t + b, Wo = W + l + r;
+        return [Float64Array.from({ length: B * C * Ho * Wo }, (_, i) => {
+          const xx = (i % Wo) - l, y = (Math.floor(i / Wo) % Ho) - t, bc = Math.floor(i / (Wo * Ho));
+          return xx < 0 || xx >= W || y < 0 || y >= H ? 0 : x[0][(bc * H + y) * W + xx];
+        })];
+      }
+      case 'patchify': return [patchify64(x[0], p.shape[0], p.shape[1], p.shape[2], p.shape[3], p.p)];
+      case 'unpatchify': return [unpatchify64(x[0], p.B, p.g, p.p, p.C)];
+    }
+  },
+  run: (p, x) => {
+    switch (p.op) {
+      case 'permute': return [permute(x[0], p.perm)];
+      case 'slice': return [slice(x[0], p.axis, p.start, p.end)];
+      case 'concat': return [concat(x, p.axis)];
+      case 'split': return split(x[0], p.sizes, p.axis);
+      case 'pad': return [pad2d(x[0], p.pad)];
+      case 'patchify': return [patchify(x[0], p.p)];
+      case 'unpatchify': return [unpatchify(x[0], p.p, p.C)];
+    }
+  },
+  tolerance: () => 0,
+};

@@ -87,10 +87,10 @@ export function scaleGrads(params: Tensor[], s: number): void {
 /** A learning-rate schedule: linear warm-up over `warmup` steps, then constant or cosine decay to `minRatio`·lr. */
 export interface LrSchedule { lr: number; warmup?: number; decay?: 'constant' | 'cosine'; totalSteps?: number; minRatio?: number }
 
-/** The learning rate at 1-based `step`. */
+/** The learning rate at 1-based `step` (without a warm-up, step 0 is the undecayed rate). */
 export function learningRate(s: LrSchedule, step: number): number {
   const warm = s.warmup ?? 0;
-  if (step <= warm) return (s.lr * step) / warm;
+  if (warm > 0 && step <= warm) return (s.lr * step) / warm;
   if (s.decay !== 'cosine') return s.lr;
   const total = s.totalSteps ?? step;
   const f = Math.min(1, (step - warm) / Math.max(1, total - warm));

@@ -10,7 +10,9 @@ import { Safetensors, serializeSafetensors, readSafetensors, writeSafetensors, o
 import { linear } from '../kernels/matmul.js';
 import { add, mul, gelu } from '../kernels/elementwise.js';
 import { mse, sum } from '../kernels/reduce.js';
-import { rand, randn, Generator, philoxUniform } from '../kernels/random.js';
+import { rand, randn, Generator } from '../kernels/random.js';
+import { philoxUniform } from '../kernels/reference.js';
+import { uniforms, launch } from '../kernels/util.js';
 import { device, randArray, expectClose, read, t, REFERENCE_DIR } from './helpers.js';
 
 const REF = REFERENCE_DIR;
@@ -53,6 +55,27 @@ describe('device and tensors', () => {
     expect(Array.from(await read(Tensor.from(f, [37])))).to.deep.equal(Array.from(f));
     const i = Int32Array.from([-3, 0, 7, 2 ** 30]);
     expect(Array.from(await Tensor.from(i, [4]).data())).to.deep.equal(Array.from(i));
+  });
+
+  it('a uniform block: the WGSL layout and the packer agree (scalars, vec4u, arrays, nested blocks)', async () => {
+    const Inner = uniforms({ a: 'u32', b: 'f32' }, 'Inner');
+    const U = uniforms({ n: 'u32', x: 'f32', v: 'vec4u', s: 'i32', arr: 'array<vec4u, 2>', in1: Inner, y: 'f32', in2: Inner });
+    expect(U.wgsl).to.equal('struct Inner { a: u32, b: f32 }\nstruct P { n: u32, x: f32, v: vec4u, s: i32, arr: array<vec4u, 2>, @align(16) @size(16) in1: Inner, y: f32, @align(16) @size(16) in2: Inner }\n@group(0) @binding(0) var<uniform> u: P;');
+    const values = { n: 7, x: 0.1, v: [1, 2, 3, 4], s: -5, arr: [5, 6, 7, 8, 9], in1: { a: 11, b: 1.5 }, y: -2.25, in2: { a: 12, b: 3.5 } };
+    // A kernel that copies every field it reads, as f32, into out: the packer's offsets must be the shader's.
+    const code = `${U.wgsl}
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@compute @workgroup_size(1) fn main() {
+  out[0] = f32(u.n); out[1] = u.x; out[2] = f32(u.v.x); out[3] = f32(u.v.w); out[4] = f32(u.s);
+  out[5] = f32(u.arr[0].x); out[6] = f32(u.arr[1].x); out[7] = f32(u.arr[1].y); out[8] = f32(u.in1.a); out[9] = u.in1.b;
+  out[10] = u.y; out[11] = f32(u.in2.a); out[12] = u.in2.b;
+}`;
+    const out = Tensor.empty([13]);
+    launch('uniformLayout', code, [out], [1], U.pack(values));
+    expect(Array.from(await out.data())).to.deep.equal([7, Math.fround(0.1), 1, 4, -5, 5, 9, 0, 11, 1.5, -2.25, 12, 3.5]);
+    out.dispose();
+    expect(() => U.pack({ ...values, x: undefined as unknown as number })).to.throw(/uniform P\.x needs a number/);
+    expect(() => U.pack({ ...values, arr: [1, 2, 3, 4, 5, 6, 7, 8, 9] })).to.throw(/uniform P\.arr needs at most 8 numbers/);
   });
 
   it('rejects data that does not fill the shape', () => {

@@ -9,9 +9,9 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   DitError, ShapeError, DeviceError, CheckpointError, DisposedTensorError, GpuError, SafetensorsError, TorchLoadError,
-  Tensor, scope, backward, matmul, add, mse, sum, launch, Params, gpu, Safetensors, serializeSafetensors, loadTorchCheckpoint,
+  Tensor, scope, backward, matmul, add, mse, sum, launch, gpu, Safetensors, serializeSafetensors, loadTorchCheckpoint,
   readSafetensors, Module, Linear, Generator,
-} from '../nn/index.js';
+} from '../engine/index.js';
 import { readWeights, weightsFromBytes, ditFromWeights, DiT } from '../dit/index.js';
 import { device, t, read, REFERENCE_DIR } from './helpers.js';
 
@@ -82,7 +82,7 @@ describe('typed errors', () => {
     const out = Tensor.empty([4]);
     // A user kernel with a WGSL error: reported at the next sync point, naming the kernel.
     const bad = '@group(0) @binding(0) var<uniform> p: vec4u;\n@group(0) @binding(1) var<storage, read_write> y: array<f32>;\n@compute @workgroup_size(1) fn main() { y[0] = no_such_function(); }';
-    launch('my-kernel', bad, [out], [1], new Params().u(1));
+    launch('my-kernel', bad, [out], [1], Uint32Array.of(1, 0, 0, 0));
     await rejectsOf(g.sync('test'), DeviceError, /kernel 'my-kernel' failed to compile/);
     await g.sync().catch(() => undefined); // errors the invalid command buffer may still report
     out.dispose();
@@ -130,7 +130,7 @@ describe('typed errors', () => {
     this.timeout(60000);
     // A fresh process: no device yet, and free to destroy its own.
     const script = `
-      const m = await import(${JSON.stringify(path.join(BUILD, 'nn/index.js'))});
+      const m = await import(${JSON.stringify(path.join(BUILD, 'engine/index.js'))});
       const out = {};
       const grab = async (k, f) => { try { await f(); out[k] = null; } catch (e) { out[k] = { name: e.name, device: e instanceof m.DeviceError, message: e.message }; } };
       await grab('noDevice', () => m.Tensor.from([1], [1]));

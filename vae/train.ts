@@ -3,11 +3,11 @@
 // a latent cache (posterior moments + the scale factor) for DiT training.
 import { Tensor, scope, noGrad, keep, memory, record } from '../engine/tensor.js';
 import { backward } from '../engine/autograd.js';
-import { AdamW } from '../nn/optim.js';
+import { AdamW, learningRate } from '../nn/optim.js';
 import { writeSafetensors, type StWriteTensor } from '../engine/safetensors.js';
 import { map, abs, sub, add, square, exp, addScalar, scale } from '../kernels/elementwise.js';
 import { mean, mse } from '../kernels/reduce.js';
-import { Generator } from '../kernels/random.js';
+import { Generator, deriveSeed } from '../kernels/random.js';
 import { imageBatch, type ImageDataset } from '../data/dataset.js';
 import { AutoencoderKL, type VaeConfig } from './model.js';
 
@@ -50,8 +50,8 @@ export async function trainVae(vae: AutoencoderKL, train: ImageDataset, test: Im
   const B = o.batch ?? 32, seed = o.seed ?? 0;
   const opt = new AdamW(vae.parameters(), { lr: o.lr ?? 5e-4, weightDecay: 0 });
   const gen = new Generator(seed);
-  const order = new Generator(seed + 1);
-  const flip = (() => { const g = new Generator(seed + 2); return () => g.randHost(1)[0]; })();
+  const order = new Generator(deriveSeed(seed, 'vae.order'));
+  const flip = (() => { const g = new Generator(deriveSeed(seed, 'vae.flip')); return () => g.randHost(1)[0]; })();
   const t0 = performance.now();
   const secs = () => (performance.now() - t0) / 1000;
   const klWeight = o.klWeight ?? 1e-6;
@@ -59,7 +59,8 @@ export async function trainVae(vae: AutoencoderKL, train: ImageDataset, test: Im
   vae.train();
   const lr0 = o.lr ?? 5e-4;
   for (let step = 1; step <= o.steps; step++) {
-    if (o.cosine) opt.lr = lr0 * (0.1 + 0.9 * 0.5 * (1 + Math.cos((Math.PI * (step - 1)) / o.steps)));
+    // Cosine decay towards 10% from the full rate at step 1 (the schedule's step 0).
+    if (o.cosine) opt.lr = learningRate({ lr: lr0, decay: 'cosine', totalSteps: o.steps, minRatio: 0.1 }, step - 1);
     const idx = Array.from(order.randHost(B), (u) => Math.floor(u * train.count));
     const loss = scope(() => {
       const x = imageBatch(train, idx, flip);
