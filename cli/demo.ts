@@ -13,7 +13,7 @@ import { readFileBytes, writeFileAtomic } from '../engine/node.js';
 import { verifyReference } from '../verify/index.js';
 import { loadDataset, type DataSpec } from '../data/readers.js';
 import { writeClassGrid, subset } from '../data/dataset.js';
-import { crc32 } from '../engine/torchpt.js';
+import { crc32 } from '../engine/checksum.js';
 import { AutoencoderKL, SMALL_VAE_32 } from '../vae/model.js';
 import { loadVae } from '../vae/checkpoint.js';
 import { trainVae, encodeDataset, psnr, saveVae } from '../vae/train.js';

@@ -7,7 +7,7 @@
 export { getDevice, closeDevice, gpu, describeAdapter, Gpu, GpuError, type AdapterSummary, type DeviceOptions, type DispatchArgs } from '../engine/device.js';
 export { type MemoryStats } from '../engine/pool.js';
 // errors
-export { DitError, ShapeError, DeviceError, CheckpointError, DisposedTensorError, type ErrorDetails } from '../engine/errors.js';
+export { DitError, ShapeError, DeviceError, CheckpointError, DisposedTensorError, NonFiniteError, type ErrorDetails } from '../engine/errors.js';
 // tensors, memory, the autograd graph
 export {
   Tensor, scope, scopeAsync, keep, noGrad, isGradEnabled, memory, record, AssembledGradient, check, checkDtype, numel, fmtShape, dtypeBytes,
