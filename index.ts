@@ -2,7 +2,7 @@
 // package's main entry (`import … from 'dit-webgpu'`): everything the subpath entries export —
 // `dit-webgpu/engine`, `/diffusion`, `/dit`, `/vae` — plus images and class-conditional sampling. It runs in
 // Node and in browsers; the Node-only helpers (files, PNGs, datasets on disk) are `dit-webgpu/node`.
-export * from './engine/index.js';
+export * from './engine.js';
 export * from './diffusion/index.js';
 export * from './dit/index.js';
 export * from './vae/index.js';

@@ -11,7 +11,7 @@ import { fmaCeilingGflops } from '../kernels/probe.js';
 import { DIT_MODEL_NAMES, ditConfig } from '../dit/config.js';
 import { benchConfig, dispatchCost, measuredRate, type BenchRow, type DispatchCost } from '../bench/ditbench.js';
 import { chartConfig, renderChartsPng, type Series } from '../data/plot.js';
-import { int, choice, examples, log, UsageError } from './options.js';
+import { int, choice, examples, log, checkOutputs, UsageError, LIMITS } from './options.js';
 
 interface BenchOpts { configs: string; batch: number; imageSize: string; train?: boolean; sampling?: boolean; peers?: boolean; peerReps: number; peerBudgetS: number; json?: string; markdown?: boolean; plot?: string; kernels?: string; budgetS: number; reps: number; dispatch?: boolean }
 
@@ -19,15 +19,15 @@ export function registerBench(program: Command): void {
   const cmd = program.command('bench')
     .description('measure every DiT config on this adapter beside the paper\'s Table 4 (Gflops, parameters): forward, training step, sampling, memory; TF.js side by side; dispatch cost; plots')
     .option('--configs <list>', 'all, or names such as S/2,B/4 (DiT- prefix optional)', 'all')
-    .addOption(int('--batch <n>', 'images per batch', { min: 1, def: 8 }))
+    .addOption(int('--batch <n>', 'images per batch', { min: 1, max: LIMITS.batch, def: 8 }))
     .addOption(choice('--image-size <px>', 'image size (latent = size / 8)', ['256', '512'], '256'))
     .option('--train', 'also the training step (forward + backward + AdamW) and its peak live GPU memory')
     .option('--sampling', 'also the cost of one image with 250 DDPM steps and guidance 4')
     .option('--peers', 'TF.js-WebGPU on the same adapter in the same run (its own process): DiT-S/2 forward and training step at --batch')
-    .addOption(int('--peer-reps <n>', 'timed calls of the peer (its DiT-S/2 training step takes minutes on CPU drivers)', { min: 1, def: 3 }))
-    .addOption(int('--peer-budget-s <s>', 'with --peers, the budget of DiT-S/2 (ours, so the ratio has both sides) and of each of the peer\'s forward and training step', { min: 1, def: 600 }))
-    .addOption(int('--reps <n>', 'timed calls per measurement after the warm-up (median)', { min: 1, def: 5 }))
-    .addOption(int('--budget-s <s>', 'skip a measurement whose calls (warm-up included) would take longer than this, predicted from the smaller configs measured before it (the row says so); 60 keeps --configs all --train --peers near 20 minutes on lavapipe', { min: 1, def: 60 }))
+    .addOption(int('--peer-reps <n>', 'timed calls of the peer (its DiT-S/2 training step takes minutes on CPU drivers)', { min: 1, max: 1000, def: 3 }))
+    .addOption(int('--peer-budget-s <s>', 'with --peers, the budget of DiT-S/2 (ours, so the ratio has both sides) and of each of the peer\'s forward and training step', { min: 1, max: LIMITS.seconds, def: 600 }))
+    .addOption(int('--reps <n>', 'timed calls per measurement after the warm-up (median)', { min: 1, max: 1000, def: 5 }))
+    .addOption(int('--budget-s <s>', 'skip a measurement whose calls (warm-up included) would take longer than this, predicted from the smaller configs measured before it (the row says so); 60 keeps --configs all --train --peers near 20 minutes on lavapipe', { min: 1, max: LIMITS.seconds, def: 60 }))
     .option('--dispatch', 'the CPU cost of a dispatch through the engine beside a raw Dawn loop, and the dispatches of a DiT-S/2 step')
     .option('--json <file>', 'write the rows (with adapter, date and versions) as JSON')
     .option('--markdown', 'print the table as Markdown')
@@ -89,6 +89,7 @@ function table(rows: BenchRow[], markdown: boolean): string {
 
 async function runBench(o: BenchOpts): Promise<number> {
   const names = parseConfigs(o.configs);
+  checkOutputs({ inputs: [o.plot ? o.kernels : null], outputs: [o.json, o.plot] });
   const imageSize = Number(o.imageSize);
   const g = await getDevice();
   const adapter = describeAdapter(g.adapter);

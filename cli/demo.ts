@@ -13,7 +13,7 @@ import { readFileBytes, writeFileAtomic } from '../engine/node.js';
 import { verifyReference } from '../verify/index.js';
 import { loadDataset, type DataSpec } from '../data/readers.js';
 import { writeClassGrid, subset } from '../data/dataset.js';
-import { crc32 } from '../engine/torchpt.js';
+import { crc32 } from '../engine/checksum.js';
 import { AutoencoderKL, SMALL_VAE_32 } from '../vae/model.js';
 import { loadVae } from '../vae/checkpoint.js';
 import { trainVae, encodeDataset, psnr, saveVae } from '../vae/train.js';
@@ -25,7 +25,7 @@ import { Run, trainLoop, resumeInto, type RunConfig } from '../runs/run.js';
 import { sampleImages, classLabels, reconstructionCeiling } from '../eval/samples.js';
 import { evaluateSamples, type QualityReport } from '../eval/quality.js';
 import { WEIGHTS_DIR } from '../eval/judge.js';
-import { choice, dataOption, examples, log } from './options.js';
+import { choice, dataOption, dataDir, examples, log, checkOutputs } from './options.js';
 import { buildConfigs } from './train.js';
 import { prepareJudge, formatReport } from './eval.js';
 import { writeSampleFolder, writeSampleGrid } from './sample.js';
@@ -69,6 +69,7 @@ async function runDemo(o: DemoOpts): Promise<number> {
   const name = o.data.kind, dir = o.out ?? path.join('out', name);
   const times: Record<string, number> = {};
   const stage = async <T,>(key: string, f: () => Promise<T>): Promise<T> => { const t0 = performance.now(); try { return await f(); } finally { times[key] = (performance.now() - t0) / 1000; } };
+  checkOutputs({ inputs: [dataDir(o.data)], outputDirs: [dir] });
   await fs.mkdir(dir, { recursive: true });
 
   const g = await getDevice();
@@ -174,7 +175,7 @@ async function runDemo(o: DemoOpts): Promise<number> {
   });
 
   const { report, ceiling } = await stage('eval', async () => {
-    const { judge, real } = await prepareJudge(o.data, { retrain: !!o.fresh });
+    const { judge, real } = await prepareJudge(o.data, { train, test }, { retrain: !!o.fresh });
     process.stdout.write(`  judge: ${judge.file}${judge.trained ? ' (trained now)' : ''}\n`);
     const r: QualityReport = await evaluateSamples(judge.model, samples, real);
     return { report: r, ceiling: await reconstructionCeiling(judge.model, vae, test, real, L.samplesPerClass) };

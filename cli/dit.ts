@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The `dit` command. Options are declared once per command (commander): parsing, validation and `--help`
-// come from that declaration. Exit codes: 0 done, 1 failed, 2 usage error (before any GPU work),
-// 3 training diverged.
+// come from that declaration. Exit codes (docs/cli.md): 0 done, 1 failed, 2 a usage or input error found
+// before any GPU work (a bad or unknown flag, an input file it cannot use, an output that would destroy an
+// input), 3 training stopped on non-finite values (nothing written for them).
 //
 // Dawn prints two warnings while it enumerates a lavapipe adapter ("maxDynamic…BuffersPerPipelineLayout
 // artificially reduced … to fit dynamic offset allocation limit"): its own clamp of the driver's descriptor
@@ -10,8 +11,9 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { closeDevice } from '../engine/device.js';
-import { UsageError, EXAMPLES } from './options.js';
+import { closeDevice, deviceRequested } from '../engine/device.js';
+import { CheckpointError, NonFiniteError } from '../engine/errors.js';
+import { UsageError, EXAMPLES, reportUnknownFlag } from './options.js';
 import { registerDemo } from './demo.js';
 import { registerTrain } from './train.js';
 import { registerSample } from './sample.js';
@@ -44,6 +46,7 @@ export function buildProgram(): Command {
 async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   try {
+    reportUnknownFlag(program, argv);
     await program.parseAsync(argv, { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
@@ -52,6 +55,9 @@ async function main(argv: string[]): Promise<number> {
       return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help' ? 0 : 2;
     }
     if (e instanceof UsageError) { process.stderr.write(`dit: ${e.message}\n`); return 2; }
+    // An input the command cannot use (missing, corrupt, not what it needs), found before any GPU work.
+    if (e instanceof CheckpointError && !deviceRequested()) { process.stderr.write(`dit: ${e.message}\n`); return 2; }
+    if (e instanceof NonFiniteError) { process.stderr.write(`dit: ${e.message}; stopped, nothing written for it\n`); return 3; }
     throw e;
   }
 }

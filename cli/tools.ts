@@ -6,7 +6,7 @@ import { verifyReference, type VerifyReport } from '../verify/index.js';
 import { convertCheckpoint, exportTorch } from '../dit/checkpoint.js';
 import { DIT_MODEL_NAMES, ditConfig, ditGflops, ditParams, type DiTConfig, type Conditioning } from '../dit/config.js';
 import { resolveCheckpoint } from '../runs/run.js';
-import { int, choice, existing, examples, log, usage } from './options.js';
+import { int, choice, existing, examples, log, usage, checkOutputs, LIMITS } from './options.js';
 
 function fmtErr(x: number): string { return Number.isFinite(x) ? x.toExponential(2) : String(x); }
 
@@ -24,22 +24,23 @@ export function registerTools(program: Command): void {
     .argument('<in.pt>', 'the torch checkpoint')
     .argument('<out.safetensors>', 'where to write')
     .addOption(choice('--which <weights>', 'of a training checkpoint: the EMA or the raw model weights', ['ema', 'model'], 'ema'))
-    .addOption(int('--heads <n>', 'attention heads (not in the shapes; known for DiT\'s S/B/L/XL widths)', { min: 1 }))
+    .addOption(int('--heads <n>', 'attention heads (not in the shapes: needed unless the width is DiT-S, B, L or XL\'s)', { min: 1, max: LIMITS.heads }))
     .action(async (input: string, output: string, o: { which: 'ema' | 'model'; heads?: number }) => {
+      checkOutputs({ inputs: [input], outputs: [output] });
       const r = await convertCheckpoint(input, output, { ema: o.which === 'ema', heads: o.heads });
       process.stdout.write(`wrote ${output}: ${r.tensors} tensors, inferred config ${JSON.stringify(r.config)}\n`);
     });
-  examples(convert, ['dit convert ../shared/reference/dit_tiny_p2.pt out/dit_tiny_p2.safetensors']);
+  examples(convert, ['dit convert ../shared/reference/dit_tiny_p2.pt out/dit_tiny_p2.safetensors --heads 4']);
 
   const flops = program.command('flops')
     .description('forward Gflops (multiply-adds, one image) and parameters of the DiT configs: the paper\'s Table 4')
     .addOption(choice('--model <name>', 'one config (default: all twelve)', DIT_MODEL_NAMES))
     .addOption(choice('--image-size <px>', 'image size (latent = size / 8)', ['256', '512'], '256'))
     .addOption(choice('--conditioning <design>', 'conditioning design', ['adaLN-Zero', 'adaLN', 'cross-attention', 'in-context'], 'adaLN-Zero'))
-    .addOption(int('--hidden <n>', 'a custom config: hidden size', { min: 4 }))
-    .addOption(int('--depth <n>', 'a custom config: depth', { min: 1 }))
-    .addOption(int('--heads <n>', 'a custom config: heads', { min: 1 }))
-    .addOption(int('--patch <n>', 'a custom config: patch size', { min: 1 }))
+    .addOption(int('--hidden <n>', 'a custom config: hidden size', { min: 4, max: LIMITS.width }))
+    .addOption(int('--depth <n>', 'a custom config: depth', { min: 1, max: LIMITS.depth }))
+    .addOption(int('--heads <n>', 'a custom config: heads', { min: 1, max: LIMITS.heads }))
+    .addOption(int('--patch <n>', 'a custom config: patch size', { min: 1, max: LIMITS.patch }))
     .option('--json', 'print JSON rows')
     .action((o: { model?: string; imageSize: string; conditioning: Conditioning; hidden?: number; depth?: number; heads?: number; patch?: number; json?: boolean }) => runFlops(o));
   examples(flops, ['dit flops', 'dit flops --model DiT-XL/2 --image-size 512 --json']);
@@ -50,6 +51,7 @@ export function registerTools(program: Command): void {
     .argument('<out.pt>', 'where to write')
     .action(async (src: string, out: string) => {
       const file = await resolveCheckpoint(src);
+      checkOutputs({ inputs: [file], outputs: [out] });
       const r = await exportTorch(file, out);
       process.stdout.write(`wrote ${out}: model and ema (${r.tensors} tensors each)${r.opt ? ', opt (AdamW state, torch layout)' : ''}, args ${JSON.stringify(r.args)}\n`);
     });

@@ -1,5 +1,6 @@
 // Pictures: image grids from tensors in [-1, 1] (or latents, normalised per image), written as PNG (Node).
 import { nodeHelpers, nodePackage } from '../engine/runtime.js';
+import { CheckpointError } from '../engine/errors.js';
 
 export interface Image { width: number; height: number; rgba: Uint8Array }
 
@@ -54,6 +55,12 @@ export async function writePng(file: string, img: Image): Promise<void> {
 export async function readPng(file: string): Promise<Image> {
   const { PNG } = await nodePackage<typeof import('pngjs')>('pngjs', 'readPng');
   const { readFileBytes } = await nodeHelpers('readPng');
-  const png = PNG.sync.read(Buffer.from(await readFileBytes(file)));
+  let png: ReturnType<typeof PNG.sync.read>;
+  try {
+    png = PNG.sync.read(Buffer.from(await readFileBytes(file)));
+  } catch (e) {
+    if (e instanceof CheckpointError) throw e;
+    throw new CheckpointError(`${file}: not a PNG that can be read (${(e as Error).message})`, { file, cause: e });
+  }
   return { width: png.width, height: png.height, rgba: new Uint8Array(png.data.buffer, png.data.byteOffset, png.data.byteLength) };
 }

@@ -6,6 +6,7 @@ import { type ImageDataset } from './dataset.js';
 import { generateSynthetic, SYNTHETIC_CLASSES } from './synthetic.js';
 import { readPng, type Image } from './png.js';
 import { nodeHelpers, nodePackage } from '../engine/runtime.js';
+import { CheckpointError } from '../engine/errors.js';
 
 export const CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
 const RECORD = 1 + 3072;
@@ -15,7 +16,7 @@ export function parseCifar10(files: { name: string; bytes: Uint8Array }[], class
   let count = 0;
   for (const f of files) {
     if (f.bytes.byteLength === 0 || f.bytes.byteLength % RECORD !== 0) {
-      throw new Error(`${f.name}: ${f.bytes.byteLength} bytes is not a whole number of CIFAR-10 records (${RECORD} bytes each: 1 label + 32×32×3)`);
+      throw new CheckpointError(`${f.name}: ${f.bytes.byteLength} bytes is not a whole number of CIFAR-10 records (${RECORD} bytes each: 1 label + 32×32×3)`, { file: f.name });
     }
     count += f.bytes.byteLength / RECORD;
   }
@@ -24,7 +25,7 @@ export function parseCifar10(files: { name: string; bytes: Uint8Array }[], class
   for (const f of files) {
     for (let o = 0; o < f.bytes.byteLength; o += RECORD, i++) {
       const l = f.bytes[o];
-      if (l >= classes.length) throw new Error(`${f.name}: record ${o / RECORD} has label ${l}, outside the ${classes.length} classes`);
+      if (l >= classes.length) throw new CheckpointError(`${f.name}: record ${o / RECORD} has label ${l}, outside the ${classes.length} classes`, { file: f.name });
       labels[i] = l;
       images.set(f.bytes.subarray(o + 1, o + RECORD), i * 3072);
     }
@@ -52,20 +53,21 @@ export async function readCifar10(dir: string, split: 'train' | 'test'): Promise
 export async function readPngFolder(dir: string, channels: 1 | 3 = 3): Promise<ImageDataset> {
   const { promises: fs } = await nodePackage<typeof import('node:fs')>('node:fs', 'readPngFolder');
   const path = await nodePackage<typeof import('node:path')>('node:path', 'readPngFolder');
-  const classes = (await fs.readdir(dir, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name).sort();
-  if (!classes.length) throw new Error(`${dir}: no class sub-folders`);
+  const entries = await fs.readdir(dir, { withFileTypes: true }).catch((e: Error) => { throw new CheckpointError(`${dir}: cannot read the folder (${e.message})`, { file: dir, cause: e }); });
+  const classes = entries.filter((d) => d.isDirectory()).map((d) => d.name).sort();
+  if (!classes.length) throw new CheckpointError(`${dir}: no class sub-folders`, { file: dir });
   const imgs: { img: Image; label: number; file: string }[] = [];
   for (const [label, c] of classes.entries()) {
     for (const f of (await fs.readdir(path.join(dir, c))).filter((f) => f.toLowerCase().endsWith('.png')).sort()) {
       imgs.push({ img: await readPng(path.join(dir, c, f)), label, file: path.join(dir, c, f) });
     }
   }
-  if (!imgs.length) throw new Error(`${dir}: no PNG files in ${classes.join(', ')}`);
+  if (!imgs.length) throw new CheckpointError(`${dir}: no PNG files in ${classes.join(', ')}`, { file: dir });
   const { width: W, height: H } = imgs[0].img;
   const C = channels;
   const images = new Uint8Array(imgs.length * C * H * W), labels = new Uint8Array(imgs.length);
   imgs.forEach(({ img, label, file }, i) => {
-    if (img.width !== W || img.height !== H) throw new Error(`${file}: ${img.width}×${img.height}, but the dataset's images are ${W}×${H}`);
+    if (img.width !== W || img.height !== H) throw new CheckpointError(`${file}: ${img.width}×${img.height}, but the dataset's images are ${W}×${H}`, { file });
     labels[i] = label;
     // Grey: the red channel (grey PNGs, and the grey pictures this project writes, have R = G = B).
     for (let p = 0; p < H * W; p++) for (let c = 0; c < C; c++) images[i * C * H * W + c * H * W + p] = img.rgba[p * 4 + c];
@@ -98,15 +100,15 @@ export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
 
 /** An IDX file of unsigned bytes (magic 0x0000080N, N big-endian u32 dimensions, then the data). */
 export function parseIdx(bytes: Uint8Array, name: string, dims: number): { shape: number[]; data: Uint8Array } {
-  if (bytes.byteLength < 4 + 4 * dims) throw new Error(`${name}: ${bytes.byteLength} bytes is too short for an IDX header with ${dims} dimensions`);
+  if (bytes.byteLength < 4 + 4 * dims) throw new CheckpointError(`${name}: ${bytes.byteLength} bytes is too short for an IDX header with ${dims} dimensions`, { file: name });
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const magic = dv.getUint32(0, false);
   if (magic !== 0x800 + dims) {
-    throw new Error(`${name}: not an IDX file of unsigned bytes with ${dims} dimension${dims > 1 ? 's' : ''} (magic 0x${magic.toString(16).padStart(8, '0')}, expected 0x${(0x800 + dims).toString(16).padStart(8, '0')})`);
+    throw new CheckpointError(`${name}: not an IDX file of unsigned bytes with ${dims} dimension${dims > 1 ? 's' : ''} (magic 0x${magic.toString(16).padStart(8, '0')}, expected 0x${(0x800 + dims).toString(16).padStart(8, '0')})`, { file: name });
   }
   const shape = Array.from({ length: dims }, (_, i) => dv.getUint32(4 + 4 * i, false));
   const n = shape.reduce((a, b) => a * b, 1), start = 4 + 4 * dims;
-  if (bytes.byteLength - start < n) throw new Error(`${name}: truncated: the header promises ${shape.join('×')} = ${n} bytes of data, the file holds ${bytes.byteLength - start}`);
+  if (bytes.byteLength - start < n) throw new CheckpointError(`${name}: truncated: the header promises ${shape.join('×')} = ${n} bytes of data, the file holds ${bytes.byteLength - start}`, { file: name });
   return { shape, data: bytes.subarray(start, start + n) };
 }
 
@@ -114,12 +116,12 @@ export function parseIdx(bytes: Uint8Array, name: string, dims: number): { shape
 export function fashionMnistFromIdx(images: { name: string; bytes: Uint8Array }, labels: { name: string; bytes: Uint8Array }): ImageDataset {
   const im = parseIdx(images.bytes, images.name, 3), lb = parseIdx(labels.bytes, labels.name, 1);
   const [n, h, w] = im.shape;
-  if (lb.shape[0] !== n) throw new Error(`${labels.name}: ${lb.shape[0]} labels for the ${n} images of ${images.name}`);
-  if (h > 32 || w > 32) throw new Error(`${images.name}: ${h}×${w} images, expected 28×28`);
+  if (lb.shape[0] !== n) throw new CheckpointError(`${labels.name}: ${lb.shape[0]} labels for the ${n} images of ${images.name}`, { file: labels.name });
+  if (h > 32 || w > 32) throw new CheckpointError(`${images.name}: ${h}×${w} images, expected 28×28`, { file: images.name });
   const S = 32, py = (S - h) >> 1, px = (S - w) >> 1;
   const out = new Uint8Array(n * S * S);
   for (let i = 0; i < n; i++) for (let y = 0; y < h; y++) out.set(im.data.subarray((i * h + y) * w, (i * h + y + 1) * w), i * S * S + (y + py) * S + px);
-  for (let i = 0; i < n; i++) if (lb.data[i] >= 10) throw new Error(`${labels.name}: label ${lb.data[i]} of image ${i} is outside the 10 classes`);
+  for (let i = 0; i < n; i++) if (lb.data[i] >= 10) throw new CheckpointError(`${labels.name}: label ${lb.data[i]} of image ${i} is outside the 10 classes`, { file: labels.name });
   return { images: out, labels: Uint8Array.from(lb.data), classes: [...FASHION_MNIST_CLASSES], channels: 1, height: S, width: S, count: n };
 }
 
@@ -135,11 +137,11 @@ export async function readFashionMnist(dir: string, split: 'train' | 'test'): Pr
       const raw = await readFileBytes(file);
       let bytes = raw;
       if (name.endsWith('.gz')) {
-        try { bytes = new Uint8Array(gunzipSync(raw)); } catch (e) { throw new Error(`${file}: not a valid gzip file (${(e as Error).message})`); }
+        try { bytes = new Uint8Array(gunzipSync(raw)); } catch (e) { throw new CheckpointError(`${file}: not a valid gzip file (${(e as Error).message})`, { file }); }
       }
       return { name: file, bytes };
     }
-    throw new Error(`${joinPath(dir, stem)}[.gz]: no such file (Fashion-MNIST: apt-get install dataset-fashion-mnist, or give --data fashion-mnist:DIR)`);
+    throw new CheckpointError(`${joinPath(dir, stem)}[.gz]: no such file (Fashion-MNIST: apt-get install dataset-fashion-mnist, or give --data fashion-mnist:DIR)`, { file: dir });
   };
   const p = split === 'train' ? 'train' : 't10k';
   return fashionMnistFromIdx(await read(`${p}-images-idx3-ubyte`), await read(`${p}-labels-idx1-ubyte`));

@@ -1,7 +1,7 @@
 // DiT checkpoints: safetensors (official names), torch .pt files (released state dicts and training
 // checkpoints), config from file metadata or inferred from tensor shapes, and .pt → safetensors conversion.
 import { type HostTensor } from '../nn/module.js';
-import { Safetensors, TensorSource, openTensors, writeSafetensors, type StWriteTensor } from '../engine/safetensors.js';
+import { Safetensors, TensorSource, openTensors, writeSafetensors, metadataJson, firstNonFinite, type StWriteTensor } from '../engine/safetensors.js';
 import { loadTorchCheckpoint, stateDictOf, torchTensorF32, type TorchCheckpoint, type TorchTensor } from '../engine/torchpt.js';
 import { CheckpointError } from '../engine/errors.js';
 import { nodeHelpers } from '../engine/runtime.js';
@@ -23,22 +23,28 @@ export function configToJson(c: DiTConfig): string {
   return JSON.stringify(Object.fromEntries(Object.entries(c).map(([k, v]) => [inv[k] ?? k, v])));
 }
 
-/** The DiT config stored in a file's metadata (official snake_case or ours), if any. */
-export function configFromMetadata(meta: Record<string, string>): Partial<DiTConfig> | null {
-  if (!meta.config) return null;
-  const raw = JSON.parse(meta.config) as Record<string, unknown>;
+/** The DiT config stored in a file's metadata (official snake_case or ours), if any (`source` names the file in errors). */
+export function configFromMetadata(meta: Record<string, string>, source = '<metadata>'): Partial<DiTConfig> | null {
+  const raw = metadataJson<Record<string, unknown>>(meta, 'config', source);
+  if (!raw) return null;
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new CheckpointError(`${source}: metadata 'config' is not a JSON object`, { file: source });
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(raw)) out[SNAKE[k] ?? k] = v;
   return out as Partial<DiTConfig>;
 }
 
-/** Infers a config from tensor shapes (heads are not in the shapes: DiT's D→H table, else 64-wide heads). */
-export function inferConfig(shape: (name: string) => number[] | undefined, keys: string[]): DiTConfig {
-  const need = (n: string) => {
-    const s = shape(n);
-    if (!s) throw new CheckpointError(`cannot infer the DiT config: no '${n}' tensor (not DiT weights with the official names?)`, { op: 'inferConfig' });
-    return s;
-  };
+/** The head counts of the paper's widths (DiT-S, B, L, XL). */
+const HEADS_OF_WIDTH: Record<number, number> = { 384: 6, 768: 12, 1024: 16, 1152: 16 };
+
+/**
+ * Infers a config from tensor shapes. Heads are not in the shapes: `heads` when given, else the paper's
+ * count for its four widths; any other width without `heads` is an error saying so (a guess would sample
+ * other images than the model's, silently).
+ */
+export function inferConfig(shape: (name: string) => number[] | undefined, keys: string[], o: { heads?: number; source?: string } = {}): DiTConfig {
+  const where = o.source ? `${o.source}: ` : '';
+  const fail = (m: string): never => { throw new CheckpointError(`${where}${m}`, { op: 'inferConfig', file: o.source }); };
+  const need = (n: string) => shape(n) ?? fail(`cannot infer the DiT config: no '${n}' tensor (not DiT weights with the official names?)`);
   const [D, C, p] = need('x_embedder.proj.weight');
   const T = need('pos_embed')[1];
   const grid = Math.round(Math.sqrt(T));
@@ -48,16 +54,26 @@ export function inferConfig(shape: (name: string) => number[] | undefined, keys:
   const fc1 = need('blocks.0.mlp.fc1.weight')[0];
   const ada = shape('blocks.0.adaLN_modulation.1.weight');
   const conditioning: DiTConfig['conditioning'] = ada ? (ada[0] === 6 * D ? 'adaLN-Zero' : 'adaLN') : keys.some((k) => k.includes('cross_attn')) ? 'cross-attention' : 'in-context';
-  const heads = ({ 384: 6, 768: 12, 1024: 16, 1152: 16 } as Record<number, number>)[D] ?? Math.max(1, Math.round(D / 64));
-  return ditConfig(undefined, {
-    inputSize: grid * p, patchSize: p, inChannels: C, hiddenSize: D, depth, numHeads: heads, mlpRatio: fc1 / D,
-    // Official models keep a null-class row (dropout > 0); that is the only way to tell from shapes.
-    numClasses: rows - 1, classDropoutProb: 0.1, learnSigma: outF === p * p * 2 * C, conditioning,
-  });
+  const heads = o.heads ?? HEADS_OF_WIDTH[D] ?? fail(`hidden size ${D} is not one of the paper's widths (${Object.entries(HEADS_OF_WIDTH).map(([w, h]) => `${w}: ${h} heads`).join(', ')}), and the number of attention heads is not in the shapes: give it (--heads N)`);
+  try {
+    return ditConfig(undefined, {
+      inputSize: grid * p, patchSize: p, inChannels: C, hiddenSize: D, depth, numHeads: heads, mlpRatio: fc1 / D,
+      // Official models keep a null-class row (dropout > 0); that is the only way to tell from shapes.
+      numClasses: rows - 1, classDropoutProb: 0.1, learnSigma: outF === p * p * 2 * C, conditioning,
+    });
+  } catch (e) {
+    return fail((e as Error).message);
+  }
 }
 
-function fromTorch(sd: Map<string, TorchTensor>): Map<string, HostTensor> {
-  return new Map([...sd].map(([k, t]) => [k, { shape: t.shape, data: torchTensorF32(t) }]));
+/** A torch state dict's tensors, refusing what cannot be weights (integer or boolean, NaN or ±inf) as `Safetensors.finiteF32` does. */
+function fromTorch(sd: Map<string, TorchTensor>, source: string): Map<string, HostTensor> {
+  return new Map([...sd].map(([k, t]) => {
+    if (!['F32', 'F64', 'F16', 'BF16'].includes(t.dtype)) throw new CheckpointError(`${source}: tensor '${k}' is ${t.dtype}, not a float type`, { file: source });
+    const data = torchTensorF32(t), i = firstNonFinite(data);
+    if (i >= 0) throw new CheckpointError(`${source}: tensor '${k}' holds ${data[i]} at element ${i}: the file's values must be finite`, { file: source });
+    return [k, { shape: t.shape, data }];
+  }));
 }
 
 /** Reads weights from .safetensors, a sharded .index.json, or a torch .pt (bare or {model, ema, …}) (Node). */
@@ -84,7 +100,7 @@ function weightsFromTorch(ck: TorchCheckpoint, opts: { ema?: boolean }): WeightS
   const root = ck.root as Map<string, unknown>;
   const training = root instanceof Map && root.has('model');
   const sd = stateDictOf(ck, training ? (opts.ema === false ? 'model' : 'ema') : undefined);
-  return { tensors: fromTorch(sd), metadata: {}, source: ck.source };
+  return { tensors: fromTorch(sd, ck.source), metadata: {}, source: ck.source };
 }
 
 function weightsFromTensors(src: TensorSource, file: string, opts: { ema?: boolean }): WeightSet {
@@ -95,7 +111,7 @@ function weightsFromTensors(src: TensorSource, file: string, opts: { ema?: boole
     const tensors = new Map<string, HostTensor>();
     for (const k of src.keys()) {
       const name = ema ? (k.startsWith('ema.') ? k.slice(4) : null) : (/^(ema|opt)\./.test(k) ? null : k);
-      if (name) tensors.set(name, { shape: src.shape(k), data: src.f32(k) });
+      if (name) tensors.set(name, { shape: src.shape(k), data: src.finiteF32(k) });
     }
     return { tensors, metadata: { ...src.metadata, weights: ema ? 'ema' : 'model' }, source: file };
   }
@@ -108,18 +124,22 @@ export async function saveWeights(file: string, config: DiTConfig, tensors: Map<
   await writeSafetensors(file, out, { format: 'pt', config: configToJson(config), ...extra });
 }
 
-/** The model tensors of a safetensors source (skipping the reference files' inputs/outputs). */
+/** The model tensors of a safetensors source (skipping the reference files' inputs/outputs), float and finite. */
 export function weightsFromSource(src: TensorSource): Map<string, HostTensor> {
   const isWeight = (k: string) => /^(pos_embed|x_embedder\.|t_embedder\.|y_embedder\.|blocks\.|final_layer\.)/.test(k);
-  return new Map(src.keys().filter(isWeight).map((k) => [k, { shape: src.shape(k), data: src.f32(k) }]));
+  return new Map(src.keys().filter(isWeight).map((k) => [k, { shape: src.shape(k), data: src.finiteF32(k) }]));
+}
+
+/** The config of a weight set: its metadata's, else inferred from the shapes (heads from `config` when given), with `config` over it. */
+export function weightsConfig(w: WeightSet, config: Partial<DiTConfig> = {}): DiTConfig {
+  const meta = configFromMetadata(w.metadata, w.source);
+  const base = meta ? ditConfig(undefined, meta) : inferConfig((n) => w.tensors.get(n)?.shape, [...w.tensors.keys()], { heads: config.numHeads, source: w.source });
+  return { ...base, ...config };
 }
 
 /** Builds a DiT for a weight set (config: given, else file metadata, else inferred) and loads it. */
 export function ditFromWeights(w: WeightSet, config?: Partial<DiTConfig>): DiT {
-  const meta = configFromMetadata(w.metadata);
-  const shapes = (n: string) => w.tensors.get(n)?.shape;
-  const base = meta ? ditConfig(undefined, meta) : inferConfig(shapes, [...w.tensors.keys()]);
-  const model = new DiT({ ...base, ...config });
+  const model = new DiT(weightsConfig(w, config));
   model.loadStateDict(w.tensors, { source: w.source });
   return model;
 }
@@ -127,9 +147,7 @@ export function ditFromWeights(w: WeightSet, config?: Partial<DiTConfig>): DiT {
 /** `dit convert`: a .pt checkpoint to safetensors with the official names (EMA weights of a training checkpoint by default). */
 export async function convertCheckpoint(input: string, output: string, opts: { ema?: boolean; heads?: number } = {}): Promise<{ tensors: number; config: DiTConfig }> {
   const w = await readWeights(input, opts);
-  const inferred = inferConfig((n) => w.tensors.get(n)?.shape, [...w.tensors.keys()]);
-  // Head count is not in the shapes: given, or DiT's table for the named widths.
-  const config = opts.heads ? ditConfig(undefined, { ...inferred, numHeads: opts.heads }) : inferred;
+  const config = inferConfig((n) => w.tensors.get(n)?.shape, [...w.tensors.keys()], { heads: opts.heads, source: input });
   const out = new Map<string, StWriteTensor>([...w.tensors].map(([k, t]) => [k, { shape: t.shape, data: t.data as Float32Array }]));
   await writeSafetensors(output, out, { format: 'pt', source: input, config: JSON.stringify(config) });
   return { tensors: out.size, config };
@@ -156,8 +174,9 @@ export async function exportTorch(file: string, out: string): Promise<{ tensors:
   const { serializeTorch, PyOrderedDict, PyFloat, PyTuple } = await import('../engine/torchpt.js');
   const { readSafetensors } = await import('../engine/safetensors.js');
   const { writeFileAtomic } = await nodeHelpers('exportTorch');
+  if (/\.(pt|pth|bin)$/.test(file)) throw new CheckpointError(`${file}: a torch file; export takes this project's safetensors checkpoints (a run's, or dit convert's output)`, { file });
   const st = await readSafetensors(file);
-  const meta = configFromMetadata(st.metadata);
+  const meta = configFromMetadata(st.metadata, file);
   if (!meta) throw new CheckpointError(`${file}: no config metadata (export takes this project's checkpoints; convert other files with dit convert first)`, { file });
   const config = ditConfig(undefined, meta);
   const training = st.metadata.format === 'dit-webgpu-train';
@@ -167,7 +186,7 @@ export async function exportTorch(file: string, out: string): Promise<{ tensors:
   const model = new Map<string, unknown>(names.map((n) => [n, tensorOf(n)]));
   const ema = new Map<string, unknown>(names.map((n) => [n, tensorOf(training ? `ema.${n}` : n)]));
   const root = new Map<string, unknown>([['model', new PyOrderedDict(model)], ['ema', new PyOrderedDict(ema)]]);
-  const train = training && st.metadata.train ? JSON.parse(st.metadata.train) as { lr: number; weightDecay: number; batch: number; seed: number } : null;
+  const train = training ? metadataJson<{ lr: number; weightDecay: number; batch: number; seed: number }>(st.metadata, 'train', file) ?? null : null;
   const hasOpt = training && names.some((n) => st.has(`opt.m.${n}`));
   if (hasOpt && train) {
     const state = new Map<number, unknown>();

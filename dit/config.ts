@@ -46,6 +46,7 @@ export function validateConfig(c: DiTConfig): void {
   if (c.inputSize % c.patchSize) fail(`input size ${c.inputSize} is not divisible by patch size ${c.patchSize}`);
   if (c.hiddenSize % c.numHeads) fail(`hidden size ${c.hiddenSize} is not divisible by ${c.numHeads} heads`);
   if (c.hiddenSize % 4) fail(`hidden size ${c.hiddenSize} must be divisible by 4 (2-D sin-cos position embedding)`);
+  if (!(Math.round(c.hiddenSize * c.mlpRatio) >= 1)) fail(`MLP ratio ${c.mlpRatio} leaves no MLP width at hidden size ${c.hiddenSize} (round(${c.hiddenSize} × ${c.mlpRatio}) = ${Math.round(c.hiddenSize * c.mlpRatio)})`);
   if (!['adaLN-Zero', 'adaLN', 'cross-attention', 'in-context'].includes(c.conditioning)) fail(`unknown conditioning '${c.conditioning}'`);
 }
 

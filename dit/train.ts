@@ -5,7 +5,8 @@
 import { Tensor, scope, noGrad, keep, memory, check } from '../engine/tensor.js';
 import { gpu } from '../engine/device.js';
 import { backward } from '../engine/autograd.js';
-import type { Safetensors, StWriteTensor } from '../engine/safetensors.js';
+import { metadataJson, refuseNonFinite, type Safetensors, type StWriteTensor } from '../engine/safetensors.js';
+import { CheckpointError, NonFiniteError } from '../engine/errors.js';
 import { AdamW, EMA, learningRate, type LrSchedule } from '../nn/optim.js';
 import { map } from '../kernels/elementwise.js';
 import { mean } from '../kernels/reduce.js';
@@ -15,6 +16,7 @@ import { GaussianDiffusion } from '../diffusion/gaussian.js';
 import { trainingLoss } from '../diffusion/train.js';
 import { DiT } from './model.js';
 import { configToJson } from './checkpoint.js';
+import type { DiTConfig } from './config.js';
 
 /**
  * A latent cache (from `dit vae encode`): the posterior moments `mean`, `logvar` [N, C, h, w] and `labels`
@@ -32,26 +34,41 @@ export class LatentSet {
   /** The dataset the latents encode ('synthetic', 'fashion-mnist', …), when the cache records it. */
   readonly dataset: string | null;
   readonly per: number;
+  /** The file (or bytes) it came from. */
+  readonly source: string;
   private readonly mean: Float32Array;
   private readonly std: Float32Array;
 
+  /**
+   * Validates the whole cache, naming the file and the first bad element: at least one latent, float
+   * moments [N, C, h, w] with finite values, N integer labels in [0, classes) (the metadata's classes when
+   * it lists them), a positive scale factor.
+   */
   constructor(st: Safetensors) {
-    for (const k of ['mean', 'logvar', 'labels']) check(st.has(k), 'LatentSet', `${st.source}: no '${k}' tensor (a latent cache holds mean, logvar and labels; see dit vae encode)`);
+    const src = this.source = st.source;
+    const fail = (m: string): never => { throw new CheckpointError(`${src}: ${m}`, { file: src, op: 'LatentSet' }); };
+    for (const k of ['mean', 'logvar', 'labels']) if (!st.has(k)) fail(`no '${k}' tensor (a latent cache holds mean, logvar and labels; see dit vae encode)`);
     const s = st.shape('mean');
-    check(s.length === 4 && st.shape('logvar').join() === s.join() && st.shape('labels')[0] === s[0], 'LatentSet', `${st.source}: mean ${JSON.stringify(s)}, logvar ${JSON.stringify(st.shape('logvar'))} and labels ${JSON.stringify(st.shape('labels'))} do not describe N latents [N, C, h, w]`);
+    if (s.length !== 4 || st.shape('logvar').join() !== s.join() || st.shape('labels').join() !== String(s[0])) fail(`mean ${JSON.stringify(s)}, logvar ${JSON.stringify(st.shape('logvar'))} and labels ${JSON.stringify(st.shape('labels'))} do not describe N latents [N, C, h, w]`);
+    if (s[0] === 0) fail('holds no latents');
+    if (s.slice(1).some((d) => d === 0)) fail(`latents of shape ${JSON.stringify(s.slice(1))} hold no values`);
     this.count = s[0];
     this.shape = [s[1], s[2], s[3]];
     this.per = s[1] * s[2] * s[3];
-    this.mean = st.f32('mean');
-    this.std = Float32Array.from(st.f32('logvar'), (v) => Math.exp(0.5 * Math.max(-30, Math.min(20, v))));
-    this.labels = Int32Array.from(st.ints('labels'));
+    this.classes = metadataJson<string[]>(st.metadata, 'classes', src) ?? [];
+    if (!Array.isArray(this.classes) || !this.classes.every((c) => typeof c === 'string')) fail(`metadata 'classes' is not a list of names: ${st.metadata.classes}`);
+    const labels = st.ints('labels');
+    const K = this.classes.length || Infinity;
+    const bad = labels.findIndex((l) => !Number.isInteger(l) || l < 0 || l >= K);
+    if (bad >= 0) fail(`label ${labels[bad]} of latent ${bad} is not an integer class in [0, ${K === Infinity ? 'the class count' : K})`);
+    this.labels = Int32Array.from(labels);
     this.maxLabel = this.labels.reduce((a, b) => Math.max(a, b), -1);
+    this.mean = st.finiteF32('mean');
+    this.std = Float32Array.from(st.finiteF32('logvar'), (v) => Math.exp(0.5 * Math.max(-30, Math.min(20, v))));
     this.scale = Number(st.metadata.scale_factor ?? 1);
-    this.classes = JSON.parse(st.metadata.classes ?? '[]');
     this.dataset = st.metadata.dataset ?? null;
-    check(Number.isFinite(this.scale) && this.scale > 0, 'LatentSet', `${st.source}: scale_factor '${st.metadata.scale_factor}' is not a positive number`);
+    if (!(Number.isFinite(this.scale) && this.scale > 0)) fail(`scale_factor '${st.metadata.scale_factor}' is not a positive number`);
   }
-
 
   get numClasses(): number { return this.classes.length || this.maxLabel + 1; }
 
@@ -63,6 +80,13 @@ export class LatentSet {
     const shape = [B, ...this.shape];
     return map('(m + s * e) * p', { m: Tensor.from(m, shape), s: Tensor.from(s, shape), e: gen.randn(shape) }, { label: 'latentSample', p: this.scale });
   }
+}
+
+/** Refuses latents a model cannot train on (their shape is not its input, or they have labels past its classes), naming the cache. */
+export function checkLatentsFit(data: LatentSet, c: DiTConfig): void {
+  const input = [c.inChannels, c.inputSize, c.inputSize];
+  if (data.shape.join() !== input.join()) throw new CheckpointError(`${data.source}: latents [${data.shape.join(', ')}] do not fit the model's input [${input.join(', ')}]`, { file: data.source });
+  if (data.maxLabel >= c.numClasses) throw new CheckpointError(`${data.source}: the latents have labels up to ${data.maxLabel}, the model only ${c.numClasses} classes`, { file: data.source });
 }
 
 export interface DiTTrainConfig {
@@ -105,7 +129,8 @@ export interface StepMetrics {
 }
 
 /** A non-finite loss or gradient norm: the run stops at the step it names. */
-export class DivergenceError extends Error {
+export class DivergenceError extends NonFiniteError {
+  override name = 'DivergenceError';
   constructor(readonly step: number) {
     super(`training diverged: the loss or gradient norm became non-finite at step ${step}`);
   }
@@ -131,9 +156,7 @@ export class DiTTrainer {
     const c = config;
     check(Number.isInteger(c.batch) && c.batch >= 1, 'DiTTrainer', `batch must be a positive integer, got ${c.batch}`);
     check(c.lr > 0 && Number.isFinite(c.lr), 'DiTTrainer', `lr must be positive, got ${c.lr}`);
-    check(data.shape[0] === model.config.inChannels && data.shape[1] === model.config.inputSize && data.shape[2] === model.config.inputSize, 'DiTTrainer',
-      `latents [${data.shape.join(', ')}] do not fit the model's input [${model.config.inChannels}, ${model.config.inputSize}, ${model.config.inputSize}]`);
-    check(data.maxLabel < model.config.numClasses, 'DiTTrainer', `the latents have labels up to ${data.maxLabel}, the model only ${model.config.numClasses} classes`);
+    checkLatentsFit(data, model.config);
     this.opt = new AdamW(model.parameters(), { lr: c.lr, weightDecay: c.weightDecay, clipGradNorm: c.clipGrad ?? undefined });
     // EMA over every named tensor (pos_embed too), initialised to the weights (update_ema(decay=0)).
     this.ema = new EMA(model.namedTensors().map(([, t]) => t), c.emaDecay);
@@ -204,7 +227,7 @@ export class DiTTrainer {
   /** Restarts the speed clock (after work that is not training, such as writing pictures). */
   resetClock(): void { this.lastTime = performance.now(); this.lastStep = this.step; }
 
-  /** Everything the next step depends on, as safetensors tensors and metadata. */
+  /** Everything the next step depends on, as safetensors tensors and metadata; a NonFiniteError if any value is NaN or ±inf. */
   async checkpoint(extraMeta: Record<string, string> = {}): Promise<{ tensors: Map<string, StWriteTensor>; metadata: Record<string, string> }> {
     const tensors = new Map<string, StWriteTensor>();
     const named = this.model.namedTensors();
@@ -216,6 +239,7 @@ export class DiTTrainer {
       const mom = this.opt.moments(t);
       if (mom) { tensors.set(`opt.m.${n}`, await read(mom.m)); tensors.set(`opt.v.${n}`, await read(mom.v)); }
     }
+    refuseNonFinite(tensors, `the DiT checkpoint of step ${this.step}`);
     const rng = Object.fromEntries(STREAMS.map((s) => [s, { seed: this.gens[s].seed, offset: this.gens[s].offset }]));
     return {
       tensors,
@@ -227,7 +251,7 @@ export class DiTTrainer {
   }
 
   /** Restores a `checkpoint()` (the model must already hold its weights' shapes). */
-  restore(st: { tensors: Map<string, Float32Array>; metadata: Record<string, string> }): void {
+  restore(st: { tensors: Map<string, Float32Array>; metadata: Record<string, string>; source?: string }): void {
     const named = this.model.namedTensors();
     const get = (k: string) => {
       const v = st.tensors.get(k);
@@ -248,7 +272,7 @@ export class DiTTrainer {
     });
     this.step = Number(st.metadata.step);
     this.opt.stepCount = Number(st.metadata.opt_step);
-    const rng = JSON.parse(st.metadata.rng) as Record<Stream, { seed: number; offset: number }>;
+    const rng = metadataJson<Record<Stream, { seed: number; offset: number }>>(st.metadata, 'rng', st.source ?? 'the checkpoint') ?? {} as Record<Stream, { seed: number; offset: number }>;
     for (const s of STREAMS) {
       check(rng[s] && rng[s].seed === this.gens[s].seed, 'resume', `the checkpoint's ${s} stream has seed ${rng[s]?.seed}, this run ${this.gens[s].seed} (resume with the run's own --seed)`);
       this.gens[s].offset = rng[s].offset;

@@ -416,6 +416,11 @@ export function getDevice(opts: DeviceOptions = {}): Promise<Gpu> {
   return pending;
 }
 
+/** Whether `getDevice()` has been called (and the device not closed since): GPU work may have begun. */
+export function deviceRequested(): boolean {
+  return current !== null || pending !== null;
+}
+
 /**
  * Finishes queued work and destroys the engine's device. Call before exiting a Node process: Dawn's
  * background threads must not be torn down mid-work by process.exit (that can segfault).

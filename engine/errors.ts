@@ -49,3 +49,10 @@ export class CheckpointError extends DitError { override name = 'CheckpointError
  * created it. Return it from the scope, or `keep()` it, to use it later.
  */
 export class DisposedTensorError extends DitError { override name = 'DisposedTensorError'; }
+
+/**
+ * Values that training must keep finite are not (NaN or ±inf): a loss, a gradient norm, or weights about to
+ * be saved. Nothing is written for them, so the last good file stays as it was; the `dit` command exits 3.
+ * (Non-finite values in a file being *read* are a CheckpointError: the input cannot be used.)
+ */
+export class NonFiniteError extends DitError { override name = 'NonFiniteError'; }

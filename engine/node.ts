@@ -25,25 +25,31 @@ export async function readFileBytes(file: string): Promise<Uint8Array> {
 }
 
 /**
- * Writes to `file.tmp-<pid>` then renames, so a crash never leaves a half-written file. (The crash-safety
- * test sets DIT_TEST_KILL_WHILE_WRITING to part of a file name: the process then kills itself after the
- * first chunk of that file.)
+ * Writes to `file.tmp-<pid>` then renames, so a crash never leaves a half-written file, and removes the
+ * temporary file when anything fails (a full disk, a rename onto a folder). (The crash-safety test sets
+ * DIT_TEST_KILL_WHILE_WRITING to part of a file name: the process then kills itself after the first chunk
+ * of that file.)
  */
 export async function writeFileAtomic(file: string, chunks: Uint8Array[]): Promise<void> {
   await fs.mkdir(path.dirname(path.resolve(file)), { recursive: true });
   const tmp = `${file}.tmp-${process.pid}`;
-  const fh = await fs.open(tmp, 'w');
   const killAt = process.env.DIT_TEST_KILL_WHILE_WRITING;
   try {
-    for (const c of chunks) {
-      await fh.write(c);
-      if (killAt && file.includes(killAt)) process.kill(process.pid, 'SIGKILL');
+    const fh = await fs.open(tmp, 'w');
+    try {
+      for (const c of chunks) {
+        await fh.write(c);
+        if (killAt && file.includes(killAt)) process.kill(process.pid, 'SIGKILL');
+      }
+      await fh.sync();
+    } finally {
+      await fh.close();
     }
-    await fh.sync();
-  } finally {
-    await fh.close();
+    await fs.rename(tmp, file);
+  } catch (e) {
+    await fs.rm(tmp, { force: true });
+    throw e;
   }
-  await fs.rename(tmp, file);
 }
 
 export async function readText(file: string): Promise<string> {

@@ -1,12 +1,19 @@
 // safetensors read (F32, F16, BF16, F64, I32, I64, and the small integer types) and write, single files and
 // sharded checkpoints with an `.index.json`. Parsing works on bytes (browser or Node); the file helpers at
 // the bottom go through engine/node.ts. Malformed input gets an error naming the file and the problem.
+// Every file written here records the CRC-32 of its data section in the metadata (`data_crc32`), and every
+// read checks it when present, so a corrupt checkpoint or latent cache is reported as such instead of as a
+// training that diverged (files without it, such as other tools' files, load as before).
 import { bf16ToF32, f16ToF32 } from './half.js';
-import { CheckpointError, type ErrorDetails } from './errors.js';
+import { crc32 } from './checksum.js';
+import { CheckpointError, NonFiniteError, type ErrorDetails } from './errors.js';
 import { nodeHelpers } from './runtime.js';
 
 export type StDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 const ELEM: Record<StDtype, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
+const FLOAT_DTYPES: readonly StDtype[] = ['F64', 'F32', 'F16', 'BF16'];
+/** The metadata key holding the CRC-32 (8 hex digits) of the data section. */
+const CHECKSUM_KEY = 'data_crc32';
 
 export interface StEntry { dtype: StDtype; shape: number[]; begin: number; end: number }
 
@@ -51,6 +58,11 @@ export class Safetensors {
       if (end - begin !== want) fail(`tensor '${name}': ${end - begin} bytes for ${dtype} ${JSON.stringify(e.shape)} (needs ${want})`);
       if (begin < 0 || end > dataLen) fail(`truncated: tensor '${name}' ends at byte ${end} of a ${dataLen}-byte data section`);
       this.entries.set(name, { dtype, shape: e.shape!, begin, end });
+    }
+    const recorded = this.metadata[CHECKSUM_KEY];
+    if (recorded !== undefined) {
+      const actual = crc32(bytes.subarray(this.dataStart)).toString(16).padStart(8, '0');
+      if (actual !== recorded) fail(`data checksum mismatch — the file is corrupt (CRC-32 of the data ${actual}, recorded ${recorded})`);
     }
   }
 
@@ -99,6 +111,19 @@ export class Safetensors {
     return Float32Array.from(v as ArrayLike<number>);
   }
 
+  /**
+   * A tensor of weights or latents as float32: refuses integer and boolean dtypes (not values to compute
+   * with) and non-finite values (one NaN spreads to every output), naming the file, tensor and element.
+   */
+  finiteF32(name: string): Float32Array {
+    const { dtype } = this.entry(name);
+    if (!FLOAT_DTYPES.includes(dtype)) throw new SafetensorsError(`${this.source}: tensor '${name}' is ${dtype}, not a float type (${FLOAT_DTYPES.join(', ')})`, { file: this.source });
+    const data = this.f32(name);
+    const i = firstNonFinite(data);
+    if (i >= 0) throw new SafetensorsError(`${this.source}: tensor '${name}' holds ${data[i]} at element ${i}: the file's values must be finite`, { file: this.source });
+    return data;
+  }
+
   /** The tensor as float64 (exact for F64, widened otherwise). */
   f64(name: string): Float64Array {
     const e = this.entry(name);
@@ -115,6 +140,22 @@ export class Safetensors {
   shape(name: string): number[] { return this.entry(name).shape; }
 }
 
+/** The index of the first NaN or ±inf in `data`, or -1. */
+export function firstNonFinite(data: ArrayLike<number>): number {
+  for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) return i;
+  return -1;
+}
+
+/** A JSON metadata entry, parsed; a malformed one is an error naming the file and the key. */
+export function metadataJson<T>(metadata: Record<string, string>, key: string, source: string): T | undefined {
+  if (metadata[key] === undefined) return undefined;
+  try {
+    return JSON.parse(metadata[key]) as T;
+  } catch (e) {
+    throw new SafetensorsError(`${source}: metadata '${key}' is not valid JSON (${(e as Error).message})`, { file: source, cause: e });
+  }
+}
+
 // ------------------------------------------------------------------------------------------ writing
 export interface StWriteTensor { shape: readonly number[]; data: Float32Array | Float64Array | Int32Array | BigInt64Array | Uint16Array; dtype?: StDtype }
 
@@ -127,12 +168,28 @@ function dtypeOf(t: StWriteTensor): StDtype {
   return 'F32';
 }
 
-/** Serialises tensors (8-byte types first so every tensor is naturally aligned) with string metadata. */
+/**
+ * Throws a NonFiniteError naming the first tensor of `tensors` (float data) that holds NaN or ±inf: what
+ * every trainer calls before saving, so that a diverged run never replaces good weights.
+ */
+export function refuseNonFinite(tensors: Map<string, StWriteTensor>, what: string): void {
+  for (const [name, t] of tensors) {
+    if (!(t.data instanceof Float32Array || t.data instanceof Float64Array)) continue;
+    const i = firstNonFinite(t.data);
+    if (i >= 0) throw new NonFiniteError(`${what}: '${name}' holds ${t.data[i]} at element ${i}; not saved`, { op: 'save' });
+  }
+}
+
+/**
+ * Serialises tensors (8-byte types first so every tensor is naturally aligned) with string metadata, plus
+ * the CRC-32 of the data section (`data_crc32`).
+ */
 export function serializeSafetensors(tensors: Map<string, StWriteTensor> | Record<string, StWriteTensor>, metadata: Record<string, string> = {}): Uint8Array[] {
   const list = [...(tensors instanceof Map ? tensors : new Map(Object.entries(tensors)))];
   list.sort((a, b) => ELEM[dtypeOf(b[1])] - ELEM[dtypeOf(a[1])]);
-  const header: Record<string, unknown> = {};
-  if (Object.keys(metadata).length) header.__metadata__ = metadata;
+  const chunks = list.map(([, t]) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+  const crc = chunks.reduce((c, b) => crc32(b, c), 0);
+  const header: Record<string, unknown> = { __metadata__: { ...metadata, [CHECKSUM_KEY]: crc.toString(16).padStart(8, '0') } };
   let off = 0;
   for (const [name, t] of list) {
     const dt = dtypeOf(t);
@@ -148,7 +205,7 @@ export function serializeSafetensors(tensors: Map<string, StWriteTensor> | Recor
   const head = new Uint8Array(8 + hbytes.byteLength);
   new DataView(head.buffer).setBigUint64(0, BigInt(hbytes.byteLength), true);
   head.set(hbytes, 8);
-  return [head, ...list.map(([, t]) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength))];
+  return [head, ...chunks];
 }
 
 // ------------------------------------------------------------------------------------------ files (Node)
@@ -175,6 +232,7 @@ export class TensorSource {
     return f;
   }
   f32(k: string): Float32Array { return this.file(k).f32(k); }
+  finiteF32(k: string): Float32Array { return this.file(k).finiteF32(k); }
   shape(k: string): number[] { return this.file(k).shape(k); }
   get metadata(): Record<string, string> { return this.files[0]?.metadata ?? {}; }
 }

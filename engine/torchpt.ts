@@ -4,6 +4,7 @@
 import { bf16ToF32, f16ToF32 } from './half.js';
 import { CheckpointError, type ErrorDetails } from './errors.js';
 import { isNode, nodeHelpers } from './runtime.js';
+import { crc32 } from './checksum.js';
 
 /** A torch.save file that cannot be read: a CheckpointError. */
 export class TorchLoadError extends CheckpointError {
@@ -311,18 +312,6 @@ export function stateDictOf(ck: TorchCheckpoint, key?: 'ema' | 'model'): Map<str
 export class PyFloat { constructor(readonly value: number) {} }
 export class PyTuple { constructor(readonly items: unknown[]) {} }
 export class PyOrderedDict { constructor(readonly entries: Map<string, unknown>) {} }
-
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) { let c = n; for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1; t[n] = c >>> 0; }
-  return t;
-})();
-
-export function crc32(b: Uint8Array): number {
-  let c = 0xffffffff;
-  for (let i = 0; i < b.length; i++) c = CRC_TABLE[(c ^ b[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
 
 class PickleWriter {
   private readonly parts: number[] = [];

@@ -12,6 +12,8 @@ import { Generator, deriveSeed } from '../kernels/random.js';
 import { mean } from '../kernels/reduce.js';
 import { avgPool2x } from '../kernels/conv2d.js';
 import { imageBatch, type ImageDataset } from '../data/dataset.js';
+import { metadataJson, refuseNonFinite, writeSafetensors, type Safetensors } from '../engine/safetensors.js';
+import { CheckpointError } from '../engine/errors.js';
 
 export interface ClassifierConfig {
   channels: number;
@@ -149,19 +151,20 @@ export function accuracy(predictions: ArrayLike<number>, labels: ArrayLike<numbe
   return { overall: ok / Math.max(1, labels.length), perClass: right.map((r, k) => (total[k] ? r / total[k] : NaN)) };
 }
 
-/** Writes the classifier's weights with its config and `meta` (the data fingerprint, test accuracy, command). */
+/** Writes the classifier's weights with its config and `meta` (the data fingerprint, test accuracy, command); refuses non-finite weights. */
 export async function saveClassifier(model: Classifier, file: string, meta: Record<string, string>): Promise<void> {
-  const { writeSafetensors } = await import('../engine/safetensors.js');
   const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const [n, t] of model.namedTensors()) tensors.set(n, { shape: [...t.shape], data: (await t.data()) as Float32Array });
+  refuseNonFinite(tensors, `the judge classifier (${file})`);
   await writeSafetensors(file, tensors, { format: 'dit-webgpu-classifier', config: JSON.stringify(model.config), ...meta });
 }
 
 /** A classifier from `saveClassifier`'s file (bytes), with its metadata. */
-export function classifierFromSafetensors(st: import('../engine/safetensors.js').Safetensors): { model: Classifier; metadata: Record<string, string> } {
-  if (st.metadata.format !== 'dit-webgpu-classifier' || !st.metadata.config) throw new Error(`${st.source}: not a classifier of this project (no format/config metadata)`);
-  const model = new Classifier(JSON.parse(st.metadata.config) as ClassifierConfig, 0);
-  model.loadStateDict(new Map(st.keys().map((k) => [k, { shape: st.shape(k), data: st.f32(k) }])), { source: st.source });
+export function classifierFromSafetensors(st: Safetensors): { model: Classifier; metadata: Record<string, string> } {
+  const config = metadataJson<ClassifierConfig>(st.metadata, 'config', st.source);
+  if (st.metadata.format !== 'dit-webgpu-classifier' || !config) throw new CheckpointError(`${st.source}: not a classifier of this project (no format/config metadata)`, { file: st.source });
+  const model = new Classifier(config, 0);
+  model.loadStateDict(new Map(st.keys().map((k) => [k, { shape: st.shape(k), data: st.finiteF32(k) }])), { source: st.source });
   model.eval();
   return { model, metadata: st.metadata };
 }

@@ -9,7 +9,8 @@
 import { existsSync, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomic, readText } from '../engine/node.js';
-import { readSafetensors, serializeSafetensors } from '../engine/safetensors.js';
+import { readSafetensors, serializeSafetensors, type Safetensors } from '../engine/safetensors.js';
+import { CheckpointError } from '../engine/errors.js';
 import { type DiTConfig } from '../dit/config.js';
 import { configFromMetadata } from '../dit/checkpoint.js';
 import { DiT } from '../dit/model.js';
@@ -46,19 +47,32 @@ export class Run {
   checkpointFile(step: number): string { return path.join(this.checkpointDir, `step-${step}.safetensors`); }
   get metricsFile(): string { return path.join(this.dir, 'metrics.jsonl'); }
 
-  /** Creates the folder and writes config.json (refuses a folder that already holds a run). */
+  /**
+   * Creates the folder and writes config.json. Refuses a folder that holds a run with a checkpoint; a run
+   * that stopped before its first checkpoint (nothing to resume) is started again, its metrics dropped.
+   */
   static async create(dir: string, config: RunConfig): Promise<Run> {
-    if (existsSync(path.join(dir, 'config.json'))) throw new Error(`${dir} already holds a run (config.json); continue it with --resume ${dir}, or choose another --run`);
-    await fs.mkdir(path.join(dir, 'checkpoints'), { recursive: true });
     const run = new Run(dir, config);
+    if (existsSync(path.join(dir, 'config.json'))) {
+      if (existsSync(path.join(dir, 'latest'))) throw new CheckpointError(`${dir} already holds a run with checkpoints; continue it with --resume ${dir}, or choose another --run`, { file: dir });
+      await fs.rm(run.metricsFile, { force: true });
+    }
+    await fs.mkdir(run.checkpointDir, { recursive: true });
     await writeFileAtomic(path.join(dir, 'config.json'), [new TextEncoder().encode(`${JSON.stringify(config, null, 2)}\n`)]);
     return run;
   }
 
   static async open(dir: string): Promise<Run> {
     const file = path.join(dir, 'config.json');
-    if (!existsSync(file)) throw new Error(`${dir}: not a run folder (no config.json)`);
-    return new Run(dir, JSON.parse(await readText(file)) as RunConfig);
+    if (!existsSync(file)) throw new CheckpointError(`${dir}: not a run folder (no config.json)`, { file });
+    let config: RunConfig;
+    try {
+      config = JSON.parse(await readText(file)) as RunConfig;
+    } catch (e) {
+      throw new CheckpointError(`${file}: not valid JSON (${(e as Error).message})`, { file, cause: e });
+    }
+    if (!config || typeof config !== 'object' || !config.model || !config.train || !config.data) throw new CheckpointError(`${file}: not a run's config (no model, train and data)`, { file });
+    return new Run(dir, config);
   }
 
   /** The newest checkpoint's path, or null before the first. */
@@ -66,8 +80,9 @@ export class Run {
     const p = path.join(this.dir, 'latest');
     if (!existsSync(p)) return null;
     const name = (await readText(p)).trim();
+    if (!/^step-\d+\.safetensors$/.test(name)) throw new CheckpointError(`${p} should name a checkpoint (step-<N>.safetensors), it holds ${JSON.stringify(name)}`, { file: p });
     const file = path.join(this.checkpointDir, name);
-    if (!existsSync(file)) throw new Error(`${p} names ${name}, which is missing from ${this.checkpointDir}`);
+    if (!existsSync(file)) throw new CheckpointError(`${p} names ${name}, which is missing from ${this.checkpointDir}`, { file: p });
     return file;
   }
 
@@ -107,24 +122,35 @@ export class Run {
 
 /** A checkpoint file: `src` itself, or a run folder's newest checkpoint. */
 export async function resolveCheckpoint(src: string): Promise<string> {
-  if (!existsSync(src)) throw new Error(`${src}: no such file or folder`);
+  if (!existsSync(src)) throw new CheckpointError(`${src}: no such file or folder`, { file: src });
   if (!(await fs.stat(src)).isDirectory()) return src;
   const file = await (await Run.open(src)).latest();
-  if (!file) throw new Error(`${src}: the run has no checkpoint yet`);
+  if (!file) throw new CheckpointError(`${src}: the run has no checkpoint yet`, { file: src });
   return file;
+}
+
+/** A run's newest checkpoint, read (and checked) on the host; null before the first. */
+export async function readLatestCheckpoint(run: Run): Promise<{ file: string; st: Safetensors } | null> {
+  const file = await run.latest();
+  if (!file) return null;
+  const st = await readSafetensors(file);
+  if (st.metadata.format !== 'dit-webgpu-train') throw new CheckpointError(`${file}: not a training checkpoint of this project`, { file });
+  return { file, st };
+}
+
+/** Restores a checkpoint read by `readLatestCheckpoint` into `trainer`, after checking that its model is the trainer's. */
+export function restoreCheckpoint(trainer: DiTTrainer, { file, st }: { file: string; st: Safetensors }): void {
+  const saved = configFromMetadata(st.metadata, file);
+  const mc = trainer.model.config as unknown as Record<string, unknown>;
+  for (const [k, v] of Object.entries(saved ?? {})) if (JSON.stringify(mc[k]) !== JSON.stringify(v)) throw new CheckpointError(`${file}: the checkpoint's model has ${k} = ${JSON.stringify(v)}, this run's ${JSON.stringify(mc[k])}`, { file });
+  trainer.restore({ tensors: new Map(st.keys().map((k) => [k, st.finiteF32(k)])), metadata: st.metadata, source: file });
 }
 
 /** Restores a run's newest checkpoint into `trainer`; returns its path (or null: nothing to resume). */
 export async function resumeInto(run: Run, trainer: DiTTrainer): Promise<string | null> {
-  const file = await run.latest();
-  if (!file) return null;
-  const st = await readSafetensors(file);
-  if (st.metadata.format !== 'dit-webgpu-train') throw new Error(`${file}: not a training checkpoint of this project`);
-  const saved = configFromMetadata(st.metadata);
-  const mc = trainer.model.config as unknown as Record<string, unknown>;
-  for (const [k, v] of Object.entries(saved ?? {})) if (JSON.stringify(mc[k]) !== JSON.stringify(v)) throw new Error(`${file}: the checkpoint's model has ${k} = ${JSON.stringify(v)}, this run's ${JSON.stringify(mc[k])}`);
-  trainer.restore({ tensors: new Map(st.keys().map((k) => [k, st.f32(k)])), metadata: st.metadata });
-  return file;
+  const ckpt = await readLatestCheckpoint(run);
+  if (ckpt) restoreCheckpoint(trainer, ckpt);
+  return ckpt?.file ?? null;
 }
 
 /**

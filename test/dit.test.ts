@@ -186,10 +186,12 @@ describe('DiT model', () => {
     expect(Math.max(...odd.map((v, i) => Math.abs(v - r7[i])))).to.be.lessThan(1e-4);
   });
 
-  it('infers the config from tensor shapes', async () => {
+  it('infers the config from tensor shapes, except the head count of a width that is not the paper\'s', async () => {
     const w = await readWeights(path.join(REF, 'dit_tiny_p4.safetensors'));
-    const c = inferConfig((n) => w.tensors.get(n)?.shape, [...w.tensors.keys()]);
-    expect(c).to.deep.include({ inputSize: 16, patchSize: 4, hiddenSize: 72, depth: 2, numClasses: 10, learnSigma: true, conditioning: 'adaLN-Zero' });
+    const shape = (n: string) => w.tensors.get(n)?.shape, keys = [...w.tensors.keys()];
+    const c = inferConfig(shape, keys, { heads: 3 });
+    expect(c).to.deep.include({ inputSize: 16, patchSize: 4, hiddenSize: 72, depth: 2, numHeads: 3, numClasses: 10, learnSigma: true, conditioning: 'adaLN-Zero' });
+    expect(() => inferConfig(shape, keys, { source: 'p4' })).to.throw(/^p4: hidden size 72 is not one of the paper's widths .* give it \(--heads N\)/);
   });
 
   it('label dropout in training mode is seeded and drops about the configured fraction', () => {

@@ -2,11 +2,13 @@ import { expect } from 'chai';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { crc32 as zlibCrc32 } from 'node:zlib';
 import { Tensor, scope, keep, noGrad, memory } from '../engine/tensor.js';
 import { backward } from '../engine/autograd.js';
 import { Module, ModuleList, init } from '../nn/module.js';
 import { AdamW, EMA } from '../nn/optim.js';
 import { Safetensors, serializeSafetensors, readSafetensors, writeSafetensors, openTensors } from '../engine/safetensors.js';
+import { crc32 } from '../engine/checksum.js';
 import { linear } from '../kernels/matmul.js';
 import { add, mul, gelu } from '../kernels/elementwise.js';
 import { mse, sum } from '../kernels/reduce.js';
@@ -274,7 +276,7 @@ describe('safetensors', () => {
     const f32 = randArray(7, 1), f64 = Float64Array.from([1.5, -2.25, Math.PI]);
     await writeSafetensors(file, { a: { shape: [7], data: f32 }, b: { shape: [3], data: f64 }, c: { shape: [2], data: Int32Array.from([5, -6]) }, d: { shape: [2], data: BigInt64Array.from([1n, -2n]) }, e: { shape: [2], data: Uint16Array.from([0x3c00, 0xc000]) } }, { note: 'hi' });
     const st = await readSafetensors(file);
-    expect(st.metadata).to.deep.equal({ note: 'hi' });
+    expect(st.metadata).to.deep.equal({ note: 'hi', data_crc32: st.metadata.data_crc32 });
     expect(Array.from(st.f32('a'))).to.deep.equal(Array.from(f32));
     expect(Array.from(st.f64('b'))).to.deep.equal(Array.from(f64));
     expect(st.ints('c')).to.deep.equal([5, -6]);
@@ -283,6 +285,16 @@ describe('safetensors', () => {
     const v = st.view('a');
     expect(v.buffer).to.equal(st.bytes.buffer); // zero copy
     expect((await fs.readdir(dir)).filter((f) => f.includes('tmp'))).to.deep.equal([]);
+  });
+
+  it('records the CRC-32 of the data (zlib\'s, also in chunks) and calls a file whose data changed corrupt', () => {
+    const bytes = Uint8Array.from({ length: 1003 }, (_, i) => (i * 37 + 11) & 0xff);
+    expect(crc32(bytes)).to.equal(zlibCrc32(bytes));
+    expect(crc32(bytes.subarray(500), crc32(bytes.subarray(0, 500)))).to.equal(zlibCrc32(bytes));
+    const file = Buffer.concat(serializeSafetensors({ a: { shape: [3], data: Float32Array.of(1, 2, 3) } }));
+    expect(new Safetensors(file).metadata.data_crc32).to.equal(zlibCrc32(file.subarray(file.length - 12)).toString(16).padStart(8, '0'));
+    file[file.length - 1] ^= 1;
+    expect(() => new Safetensors(file, 'f.safetensors')).to.throw(/^f\.safetensors: data checksum mismatch — the file is corrupt/);
   });
 
   it('reads every shared reference file and the sharded VAE weights', async () => {
@@ -307,7 +319,7 @@ describe('safetensors', () => {
     for (const c of good) { bytes.set(c, off); off += c.byteLength; }
     expect(() => new Safetensors(bytes.subarray(0, 5), 'f.st')).to.throw(/f.st: truncated: 5 bytes/);
     expect(() => new Safetensors(bytes.subarray(0, bytes.length - 4), 'f.st')).to.throw(/f.st: truncated: tensor 'a' ends at byte 16 of a 12-byte data section/);
-    const bad = Uint8Array.from(bytes); bad[10] = 0x7b; bad[11] = 0x7b;
+    const bad = Uint8Array.from(bytes); bad[9] = 0x7b; bad[10] = 0x7b; // `{{{` opens the header: not JSON
     expect(() => new Safetensors(bad, 'f.st')).to.throw(/f.st: malformed header/);
     const huge = Uint8Array.from(bytes); new DataView(huge.buffer).setUint32(0, 1e9, true);
     expect(() => new Safetensors(huge, 'f.st')).to.throw(/f.st: truncated or not safetensors/);

@@ -11,7 +11,7 @@ import {
   DitError, ShapeError, DeviceError, CheckpointError, DisposedTensorError, GpuError, SafetensorsError, TorchLoadError,
   Tensor, scope, backward, matmul, add, mse, sum, launch, gpu, Safetensors, serializeSafetensors, loadTorchCheckpoint,
   readSafetensors, Module, Linear, Generator,
-} from '../engine/index.js';
+} from '../engine.js';
 import { readWeights, weightsFromBytes, ditFromWeights, DiT } from '../dit/index.js';
 import { device, t, read, REFERENCE_DIR } from './helpers.js';
 
@@ -130,7 +130,7 @@ describe('typed errors', () => {
     this.timeout(60000);
     // A fresh process: no device yet, and free to destroy its own.
     const script = `
-      const m = await import(${JSON.stringify(path.join(BUILD, 'engine/index.js'))});
+      const m = await import(${JSON.stringify(path.join(BUILD, 'engine.js'))});
       const out = {};
       const grab = async (k, f) => { try { await f(); out[k] = null; } catch (e) { out[k] = { name: e.name, device: e instanceof m.DeviceError, message: e.message }; } };
       await grab('noDevice', () => m.Tensor.from([1], [1]));

@@ -136,7 +136,7 @@ describe('the npm package, packed and installed in a fresh project', function ()
       });
       expect(r.errors, entry).to.deep.equal([]);
       const inputs = Object.keys(r.metafile.inputs);
-      expect(inputs.some((f) => f.endsWith('build/engine/index.js')), `${entry} bundled from the tarball`).to.equal(true);
+      expect(inputs.some((f) => f.endsWith('build/engine.js')), `${entry} bundled from the tarball`).to.equal(true);
       expect(inputs.filter((f) => /^node:|node_modules\/(webgpu|pngjs|@napi-rs|commander|chart\.js)\/|\/build\/(engine\/node|data\/readers|cli\/)|^(fs|path|zlib|url|child_process)$/.test(f)), `${entry}: Node modules`).to.deep.equal([]);
     }
     // The Node-only entry is not offered to the browser at all.

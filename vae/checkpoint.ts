@@ -1,6 +1,6 @@
 // VAE weights: diffusers safetensors (single or sharded with an index), config from the file's metadata
 // (diffusers' config.json keys) or inferred from tensor shapes, legacy attention names mapped.
-import { Safetensors, TensorSource, openTensors } from '../engine/safetensors.js';
+import { Safetensors, TensorSource, openTensors, metadataJson } from '../engine/safetensors.js';
 import { CheckpointError } from '../engine/errors.js';
 import type { HostTensor } from '../nn/module.js';
 import { AutoencoderKL, renameLegacyVaeKey, type VaeConfig } from './model.js';
@@ -31,28 +31,41 @@ export function inferVaeConfig(shape: (k: string) => number[] | undefined, keys:
   };
 }
 
-/** The VAE tensors of a source under current diffusers names. */
+/** The VAE tensors of a source under current diffusers names (float and finite, else an error naming the tensor). */
 export function vaeWeights(src: TensorSource): Map<string, HostTensor> {
   const keep = (k: string) => /^(encoder|decoder|quant_conv|post_quant_conv)\./.test(k);
-  return new Map(src.keys().filter(keep).map((k) => [renameLegacyVaeKey(k), { shape: src.shape(k), data: src.f32(k) }]));
+  return new Map(src.keys().filter(keep).map((k) => [renameLegacyVaeKey(k), { shape: src.shape(k), data: src.finiteF32(k) }]));
+}
+
+/** A VAE file read on the host, not yet on the GPU: its config (given, metadata, or inferred) and weights. */
+export interface VaeFile { config: VaeConfig; tensors: Map<string, HostTensor>; source: string }
+
+/** Reads a VAE from a .safetensors file or a sharded .index.json, without the GPU (Node). */
+export async function readVae(file: string, config?: Partial<VaeConfig>): Promise<VaeFile> {
+  return readVaeSource(await openTensors(file), file, config);
+}
+
+/** The VAE of a file read by `readVae`, on the GPU. */
+export function buildVae(f: VaeFile): AutoencoderKL {
+  const vae = new AutoencoderKL(f.config);
+  vae.loadStateDict(f.tensors, { source: f.source });
+  return vae;
 }
 
 /** Opens a VAE from a .safetensors file or a sharded .index.json (config: given, metadata, or inferred) (Node). */
 export async function loadVae(file: string, config?: Partial<VaeConfig>): Promise<AutoencoderKL> {
-  return vaeFromSource(await openTensors(file), file, config);
+  return buildVae(await readVae(file, config));
 }
 
 /** A VAE from the bytes of a .safetensors file, e.g. fetched in a browser (`source` names it in errors). */
 export function vaeFromBytes(bytes: Uint8Array, source = '<bytes>', config?: Partial<VaeConfig>): AutoencoderKL {
   const st = new Safetensors(bytes, source);
-  return vaeFromSource(new TensorSource([st], new Map(st.keys().map((k) => [k, st])), source), source, config);
+  return buildVae(readVaeSource(new TensorSource([st], new Map(st.keys().map((k) => [k, st])), source), source, config));
 }
 
-function vaeFromSource(src: TensorSource, file: string, config?: Partial<VaeConfig>): AutoencoderKL {
-  const w = vaeWeights(src);
-  const meta = src.metadata.config ? vaeConfigFromJson(JSON.parse(src.metadata.config)) : {};
-  const base = inferVaeConfig((k) => w.get(k)?.shape, [...w.keys()]);
-  const vae = new AutoencoderKL({ ...base, ...meta, ...config });
-  vae.loadStateDict(w, { source: file });
-  return vae;
+function readVaeSource(src: TensorSource, file: string, config?: Partial<VaeConfig>): VaeFile {
+  const tensors = vaeWeights(src);
+  const meta = vaeConfigFromJson(metadataJson<Record<string, unknown>>(src.metadata, 'config', file) ?? {});
+  const base = inferVaeConfig((k) => tensors.get(k)?.shape, [...tensors.keys()]);
+  return { config: { ...base, ...meta, ...config }, tensors, source: file };
 }

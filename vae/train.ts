@@ -4,7 +4,8 @@
 import { Tensor, scope, noGrad, keep, memory, record } from '../engine/tensor.js';
 import { backward } from '../engine/autograd.js';
 import { AdamW, learningRate } from '../nn/optim.js';
-import { writeSafetensors, type StWriteTensor } from '../engine/safetensors.js';
+import { writeSafetensors, refuseNonFinite, type StWriteTensor } from '../engine/safetensors.js';
+import { NonFiniteError } from '../engine/errors.js';
 import { map, abs, sub, add, square, exp, addScalar, scale } from '../kernels/elementwise.js';
 import { mean, mse } from '../kernels/reduce.js';
 import { Generator, deriveSeed } from '../kernels/random.js';
@@ -76,8 +77,10 @@ export async function trainVae(vae: AutoencoderKL, train: ImageDataset, test: Im
       return l;
     });
     // Read the loss only every 25 steps: reading back stalls the GPU queue.
-    if (step % 25 === 0 || step === o.steps) last = await loss.item();
+    const read = step % 25 === 0 || step === o.steps;
+    if (read) last = await loss.item();
     loss.dispose();
+    if (read && !Number.isFinite(last)) throw new NonFiniteError(`VAE training diverged: the loss is ${last} at step ${step}`);
     if (step % 25 === 0) o.onLog?.({ step, loss: last, secs: secs(), liveMiB: memory().liveBytes / 2 ** 20 });
     const evalNow = (o.evalEvery && step % o.evalEvery === 0) || step === o.steps;
     if (evalNow) {
@@ -99,10 +102,11 @@ function recordSum(r: Tensor, k: Tensor, w: number): Tensor {
   return record('vaeLoss', y, [r, k], [], (g) => [g, map('g * p', { g }, { p: w })]);
 }
 
-/** The VAE weights (diffusers names) and metadata (its config, `extra`) as `saveVae` writes them; browser-safe. */
+/** The VAE weights (diffusers names) and metadata (its config, `extra`) as `saveVae` writes them (a NonFiniteError if any is NaN or ±inf); browser-safe. */
 export async function vaeCheckpoint(vae: AutoencoderKL, extra: Record<string, string> = {}): Promise<{ tensors: Map<string, StWriteTensor>; metadata: Record<string, string> }> {
   const tensors = new Map<string, StWriteTensor>();
   for (const [n, t] of vae.namedTensors()) tensors.set(n, { shape: [...t.shape], data: (await t.data()) as Float32Array });
+  refuseNonFinite(tensors, 'the VAE weights');
   const c: VaeConfig = vae.config;
   const config = { in_channels: c.inChannels, out_channels: c.outChannels, block_out_channels: c.blockOutChannels, layers_per_block: c.layersPerBlock, norm_num_groups: c.normNumGroups, latent_channels: c.latentChannels, scaling_factor: c.scalingFactor };
   return { tensors, metadata: { format: 'pt', config: JSON.stringify(config), ...extra } };

@@ -7,7 +7,7 @@ import { Chart, registerables } from 'chart.js';
 import { getDevice, describeAdapter } from '../engine/device.js';
 import { Tensor, scope, noGrad, keep } from '../engine/tensor.js';
 import { CheckpointError, DeviceError } from '../engine/errors.js';
-import { Safetensors, TensorSource, serializeSafetensors } from '../engine/safetensors.js';
+import { Safetensors, TensorSource, serializeSafetensors, metadataJson } from '../engine/safetensors.js';
 import { matmul } from '../kernels/matmul.js';
 import { randn } from '../kernels/random.js';
 import { timeGpu } from '../kernels/autotune.js';
@@ -130,7 +130,7 @@ async function loadCheckpoint(f: File): Promise<Current> {
   const w = await weightsFromBytes(await fileBytes(f), f.name);
   const model = ditFromWeights(w);
   model.eval();
-  const classes: string[] = w.metadata.classes ? JSON.parse(w.metadata.classes) : Array.from({ length: model.config.numClasses }, (_, i) => `class${i}`);
+  const classes = metadataJson<string[]>(w.metadata, 'classes', f.name) ?? Array.from({ length: model.config.numClasses }, (_, i) => `class${i}`);
   const c: Current = {
     model, vae: current?.vae ?? null, vaeName: current?.vaeName ?? null, scale: w.metadata.scale_factor ? Number(w.metadata.scale_factor) : null, classes,
     schedule: (w.metadata.schedule ?? 'linear') as ScheduleName, source: `${f.name}${w.metadata.weights ? ` (${w.metadata.weights} weights${w.metadata.step ? `, step ${w.metadata.step}` : ''})` : ''}`,
@@ -291,7 +291,7 @@ function togglePause(): void {
   if (!train.paused) { train.resume?.(); train.resume = null; }
 }
 
-/** The training checkpoint as `dit train` writes it (weights, EMA, AdamW state, random streams, metadata), as bytes. */
+/** The training checkpoint as `dit train` writes it (weights, EMA, AdamW state, random streams, metadata), as bytes; refused when any value is not finite. */
 async function checkpointBytes(): Promise<Uint8Array> {
   if (!train.trainer) throw new Error('nothing trained yet');
   if (train.running && !train.paused) throw new Error('pause training first (a checkpoint is read between steps)');

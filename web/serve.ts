@@ -5,6 +5,7 @@
 //   /out/…                what the commands wrote (trained models)
 //   /weights/…            the shipped small weights (the VAE and the judge)
 //   /reference/…          the official PyTorch dumps (../shared/reference)
+// to GET and HEAD only; no dotfile, and nothing a symbolic link leads to outside those roots.
 import http from 'node:http';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
@@ -31,20 +32,29 @@ export async function bundlePage(): Promise<string> {
 
 /**
  * The file a request path names, or null when it names nothing served: a path under an allowed root after
- * resolving `.` and `..` (a `..` segment anywhere is refused outright), with a separator check so that
- * /weights-x is not taken for /weights.
+ * resolving `.` and `..` (a `..` segment anywhere is refused outright, and so is any segment starting with
+ * a dot: .git, .env, .cache), then after following symbolic links, which must leave it inside the root (a
+ * link in out/ or the reference folder to /etc is not a way out). The real path is what is returned.
  */
-export function resolveServed(urlPath: string, roots: Record<string, string>): string | null {
+export async function resolveServed(urlPath: string, roots: Record<string, string>): Promise<string | null> {
   if (urlPath === '/' || urlPath === '/index.html') return path.join(ROOT, 'web', 'index.html');
   if (urlPath === '/bundle.js' || urlPath === '/bundle.js.map') return path.join(BUNDLE_DIR, urlPath.slice(1));
-  if (urlPath.split(/[/\\]/).includes('..') || urlPath.includes('\0')) return null;
+  const segments = urlPath.split(/[/\\]/);
+  if (segments.some((s) => s.startsWith('.')) || urlPath.includes('\0')) return null;
   const m = /^\/([^/]+)\/(.+)$/.exec(urlPath);
   const base = m ? roots[m[1]] : undefined;
   if (!m || !base) return null;
-  const root = path.resolve(base);
-  const file = path.resolve(root, m[2]);
-  return file.startsWith(root + path.sep) ? file : null;
+  try {
+    const root = await fs.realpath(base);
+    const file = await fs.realpath(path.resolve(root, m[2]));
+    return file.startsWith(root + path.sep) ? file : null;
+  } catch {
+    return null; // missing: nothing to serve
+  }
 }
+
+/** The methods answered; anything else (POST, DELETE, PUT, …) gets 405. */
+const METHODS = ['GET', 'HEAD'];
 
 export async function serve(port = 0, referenceDir?: string): Promise<Server> {
   await bundlePage();
@@ -53,13 +63,15 @@ export async function serve(port = 0, referenceDir?: string): Promise<Server> {
     reference: referenceDir ?? process.env.DIT_REFERENCE_DIR ?? path.resolve(ROOT, '../shared/reference'),
   };
   const srv = http.createServer(async (req, res) => {
+    if (!METHODS.includes(req.method ?? '')) { res.writeHead(405, { allow: METHODS.join(', ') }).end('method not allowed'); return; }
     let urlPath: string;
     try { urlPath = decodeURIComponent((req.url ?? '/').split('?')[0]); } catch { res.writeHead(400).end('bad request'); return; }
-    const file = resolveServed(urlPath, roots);
+    const file = await resolveServed(urlPath, roots);
     if (!file) { res.writeHead(404).end('not found'); return; }
     try {
       const data = await fs.readFile(file);
-      res.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' }).end(data);
+      res.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream', 'content-length': data.byteLength });
+      res.end(req.method === 'HEAD' ? undefined : data);
     } catch {
       res.writeHead(404).end('not found');
     }
