@@ -17,6 +17,7 @@ p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
 p.add_argument('--count', type=int, default=20000); p.add_argument('--epochs', type=int, default=4)
 p.add_argument('--out', default='out/repa-teacher.npy'); p.add_argument('--seed', type=int, default=0)
 p.add_argument('--global-out', help='also write the global features [N, 128] here (float16)')
+p.add_argument('--norm', choices=['batch', 'group'], default='batch', help="BatchNorm + ReLU, or GroupNorm(8) + GELU as the engine's teacher (dit/teacher.ts)")
 a = p.parse_args()
 torch.manual_seed(a.seed); torch.set_num_threads(1)
 
@@ -31,7 +32,9 @@ def synthetic(split, count):
     return torch.from_numpy(images), torch.from_numpy(labels)
 
 
-def block(i, o, stride): return nn.Sequential(nn.Conv2d(i, o, 3, stride, 1), nn.BatchNorm2d(o), nn.ReLU())
+def block(i, o, stride):
+    if a.norm == 'group': return nn.Sequential(nn.Conv2d(i, o, 3, stride, 1), nn.GroupNorm(8, o, eps=1e-6), nn.GELU(approximate='tanh'))
+    return nn.Sequential(nn.Conv2d(i, o, 3, stride, 1), nn.BatchNorm2d(o), nn.ReLU())
 
 
 features = nn.Sequential(block(3, 32, 1), block(32, 64, 2), block(64, 64, 1), block(64, 96, 2), block(96, 96, 1))  # → 8×8×96
