@@ -20,6 +20,8 @@ export interface BenchRow {
   train_step_ms: number | null; train_images_per_s: number | null; peak_mib: number | null;
   sampling_s_per_image: number | null;
   peer_forward_ms: number | null; peer_train_step_ms: number | null;
+  /** PyTorch on the CPU (bench/peer_torch_cpu.py), DiT-S/2's row only. */
+  peer_torch_cpu_forward_ms: number | null;
   status: string;
 }
 
@@ -83,7 +85,7 @@ export async function benchConfig(name: string, o: BenchOptions): Promise<BenchR
   const row: BenchRow = {
     model: name, batch: B, image_size: o.imageSize, gflops_per_image: gf, params: ditParams(c), forward_ms: null, forward_warmup_ms: null, forward_gpu_ms: null, images_per_s: null,
     achieved_gflops: null, ceiling_fraction: null, train_step_ms: null, train_images_per_s: null, peak_mib: null, sampling_s_per_image: null,
-    peer_forward_ms: null, peer_train_step_ms: null, status: 'ok',
+    peer_forward_ms: null, peer_train_step_ms: null, peer_torch_cpu_forward_ms: null, status: 'ok',
   };
   const budgetMs = o.budgetS * 1000;
   const calls = o.reps + 1;

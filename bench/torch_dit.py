@@ -1,6 +1,6 @@
 """PyTorch baseline for the GPU check, written from DIT_SPEC (not the official code): fp32 matmul (TF32 off)
 and a DiT forward / training step of the same configs as bench/dit.ts, on the same card, in the same call.
-Prints one JSON line per measurement."""
+Prints one JSON line per measurement. Its DiT is also the CPU peer's (peer_torch_cpu.py)."""
 import json, math, sys, time
 import torch
 import torch.nn as nn
@@ -8,7 +8,9 @@ import torch.nn.functional as F
 
 torch.backends.cuda.matmul.allow_tf32 = False
 torch.backends.cudnn.allow_tf32 = False
-dev = 'cuda'
+
+# torch < 2.0 (Debian's 1.13, the CPU peer) has no fused attention: the same product written out.
+sdpa = getattr(F, 'scaled_dot_product_attention', None) or (lambda q, k, v: torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), -1) @ v)
 
 def modulate(x, shift, scale):
     return x * (1 + scale[:, None]) + shift[:, None]
@@ -25,7 +27,7 @@ class Block(nn.Module):
         B, T, D = x.shape
         sm, cm, gm, sp, cp, gp = s.ada(F.silu(c)).chunk(6, dim=1)
         q, k, v = s.qkv(modulate(s.n1(x), sm, cm)).reshape(B, T, 3, s.H, D // s.H).permute(2, 0, 3, 1, 4)
-        a = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, T, D)
+        a = sdpa(q, k, v).transpose(1, 2).reshape(B, T, D)
         x = x + gm[:, None] * s.proj(a)
         return x + gp[:, None] * s.fc2(F.gelu(s.fc1(modulate(s.n2(x), sp, cp)), approximate='tanh'))
 
@@ -52,6 +54,24 @@ class DiT(nn.Module):
         o = o.reshape(B, g, g, s.p, s.p, 2 * s.C)
         return torch.einsum('nhwpqc->nchpwq', o).reshape(B, 2 * s.C, g * s.p, g * s.p)
 
+def main(dev='cuda'):
+    print(json.dumps({'torch': torch.__version__, 'gpu': torch.cuda.get_device_name()}))
+    for n in [1024, 2048, 4096]:
+        a = torch.randn(n, n, device=dev); b = torch.randn(n, n, device=dev)
+        ms = timed(lambda: a @ b)
+        print(json.dumps({'bench': 'matmul fp32 (TF32 off)', 'n': n, 'ms': ms, 'gflops': 2 * n ** 3 / ms / 1e6}))
+    B = int(sys.argv[1]) if len(sys.argv) > 1 else 8
+    for name in (sys.argv[2].split(',') if len(sys.argv) > 2 else ['DiT-S/2', 'DiT-XL/2']):
+        D, N, H, p = CONFIGS[name]
+        m = DiT(D=D, N=N, H=H, p=p).to(dev)
+        x = torch.randn(B, 4, 32, 32, device=dev); t = torch.randint(0, 1000, (B,), device=dev); y = torch.randint(0, 1000, (B,), device=dev)
+        with torch.no_grad(): fwd = timed(lambda: m(x, t, y))
+        opt = torch.optim.AdamW(m.parameters(), lr=1e-4, weight_decay=0)
+        def step():
+            loss = F.mse_loss(m(x, t, y)[:, :4], x); opt.zero_grad(); loss.backward(); opt.step()
+        tr = timed(step, 5)
+        print(json.dumps({'bench': 'dit', 'model': name, 'batch': B, 'forward_ms': fwd, 'train_step_ms': tr}))
+
 def timed(f, reps=10):
     for _ in range(3): f()
     torch.cuda.synchronize()
@@ -61,19 +81,6 @@ def timed(f, reps=10):
     return sorted(ts)[len(ts) // 2]
 
 CONFIGS = {'DiT-S/2': (384, 12, 6, 2), 'DiT-B/2': (768, 12, 12, 2), 'DiT-XL/2': (1152, 28, 16, 2)}
-print(json.dumps({'torch': torch.__version__, 'gpu': torch.cuda.get_device_name()}))
-for n in [1024, 2048, 4096]:
-    a = torch.randn(n, n, device=dev); b = torch.randn(n, n, device=dev)
-    ms = timed(lambda: a @ b)
-    print(json.dumps({'bench': 'matmul fp32 (TF32 off)', 'n': n, 'ms': ms, 'gflops': 2 * n ** 3 / ms / 1e6}))
-B = int(sys.argv[1]) if len(sys.argv) > 1 else 8
-for name in (sys.argv[2].split(',') if len(sys.argv) > 2 else ['DiT-S/2', 'DiT-XL/2']):
-    D, N, H, p = CONFIGS[name]
-    m = DiT(D=D, N=N, H=H, p=p).to(dev)
-    x = torch.randn(B, 4, 32, 32, device=dev); t = torch.randint(0, 1000, (B,), device=dev); y = torch.randint(0, 1000, (B,), device=dev)
-    with torch.no_grad(): fwd = timed(lambda: m(x, t, y))
-    opt = torch.optim.AdamW(m.parameters(), lr=1e-4, weight_decay=0)
-    def step():
-        loss = F.mse_loss(m(x, t, y)[:, :4], x); opt.zero_grad(); loss.backward(); opt.step()
-    tr = timed(step, 5)
-    print(json.dumps({'bench': 'dit', 'model': name, 'batch': B, 'forward_ms': fwd, 'train_step_ms': tr}))
+
+if __name__ == '__main__':
+    main()

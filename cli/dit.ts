@@ -21,6 +21,7 @@ import { registerEval } from './eval.js';
 import { registerTools } from './tools.js';
 import { registerVae, registerData } from './vae.js';
 import { registerBench } from './bench.js';
+import { registerTeacher } from './teacher.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -37,6 +38,7 @@ export function buildProgram(): Command {
   registerEval(program);
   registerTools(program);
   registerVae(program);
+  registerTeacher(program);
   registerData(program);
   registerBench(program);
   program.addHelpText('after', `\nExamples:\n${[...EXAMPLES.values()].map((l) => l[0]).map((l) => `  $ ${l}`).join('\n')}\n\n'dit <command> --help' shows a command's options and examples.\n`);

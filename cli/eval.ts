@@ -2,48 +2,55 @@
 // class) and the Fréchet distance of its features to real test images, beside the same distance for real
 // images (the floor). Samples come from a folder (`dit sample --out-dir`) or are drawn from a checkpoint.
 import { readdirSync } from 'node:fs';
+import * as path from 'node:path';
 import { Command } from 'commander';
 import { getDevice, describeAdapter } from '../engine/device.js';
-import { loadDataset, readPngFolder, type DataSpec } from '../data/readers.js';
+import { writeFileAtomic } from '../engine/node.js';
+import { readPngFolder, type DataSpec } from '../data/readers.js';
 import { subset, type ImageDataset } from '../data/dataset.js';
-import { judgeFor, type Judge } from '../eval/judge.js';
-import { realFeatures, evaluateSamples, type QualityReport } from '../eval/quality.js';
-import { sampleImages, classLabels, reconstructionCeiling } from '../eval/samples.js';
-import { readVae, buildVae } from '../vae/checkpoint.js';
-import { int, num, choice, existing, dataOption, examples, log, UsageError, LIMITS } from './options.js';
-import { readSampler, buildSampler, samplingSettings, headsOption } from './sample.js';
-import type { Preset } from '../dit/presets.js';
-import { Progress } from './progress.js';
+import { renderChartsPng } from '../data/plot.js';
+import { loadEvalData } from '../eval/judge.js';
+import { evaluateSamples, formatReport } from '../eval/quality.js';
+import { sampleImages, classLabels, reconstructionCeiling, ceilingEntry } from '../eval/samples.js';
+import { curveCharts, curveTable, type Curve } from '../eval/curve.js';
+import type { SamplerName } from '../diffusion/sample.js';
+import { readVae, buildVae, recordInVaeFile } from '../vae/checkpoint.js';
+import { readSampler, buildSampler, describeSampling } from '../runs/sampler.js';
+import { readCurveRun, scoreCurve } from '../runs/curve.js';
+import { int, choice, existing, dataOption, examples, log, checkOutputs, headsOption, samplingOptions, UsageError, LIMITS } from './options.js';
+import { Progress, prepareJudgeShown } from './progress.js';
 
-/** Without a preset: a quick, well-conditioned sampler. */
-const EVAL_DEFAULTS: Preset['sample'] = { sampler: 'ddim', steps: 50, cfg: 3 };
-
-interface EvalOpts { realImages?: number; samples?: string; reconstructions?: boolean; weights?: string; which: 'ema' | 'model'; heads?: number; vae?: string; data: DataSpec; perClass: number; steps?: number; cfg?: number; sampler?: 'ddpm' | 'ddim'; seed: number; json?: boolean; classifier?: string; retrainClassifier?: boolean }
+interface EvalOpts {
+  record?: boolean; realImages?: number; samples?: string; reconstructions?: boolean; weights?: string; curve?: string[]; out?: string; which: 'ema' | 'model'; heads?: number; vae?: string; data: DataSpec;
+  perClass: number; steps?: number; cfg?: number; sampler?: SamplerName; guide?: 'all' | 'official'; seed: number; json?: boolean; classifier?: string; retrainClassifier?: boolean;
+}
 
 export function registerEval(program: Command): void {
-  const cmd = program.command('eval')
-    .description('score samples: the judge classifier\'s accuracy on them and the Fréchet distance of its features to real test images, beside its floor')
+  const cmd: Command = program.command('eval')
+    .description('score samples: the judge classifier\'s accuracy on them and the Fréchet distance of its features to real test images, beside its floor; or a run\'s learning curve')
     .addOption(existing('--samples <dir>', 'a folder of samples, one sub-folder per class (dit sample --out-dir)'))
     .addOption(existing('--weights <ckpt-or-run>', 'or sample from this checkpoint or run folder'))
+    .option('--curve <runs...>', 'or the learning curve of these run folders: every snapshot scored against its training compute; writes RUN/curve.json and RUN/curve.png (--out: the runs together)')
     .option('--reconstructions', 'or score the VAE\'s reconstructions of real test images (--vae, --per-class): the ceiling of any model decoded by that VAE')
     .addOption(choice('--which <weights>', 'of a training checkpoint: EMA or raw model weights', ['ema', 'model'], 'ema'))
     .addOption(existing('--vae <file>', 'the VAE to decode with (default: the one the run used)'))
     .addOption(headsOption())
     .addOption(dataOption())
-    .addOption(int('--per-class <n>', 'samples drawn (or images reconstructed) per class with --weights (--reconstructions)', { min: 2, max: LIMITS.perClass, def: 50 }))
-    .addOption(int('--steps <n>', `sampling steps with --weights [default: the preset's the weights were trained with, else ${EVAL_DEFAULTS.steps}]`, { min: 1, max: 1000 }))
-    .addOption(num('--cfg <scale>', `guidance scale with --weights [default: the preset's, else ${EVAL_DEFAULTS.cfg}]`, { min: 0 }))
-    .addOption(choice('--sampler <name>', `sampler with --weights [default: the preset's, else ${EVAL_DEFAULTS.sampler}]`, ['ddpm', 'ddim']))
+    .addOption(int('--per-class <n>', 'samples drawn (or images reconstructed) per class with --weights, --curve (--reconstructions)', { min: 2, max: LIMITS.perClass, def: 50 }))
     .addOption(int('--seed <n>', 'noise seed', { min: 0, max: LIMITS.seed, def: 0 }))
     .addOption(int('--real-images <n>', 'use the first n real test images (default: all; half are the reference, half the floor\'s pool)', { min: 4, max: LIMITS.images }))
     .addOption(existing('--classifier <file>', 'the judge\'s weights (default: shipped in weights/, else cached, else trained once)'))
     .option('--retrain-classifier', 'train the judge again (2 epochs on the train split) and cache it')
-    .option('--json', 'print {accuracy, per_class, frechet, frechet_real, samples, classifier_test_accuracy}')
-    .action(async (o: EvalOpts) => { process.exitCode = await runEval(o); });
+    .option('--out <file.png>', 'with --curve: the plot of all the runs\' curves (and FILE.json)')
+    .option('--record', 'with --reconstructions: write the ceiling into the VAE file\'s metadata (the demo prints it from there)')
+    .option('--json', 'print {accuracy, per_class, frechet, frechet_real, samples, classifier_test_accuracy} (--curve: the curves)');
+  for (const opt of samplingOptions()) cmd.addOption(opt);
+  cmd.action(async (o: EvalOpts) => { process.exitCode = await runEval(o); });
   examples(cmd, [
     'dit eval --weights out/runs/quick --per-class 50',
+    'dit eval --curve out/runs/quick --per-class 20',
     'dit eval --samples out/samples --data synthetic --json',
-    'dit eval --reconstructions --vae out/vae-small.safetensors --per-class 50',
+    'dit eval --reconstructions --vae out/vae-small.safetensors --per-class 50 --record',
   ]);
 }
 
@@ -55,74 +62,79 @@ async function readSampleFolder(dir: string, classes: string[], channels: 1 | 3)
   return { ...d, classes };
 }
 
-/** A dataset's train split (the judge's) and test split (its first `realImages`), read before any GPU work. */
-export async function loadEvalData(spec: DataSpec, realImages?: number): Promise<{ train: ImageDataset; test: ImageDataset }> {
-  const train = await loadDataset(spec, 'train', { onProgress: (m) => log(`  ${m}`) }), fullTest = await loadDataset(spec, 'test');
-  return { train, test: realImages ? subset(fullTest, realImages) : fullTest };
-}
 
-/** Judge + real-test features for a dataset, with progress. */
-export async function prepareJudge(spec: DataSpec, { train, test }: { train: ImageDataset; test: ImageDataset }, o: { classifier?: string; retrain?: boolean }): Promise<{ judge: Judge; real: Awaited<ReturnType<typeof realFeatures>> }> {
-  let progress: Progress | null = null;
-  const judge = await judgeFor(spec.kind, train, {
-    file: o.classifier, retrain: o.retrain, log,
-    onProgress: (step, steps, loss) => { (progress ??= new Progress('training the judge', steps)).update(step, `loss ${loss.toFixed(3)}`); },
-  });
-  const p2 = new Progress('judging the real test images', test.count);
-  const real = await realFeatures(judge.model, test, (n) => p2.update(n));
-  return { judge, real };
-}
 
-export function formatReport(r: QualityReport): string {
-  const classes = Object.entries(r.per_class).map(([c, a]) => `${c} ${(100 * a).toFixed(0)}%`).join(', ');
-  return [
-    `accuracy ${(100 * r.accuracy).toFixed(1)}% over ${r.samples} samples (the judge: ${(100 * r.classifier_test_accuracy).toFixed(1)}% on real test images)`,
-    `  per class: ${classes}`,
-    `Fréchet distance ${r.frechet.toFixed(2)}, floor ${r.frechet_real.toFixed(2)} (real test images, same count) — ${(r.frechet / r.frechet_real).toFixed(2)}× the floor`,
-  ].join('\n');
-}
 
 async function runEval(o: EvalOpts): Promise<number> {
-  if ([o.samples, o.weights, o.reconstructions].filter(Boolean).length !== 1) throw new UsageError('give --samples DIR, --weights CKPT_OR_RUN or --reconstructions (one of them)');
+  if ([o.samples, o.weights, o.reconstructions, o.curve].filter(Boolean).length !== 1) throw new UsageError('give --samples DIR, --weights CKPT_OR_RUN, --curve RUN… or --reconstructions (one of them)');
   if (o.reconstructions && !o.vae) throw new UsageError('--reconstructions needs --vae FILE: the VAE whose reconstructions to score');
+  if (o.out && !o.curve) throw new UsageError('--out is for --curve');
+  if (o.record && !o.reconstructions) throw new UsageError('--record is for --reconstructions');
+  if (o.record) checkOutputs({ inputs: [o.vae], outputs: [o.vae!], updates: o.vae });
   // Everything read and checked before the GPU starts.
-  const data = await loadEvalData(o.data, o.realImages), { test } = data;
+  const data = await loadEvalData(o.data, o.realImages, log), { test } = data;
   const kind = `${o.data.kind} (${test.channels}×${test.height}×${test.width}, ${test.classes.length} classes)`;
   const vaeFile = o.reconstructions ? await readVae(o.vae!) : null;
   if (vaeFile && vaeFile.config.inChannels !== test.channels) throw new UsageError(`${o.vae} takes ${vaeFile.config.inChannels}-channel images, ${kind} has ${test.channels}`);
   const folder = o.samples ? await readSampleFolder(o.samples, test.classes, test.channels as 1 | 3) : null;
-  const sampler = o.weights ? await readSampler(o.weights, o) : null;
-  if (sampler) {
-    if (!sampler.vae) throw new UsageError(`${sampler.file} names no VAE: give --vae`);
-    if (sampler.config.numClasses < test.classes.length) throw new UsageError(`the model of ${sampler.file} has ${sampler.config.numClasses} classes, ${kind}`);
-    if (sampler.vae.config.outChannels !== test.channels) throw new UsageError(`${sampler.vaeFile} decodes ${sampler.vae.config.outChannels}-channel images, ${kind}`);
+  const sampling = { sampler: o.sampler, steps: o.steps, cfg: o.cfg, guide: o.guide };
+  const sampler = o.weights ? await readSampler(o.weights, { ...o, sampling }) : null;
+  const curves = o.curve ? await Promise.all(o.curve.map((dir) => readCurveRun(dir, { vae: o.vae }))) : [];
+  for (const f of [sampler, ...curves.flatMap((c) => c.snapshots)]) {
+    if (!f) continue;
+    if (!f.vae) throw new UsageError(`${f.file} names no VAE: give --vae`);
+    if (f.config.numClasses < test.classes.length) throw new UsageError(`the model of ${f.file} has ${f.config.numClasses} classes, ${kind}`);
+    if (f.vae.config.outChannels !== test.channels) throw new UsageError(`${f.vaeFile} decodes ${f.vae.config.outChannels}-channel images, ${kind}`);
   }
   if (folder) checkSampleShape(folder, test, kind);
+  if (o.curve) checkOutputs({ inputs: curves.flatMap((c) => c.snapshots.map((f) => f.file)), outputs: [...o.curve.map((d) => path.join(d, 'curve.png')), ...(o.out ? [o.out, `${o.out.replace(/\.png$/, '')}.json`] : [])] });
   const g = await getDevice();
   log(`adapter: ${describeAdapter(g.adapter)}`);
-  const { judge, real } = await prepareJudge(o.data, data, { classifier: o.classifier, retrain: o.retrainClassifier });
+  const { judge, real } = await prepareJudgeShown(o.data.kind, data, { classifier: o.classifier, retrain: o.retrainClassifier, log });
   log(`judge ${judge.file}${judge.trained ? ' (trained now)' : ''}: ${(100 * real.testAccuracy).toFixed(1)}% on the ${test.count} real test images`);
   if (vaeFile) {
     const p = new Progress('reconstructing', test.classes.length * o.perClass);
     const r = await reconstructionCeiling(judge.model, buildVae(vaeFile), test, real, o.perClass, (n) => p.update(n));
-    process.stdout.write(o.json ? `${JSON.stringify(r, null, 1)}\n` : `the VAE's reconstructions of the floor's real images:\n${formatReport(r)}\n`);
+    if (o.record) await recordInVaeFile(o.vae!, ceilingEntry(r, o.perClass, o.data.kind));
+    process.stdout.write(o.json ? `${JSON.stringify(r, null, 1)}\n` : `the VAE's reconstructions of the floor's real images:\n${formatReport(r)}\n${o.record ? `(recorded in ${o.vae})\n` : ''}`);
     return 0;
   }
+  if (o.curve) return writeCurves(curves, o, { judge: judge.model, real, test });
   let samples: ImageDataset;
   if (folder) {
     samples = folder;
   } else {
     const s = buildSampler(sampler!);
-    const { sampler: method, steps, cfg } = samplingSettings(o, s, EVAL_DEFAULTS);
-    log(`sampling: ${method} ${steps} steps, guidance ${cfg}${s.preset ? ` (the weights' preset: ${s.preset.name})` : ''}`);
+    log(`sampling: ${describeSampling(s)}`);
     const p = new Progress('sampling', test.classes.length * o.perClass);
-    samples = await sampleImages(s.model, s.vae!, s.scale, classLabels(test.classes.length, o.perClass), test.classes, { sampler: method, steps, cfg, seed: o.seed, schedule: s.schedule, onProgress: (n) => p.update(n) });
+    samples = await sampleImages(s.model, s.vae!, s.scale, classLabels(test.classes.length, o.perClass), test.classes, { objective: s.objective, sampling: s.sampling, seed: o.seed, onProgress: (n) => p.update(n) });
     checkSampleShape(samples, test, kind);
   }
   const p3 = new Progress('judging the samples', samples.count);
   const r = await evaluateSamples(judge.model, subset(samples, samples.count), real, (n) => p3.update(n));
   if (o.json) process.stdout.write(`${JSON.stringify(r, null, 1)}\n`);
   else process.stdout.write(`${formatReport(r)}\n`);
+  return 0;
+}
+
+/** --curve: scores each run's snapshots, writes RUN/curve.json and RUN/curve.png (and --out for all of them), prints the tables. */
+async function writeCurves(runs: Awaited<ReturnType<typeof readCurveRun>>[], o: EvalOpts, j: { judge: Parameters<typeof scoreCurve>[1]; real: Parameters<typeof scoreCurve>[2]; test: ImageDataset }): Promise<number> {
+  const done: Curve[] = [];
+  for (const [i, c] of runs.entries()) {
+    const p = new Progress(`scoring the snapshots of ${c.run.dir}`, c.snapshots.length);
+    p.update(0);
+    const curve = await scoreCurve(c, j.judge, j.real, j.test, { perClass: o.perClass, seed: o.seed, ceiling: i === 0, onPoint: (_, n) => p.update(n) });
+    done.push(curve);
+    await writeFileAtomic(path.join(c.run.dir, 'curve.json'), [new TextEncoder().encode(`${JSON.stringify({ ...curve, per_class: o.perClass }, null, 1)}\n`)]);
+    await renderChartsPng(curveCharts([curve]), path.join(c.run.dir, 'curve.png'), 700, 420);
+    if (!o.json) process.stdout.write(`${c.run.dir} (${o.perClass} samples per class; floor ${curve.floor.toFixed(3)}${curve.ceiling ? `; the VAE's ceiling ${(100 * curve.ceiling.accuracy).toFixed(1)}%, ${curve.ceiling.frechet.toFixed(2)}` : ''}):\n${curveTable(curve)}\n→ ${path.join(c.run.dir, 'curve.png')}, curve.json\n\n`);
+  }
+  if (o.out) {
+    await renderChartsPng(curveCharts(done), o.out, 700, 420);
+    await writeFileAtomic(`${o.out.replace(/\.png$/, '')}.json`, [new TextEncoder().encode(`${JSON.stringify(done, null, 1)}\n`)]);
+    if (!o.json) process.stdout.write(`the curves together: ${o.out}\n`);
+  }
+  if (o.json) process.stdout.write(`${JSON.stringify(done, null, 1)}\n`);
   return 0;
 }
 

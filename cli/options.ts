@@ -6,6 +6,7 @@ import { accessSync, constants, existsSync, realpathSync, statSync } from 'node:
 import * as path from 'node:path';
 import { Command, Option, InvalidArgumentError } from 'commander';
 import { parseDataSpec, DATA_SPEC_HELP, type DataSpec } from '../data/readers.js';
+import { OFFICIAL_SAMPLING, SAMPLERS } from '../diffusion/sample.js';
 
 function parseNumber(v: string, what: string): number {
   const n = Number(v);
@@ -192,4 +193,20 @@ export class UsageError extends Error {}
 /** Runs `f`, turning its errors into usage errors (for validation that happens after parsing). */
 export function usage<T>(f: () => T): T {
   try { return f(); } catch (e) { throw new UsageError((e as Error).message); }
+}
+
+/** `--heads` of `dit sample` and `dit eval`: for weights that do not record their config. */
+export function headsOption(): Option {
+  return int('--heads <n>', 'attention heads of weights that do not record their config (a .pt whose width is not DiT-S, B, L or XL\'s)', { min: 1, max: LIMITS.heads });
+}
+
+/** The sampling flags of `dit sample` and `dit eval`: each overrides the recipe the weights record (else the official sample.py's). */
+export function samplingOptions(): Option[] {
+  const o = OFFICIAL_SAMPLING;
+  return [
+    int('--steps <n>', `sampling steps [default: the weights' recipe's, else ${o.steps}]`, { min: 1, max: 1000 }),
+    num('--cfg <scale>', `classifier-free guidance scale (1: none) [default: the recipe's, else ${o.cfg}]`, { min: 0, max: 1000 }),
+    choice('--sampler <name>', `ddpm (ancestral) or ddim (η = 0) for ε-prediction, euler or heun for flow matching [default: the recipe's, else ${o.sampler}]`, [...SAMPLERS.eps, ...SAMPLERS.flow]),
+    choice('--guide <channels>', `guide all latent channels, or only the first three as the official sample.py [default: the recipe's, else ${o.guide}]`, ['all', 'official']),
+  ];
 }

@@ -1,4 +1,7 @@
-// Progress lines on stderr: a redrawn bar on a terminal, a line every ~10% otherwise (logs, CI).
+// Progress lines on stderr: a redrawn bar on a terminal, a line every ~10% otherwise (logs, CI); and the
+// judge's preparation with its progress shown, as `dit eval` and the demo do it.
+import { prepareJudge } from '../eval/judge.js';
+import type { ImageDataset } from '../data/dataset.js';
 
 /** Whether the user's stderr is a terminal (the `dit` command runs in a child whose stderr is a pipe). */
 const stderrIsTty = process.env.DIT_STDERR_TTY ? process.env.DIT_STDERR_TTY === '1' : !!process.stderr.isTTY;
@@ -29,4 +32,15 @@ export class Progress {
       process.stderr.write(`${line}\n`);
     }
   }
+}
+
+/** prepareJudge with progress bars for training the judge (when it must be) and judging the real test images. */
+export async function prepareJudgeShown(dataName: string, data: { train: ImageDataset; test: ImageDataset }, o: { classifier?: string; retrain?: boolean; log?: (m: string) => void }): ReturnType<typeof prepareJudge> {
+  let training: Progress | null = null;
+  const judging = new Progress('judging the real test images', data.test.count);
+  return prepareJudge(dataName, data, {
+    file: o.classifier, retrain: o.retrain, log: o.log,
+    onProgress: (step, steps, loss) => { (training ??= new Progress('training the judge', steps)).update(step, `loss ${loss.toFixed(3)}`); },
+    onJudging: (n) => judging.update(n),
+  });
 }

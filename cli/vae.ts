@@ -4,13 +4,14 @@ import { existsSync } from 'node:fs';
 import { Command } from 'commander';
 import { getDevice, describeAdapter } from '../engine/device.js';
 import { Tensor, scope, noGrad } from '../engine/tensor.js';
-import { readSafetensors } from '../engine/safetensors.js';
-import { imageBatch, writeClassGrid, subset, type ImageDataset } from '../data/dataset.js';
+import { readSafetensors, metadataJson, type Safetensors } from '../engine/safetensors.js';
+import { Teacher, teacherFeatures, teacherFromSafetensors, type TeacherConfig } from '../eval/teacher.js';
+import { writeClassGrid, subset, type ImageDataset } from '../data/dataset.js';
 import { loadDataset, type DataSpec } from '../data/readers.js';
 import { AutoencoderKL, SMALL_VAE_32, SD_VAE_FT_MSE } from '../vae/model.js';
-import { readVae, buildVae, type VaeFile } from '../vae/checkpoint.js';
+import { readVae, buildVae, recordInVaeFile, psnrEntries, type VaeFile } from '../vae/checkpoint.js';
 import { NonFiniteError } from '../engine/errors.js';
-import { trainVae, encodeDataset, psnr } from '../vae/train.js';
+import { trainVae, encodeDataset, psnr, reconstructionGrid } from '../vae/train.js';
 import { toImage, grid, writePng } from '../data/png.js';
 import { int, num, choice, intList, existing, dataOption, dataDir, examples, log, checkOutputs, UsageError, LIMITS } from './options.js';
 import { Progress } from './progress.js';
@@ -22,6 +23,23 @@ async function readVaeFor(file: string, d: ImageDataset, spec: DataSpec): Promis
   const v = await readVae(file);
   if (v.config.inChannels !== d.channels) throw new UsageError(`${file}: this VAE takes ${v.config.inChannels}-channel images, the ${spec.kind} data has ${d.channels} channel${d.channels > 1 ? 's' : ''}`);
   return v;
+}
+
+/** A teacher file read on the host, checked against the data (channels) and the VAE (its features must be at the latents' resolution). */
+async function readTeacherFor(file: string, d: ImageDataset, spec: DataSpec, vae: VaeFile): Promise<Safetensors> {
+  const st = await readSafetensors(file);
+  const c = metadataJson<TeacherConfig>(st.metadata, 'config', file);
+  if (st.metadata.format !== 'dit-webgpu-teacher' || !c) throw new UsageError(`${file}: not an alignment teacher (dit teacher train writes them)`);
+  if (c.channels !== d.channels) throw new UsageError(`${file}: this teacher takes ${c.channels}-channel images, the ${spec.kind} data has ${d.channels}`);
+  const down = c.strides.reduce((a, b) => a * b, 1), vaeDown = 2 ** (vae.config.blockOutChannels.length - 1);
+  if (down !== vaeDown) throw new UsageError(`${file}: the teacher's features are at 1/${down} of the image's side, ${vae.source}'s latents at 1/${vaeDown}: they must match (one feature vector per latent pixel)`);
+  return st;
+}
+
+/** The teacher's features of every image of `d`, with progress: the cache's 'teacher' tensor. */
+async function teacherFeaturesShown(t: Teacher, d: ImageDataset): Promise<{ shape: number[]; data: Uint16Array }> {
+  const p = new Progress('the teacher\'s features', d.count);
+  return teacherFeatures(t, d, Array.from({ length: d.count }, (_, i) => i), 100, (n) => p.update(n));
 }
 
 interface VaeTrainOpts { data: DataSpec; preset: 'small' | 'sd'; channels?: number[]; resume?: string; steps: number; batch: number; lr: number; kl: number; loss: 'l1' | 'mse'; cosine?: boolean; evalEvery: number; evalImages: number; seed: number; out: string }
@@ -56,19 +74,22 @@ export function registerVae(program: Command): void {
     .addOption(choice('--split <name>', 'which split', ['train', 'test'], 'train'))
     .addOption(int('--count <n>', 'encode only the first n images', { min: 1, max: LIMITS.images }))
     .option('--no-scale-from-data', 'use the VAE\'s configured scaling factor instead of 1/std of the data\'s latents')
+    .addOption(existing('--teacher <file>', 'also store this alignment teacher\'s features of every image (dit teacher train): the recipes that align need them'))
     .option('--out <file>', 'the cache', 'out/latents.safetensors')
-    .action(async (o: { weights: string; data: DataSpec; split: 'train' | 'test'; count?: number; scaleFromData: boolean; out: string }) => {
-      checkOutputs({ inputs: [o.weights, dataDir(o.data)], outputs: [o.out] });
+    .action(async (o: { weights: string; data: DataSpec; split: 'train' | 'test'; count?: number; scaleFromData: boolean; teacher?: string; out: string }) => {
+      checkOutputs({ inputs: [o.weights, o.teacher, dataDir(o.data)], outputs: [o.out] });
       const full = await loadSplit(o.data, o.split);
       const d = o.count ? subset(full, o.count) : full;
       const vf = await readVaeFor(o.weights, d, o.data);
+      const tf = o.teacher ? await readTeacherFor(o.teacher, d, o.data, vf) : null;
       const g = await getDevice();
       log(`adapter: ${describeAdapter(g.adapter)}`);
+      const extraTensors = tf ? { teacher: await teacherFeaturesShown(teacherFromSafetensors(tf).teacher, d) } : undefined;
       const progress = new Progress('encoding', d.count);
-      const r = await encodeDataset(buildVae(vf), d, o.out, { scaleFromData: o.scaleFromData, dataset: o.data.kind, onProgress: (n) => progress.update(n), log });
-      process.stdout.write(`wrote ${o.out}: ${d.count} latents, scale factor ${r.scale.toFixed(5)}\n`);
+      const r = await encodeDataset(buildVae(vf), d, o.out, { scaleFromData: o.scaleFromData, dataset: o.data.kind, extraTensors, extraMeta: o.teacher ? { teacher: o.teacher } : undefined, onProgress: (n) => progress.update(n), log });
+      process.stdout.write(`wrote ${o.out}: ${d.count} latents, scale factor ${r.scale.toFixed(5)}${tf ? `, with the teacher's features (${o.teacher})` : ''}\n`);
     });
-  examples(encode, ['dit vae encode --weights out/vae-small.safetensors --count 20000 --out out/latents.safetensors']);
+  examples(encode, ['dit vae encode --weights out/vae-small.safetensors --count 20000 --out out/latents.safetensors', 'dit vae encode --weights out/vae-small.safetensors --teacher out/teacher.safetensors --count 2000 --out out/latents-aligned.safetensors']);
 
   const decode = vae.command('decode').description('decode latents (a latent cache\'s means, or a `latents` tensor) to a PNG grid')
     .addOption(existing('--weights <file>', 'the VAE').makeOptionMandatory())
@@ -102,16 +123,20 @@ export function registerVae(program: Command): void {
     .addOption(existing('--weights <file>', 'the VAE').makeOptionMandatory())
     .addOption(dataOption())
     .addOption(int('--count <n>', 'the first n test images (default: all)', { min: 1, max: LIMITS.images }))
-    .action(async (o: { weights: string; data: DataSpec; count?: number }) => {
+    .option('--record', 'write the result into the VAE file\'s metadata (the demo prints it from there instead of measuring again)')
+    .action(async (o: { weights: string; data: DataSpec; count?: number; record?: boolean }) => {
+      if (o.record) checkOutputs({ inputs: [o.weights], outputs: [o.weights], updates: o.weights });
       const d = await loadSplit(o.data, 'test');
       const vf = await readVaeFor(o.weights, d, o.data);
       const g = await getDevice();
       log(`adapter: ${describeAdapter(g.adapter)}`);
       const n = Math.min(o.count ?? d.count, d.count);
       const progress = new Progress('reconstructing', n);
-      process.stdout.write(`held-out PSNR ${(await psnr(buildVae(vf), d, n, 32, (k) => progress.update(k))).toFixed(2)} dB over ${n} images\n`);
+      const db = await psnr(buildVae(vf), d, n, 32, (k) => progress.update(k));
+      if (o.record) await recordInVaeFile(o.weights, psnrEntries(db, n));
+      process.stdout.write(`held-out PSNR ${db.toFixed(2)} dB over ${n} images${o.record ? ` (recorded in ${o.weights})` : ''}\n`);
     });
-  examples(ps, ['dit vae psnr --weights out/vae-small.safetensors --count 1000']);
+  examples(ps, ['dit vae psnr --weights out/vae-small.safetensors --count 1000', 'dit vae psnr --weights out/vae-small.safetensors --record']);
 }
 
 async function vaeTrain(o: VaeTrainOpts): Promise<number> {
@@ -146,16 +171,6 @@ async function vaeTrain(o: VaeTrainOpts): Promise<number> {
   return 0;
 }
 
-/** Originals (first row) above their reconstructions (second row). */
-export async function reconstructionGrid(v: AutoencoderKL, d: ImageDataset, file: string, n = 8): Promise<void> {
-  const x = imageBatch(d, Array.from({ length: n }, (_, i) => i));
-  const y = scope(() => noGrad(() => v.forward(x)));
-  const [xs, ys] = [(await x.data()) as Float32Array, (await y.data()) as Float32Array];
-  const C = d.channels, per = C * d.height * d.width;
-  const imgs = [...Array.from({ length: n }, (_, i) => toImage(xs.subarray(i * per, (i + 1) * per), C, d.height, d.width)), ...Array.from({ length: n }, (_, i) => toImage(ys.subarray(i * per, (i + 1) * per), C, d.height, d.width))];
-  x.dispose(); y.dispose();
-  await writePng(file, grid(imgs, n, 3));
-}
 
 export function registerData(program: Command): void {
   const data = program.command('data').description('datasets');

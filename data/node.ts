@@ -3,7 +3,7 @@
 // synthetic set cached on disk). Browser code must not import this entry.
 export { loadDawn, readFileBytes, writeFileAtomic, readText, dirnameOf, joinPath } from '../engine/node.js';
 export { writePng, readPng } from './png.js';
-export { writeClassGrid } from './dataset.js';
+export { writeClassGrid, writeClassFolders } from './dataset.js';
 export {
   readCifar10, readPngFolder, readFashionMnist, syntheticDataset, loadDataset, parseDataSpec, parseCifar10, toCifar10Bytes,
   CIFAR10_CLASSES, FASHION_MNIST_CLASSES, DATA_SPEC_HELP, type DataSpec,

@@ -1,11 +1,34 @@
-// Sampling loops: DDPM ancestral (p_sample_loop) and DDIM (ddim_sample_loop) over any respacing, with
-// classifier-free guidance (doubled batch, null label), a progress callback per step, optional x̂0 previews,
-// and seeded (or recorded) noise. One model forward and one fused update kernel per step; no readback (a progress callback waits for each step).
+// Sampling loops: DDPM ancestral (p_sample_loop) and DDIM (ddim_sample_loop) over any respacing for Gaussian
+// diffusion, Euler and Heun steps of the probability-flow ODE for flow matching, with classifier-free guidance
+// (doubled batch, null label), a progress callback per step, optional x̂0 previews, and seeded (or recorded)
+// noise. One model forward (Heun: two) and one fused update kernel per step; no readback (a progress callback
+// waits for each step).
 import { Tensor, noGrad, scope, keep, check, fmtShape } from '../engine/tensor.js';
 import { gpu } from '../engine/device.js';
 import { concat, slice } from '../kernels/shape.js';
 import { Generator, deriveSeed } from '../kernels/random.js';
 import { GaussianDiffusion } from './gaussian.js';
+import { FlowMatching } from './flow.js';
+
+/** What the model was trained as: the official Gaussian diffusion (ε-prediction) or flow matching (velocity). */
+export type Process = GaussianDiffusion | FlowMatching;
+/** DDPM and DDIM sample Gaussian diffusion; Euler and Heun integrate flow matching's ODE. */
+export type SamplerName = 'ddpm' | 'ddim' | 'euler' | 'heun';
+export const SAMPLERS: Record<'eps' | 'flow', SamplerName[]> = { eps: ['ddpm', 'ddim'], flow: ['euler', 'heun'] };
+
+/** How samples are drawn: the sampler, its steps, the guidance scale and the channels it guides. */
+export interface Sampling {
+  sampler: SamplerName;
+  /** Gaussian diffusion: steps respaced from the 1000 training steps; flow matching: ODE steps. */
+  steps: number;
+  /** Classifier-free guidance scale (1: none). */
+  cfg: number;
+  /** Guide every latent channel, or only the first three as the official sample.py. */
+  guide: 'all' | 'official';
+}
+
+/** The official sample.py: ancestral DDPM over 250 steps, guidance 4 on the first three channels. */
+export const OFFICIAL_SAMPLING: Sampling = { sampler: 'ddpm', steps: 250, cfg: 4, guide: 'official' };
 
 /** What a denoiser must provide: the DiT model does. */
 export interface Denoiser {
@@ -26,7 +49,10 @@ export interface StepInfo {
 }
 
 export interface LoopOptions {
-  sampler?: 'ddpm' | 'ddim';
+  /** Gaussian diffusion: ddpm (default) or ddim; flow matching: euler or heun (default). */
+  sampler?: SamplerName;
+  /** Flow matching: ODE steps (Gaussian diffusion: the respacing of the GaussianDiffusion given). */
+  steps?: number;
   /** DDIM η (0 = deterministic). */
   eta?: number;
   /** Classifier-free guidance scale; > 1 runs the model on the doubled batch (second half: null labels). */
@@ -46,11 +72,13 @@ export interface LoopOptions {
  * The official loop: starts from `z` (the whole batch; with guidance its second half mirrors the first and
  * `y` holds the null label there) and runs every spaced step from T'−1 down to 0. Returns the final x.
  */
-export async function sampleLoop(model: Denoiser, diffusion: GaussianDiffusion, z: Tensor, y: ArrayLike<number>, opts: LoopOptions = {}): Promise<Tensor> {
+export async function sampleLoop(model: Denoiser, process: Process, z: Tensor, y: ArrayLike<number>, opts: LoopOptions = {}): Promise<Tensor> {
   const B = z.shape[0];
   check(y.length === B, 'sample', `need ${B} labels for z ${fmtShape(z.shape)}, got ${y.length}`);
-  const cfg = opts.cfgScale ?? 1;
+  if (process instanceof FlowMatching) return flowLoop(model, process, z, y, opts);
+  const diffusion = process;
   const sampler = opts.sampler ?? 'ddpm';
+  check(SAMPLERS.eps.includes(sampler), 'sample', `Gaussian diffusion samples with ${SAMPLERS.eps.join(' or ')}, not '${sampler}'`);
   const gen = new Generator(opts.seed ?? 0);
   const total = diffusion.numTimesteps;
   let x = keep(z.detach());
@@ -59,7 +87,7 @@ export async function sampleLoop(model: Denoiser, diffusion: GaussianDiffusion, 
     const t = new Array(B).fill(i);
     const modelT = diffusion.modelTimesteps(t);
     const step = scope(() => noGrad(() => {
-      const out = cfg !== 1 ? model.forwardWithCfg(x, modelT, y, cfg, { guideAllChannels: opts.guideAllChannels }) : model.forward(x, modelT, y);
+      const out = modelOutput(model, x, modelT, y, opts);
       const noise = opts.noise ? opts.noise(k) : (sampler === 'ddpm' || (opts.eta ?? 0) > 0 ? gen.randn(z.shape) : null);
       const r = sampler === 'ddpm'
         ? diffusion.pSample(out, x, t, noise!, opts.clipDenoised)
@@ -77,6 +105,38 @@ export async function sampleLoop(model: Denoiser, diffusion: GaussianDiffusion, 
   return x;
 }
 
+/** The model's output with guidance (the doubled batch's halves combined), or plain. */
+function modelOutput(model: Denoiser, x: Tensor, modelT: number[], y: ArrayLike<number>, opts: LoopOptions): Tensor {
+  const cfg = opts.cfgScale ?? 1;
+  return cfg !== 1 ? model.forwardWithCfg(x, modelT, y, cfg, { guideAllChannels: opts.guideAllChannels }) : model.forward(x, modelT, y);
+}
+
+/** Flow matching: Euler or Heun steps from u = 1 to 0 (Heun's last step is Euler, as its end point has no velocity). */
+async function flowLoop(model: Denoiser, flow: FlowMatching, z: Tensor, y: ArrayLike<number>, opts: LoopOptions): Promise<Tensor> {
+  const sampler = opts.sampler ?? 'heun';
+  check(SAMPLERS.flow.includes(sampler), 'sample', `flow matching samples with ${SAMPLERS.flow.join(' or ')}, not '${sampler}'`);
+  const us = flow.times(opts.steps ?? 12), total = us.length - 1, B = z.shape[0];
+  const at = (u: number) => new Array(B).fill(flow.modelTime(u));
+  let x = keep(z.detach());
+  for (let k = 0; k < total; k++) {
+    const u0 = us[k], u1 = us[k + 1];
+    const step = scope(() => noGrad(() => {
+      const v0 = modelOutput(model, x, at(u0), y, opts);
+      const euler = flow.eulerStep(x, v0, u0, u1);
+      const sample = sampler === 'heun' && u1 > 0 ? flow.heunStep(x, v0, modelOutput(model, euler, at(u1), y, opts), u0, u1) : euler;
+      return { sample, pred: flow.predictX0(x, v0, u0) };
+    }));
+    x.dispose();
+    x = step.sample.keep();
+    if (opts.onStep) {
+      await gpu().sync('sample');
+      await opts.onStep({ step: k, total, t: total - 1 - k, modelT: flow.modelTime(u0), x, predXstart: step.pred });
+    }
+    step.pred.dispose();
+  }
+  return x;
+}
+
 export interface GenerateOptions extends LoopOptions {
   /** The null class label (DiT: numClasses). */
   nullLabel: number;
@@ -86,14 +146,14 @@ export interface GenerateOptions extends LoopOptions {
  * Samples one latent per label as DiT's sample.py: z ~ N(0, I) from `seed`; with guidance, z and the labels
  * are doubled (null labels second) and the first half of the result is kept.
  */
-export async function generate(model: Denoiser, diffusion: GaussianDiffusion, labels: number[], latentShape: [number, number, number], opts: GenerateOptions): Promise<Tensor> {
+export async function generate(model: Denoiser, process: Process, labels: number[], latentShape: [number, number, number], opts: GenerateOptions): Promise<Tensor> {
   const n = labels.length;
   const cfg = opts.cfgScale ?? 1;
   const seed = opts.seed ?? 0;
   const z0 = new Generator(deriveSeed(seed, 'sample.latents')).randn([n, ...latentShape]);
   const z = cfg !== 1 ? concat([z0, z0], 0) : z0;
   const y = cfg !== 1 ? [...labels, ...new Array(n).fill(opts.nullLabel)] : labels;
-  const x = await sampleLoop(model, diffusion, z, y, { ...opts, seed });
+  const x = await sampleLoop(model, process, z, y, { ...opts, seed });
   if (z !== z0) z.dispose();
   z0.dispose();
   if (cfg === 1) return x;

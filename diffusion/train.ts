@@ -1,15 +1,17 @@
-// One DiT training objective evaluation, as train.py: t ~ U{0..T−1}, ε ~ N(0, I), loss = mean over the batch
-// of (MSE + VLB) from GaussianDiffusion.trainingLosses, with the model in training mode (label dropout).
+// One DiT training objective evaluation. Gaussian diffusion as train.py: t ~ U{0..T−1}, ε ~ N(0, I),
+// loss = mean over the batch of (MSE + VLB) from GaussianDiffusion.trainingLosses; flow matching: u from the
+// process's time density, loss = mean of the velocity MSE. The model is in training mode (label dropout).
 import { Tensor } from '../engine/tensor.js';
 import { mean } from '../kernels/reduce.js';
 import { Generator } from '../kernels/random.js';
 import { GaussianDiffusion, type TrainingLosses } from './gaussian.js';
-import type { Denoiser } from './sample.js';
+import { FlowMatching } from './flow.js';
+import type { Denoiser, Process } from './sample.js';
 
 export interface TrainBatch {
   x0: Tensor;
   y: ArrayLike<number>;
-  /** Recorded timesteps and noise (parity checks); drawn from `gen` otherwise. */
+  /** Recorded timesteps (Gaussian diffusion: steps; flow: times u) and noise (parity checks); drawn from the generators otherwise. */
   t?: ArrayLike<number>;
   noise?: Tensor;
 }
@@ -25,11 +27,18 @@ export interface TrainLoss extends TrainingLosses {
   t: number[];
 }
 
-/** Draws ε ~ N(0, I) from `gen` and t uniformly over the (spaced) steps from `timesteps`, then evaluates the losses. */
-export function trainingLoss(model: Denoiser, diffusion: GaussianDiffusion, batch: TrainBatch, gen: Generator, timesteps: Generator = gen, opts: LossOptions = {}): TrainLoss {
+/** Draws ε ~ N(0, I) from `gen` and the timesteps from `timesteps`, then evaluates the losses. */
+export function trainingLoss(model: Denoiser, process: Process, batch: TrainBatch, gen: Generator, timesteps: Generator = gen, opts: LossOptions = {}): TrainLoss {
   const B = batch.x0.shape[0];
+  const forward = (xt: Tensor, modelT: number[]) => model.forward(xt, modelT, batch.y);
+  if (process instanceof FlowMatching) {
+    const u = batch.t ? Array.from(batch.t) : process.drawTimes(timesteps, B);
+    const losses = process.trainingLosses(forward, batch.x0, u, batch.noise ?? gen.randn(batch.x0.shape));
+    return { ...losses, vb: null, lossMean: mean(losses.loss), t: u };
+  }
+  const diffusion: GaussianDiffusion = process;
   const t = batch.t ? Array.from(batch.t) : Array.from(timesteps.randHost(B), (u) => Math.min(diffusion.numTimesteps - 1, Math.floor(u * diffusion.numTimesteps)));
   const noise = batch.noise ?? gen.randn(batch.x0.shape);
-  const losses = diffusion.trainingLosses((xt, modelT) => model.forward(xt, modelT, batch.y), batch.x0, t, noise, opts);
+  const losses = diffusion.trainingLosses(forward, batch.x0, t, noise, opts);
   return { ...losses, lossMean: mean(losses.loss), t };
 }

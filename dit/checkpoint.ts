@@ -180,13 +180,14 @@ export async function exportTorch(file: string, out: string): Promise<{ tensors:
   if (!meta) throw new CheckpointError(`${file}: no config metadata (export takes this project's checkpoints; convert other files with dit convert first)`, { file });
   const config = ditConfig(undefined, meta);
   const training = st.metadata.format === 'dit-webgpu-train';
-  // Our files list the model's tensors in state-dict order (the order they are written in).
-  const names = st.keys().filter((k) => !/^(ema|opt)\./.test(k));
+  // Our files list the model's tensors in state-dict order (the order they are written in). The alignment
+  // projector (`align.`) is trained beside the DiT but is no part of it: the official layout has no place for it.
+  const names = st.keys().filter((k) => !/^(ema|opt|align)\./.test(k));
   const tensorOf = (k: string): TorchTensor => ({ dtype: 'F32', shape: st.shape(k), data: st.f32(k).slice() });
   const model = new Map<string, unknown>(names.map((n) => [n, tensorOf(n)]));
   const ema = new Map<string, unknown>(names.map((n) => [n, tensorOf(training ? `ema.${n}` : n)]));
   const root = new Map<string, unknown>([['model', new PyOrderedDict(model)], ['ema', new PyOrderedDict(ema)]]);
-  const train = training ? metadataJson<{ lr: number; weightDecay: number; batch: number; seed: number }>(st.metadata, 'train', file) ?? null : null;
+  const train = training ? metadataJson<{ lr: number; weightDecay: number; batch: number; seed: number; beta2?: number }>(st.metadata, 'train', file) ?? null : null;
   const hasOpt = training && names.some((n) => st.has(`opt.m.${n}`));
   if (hasOpt && train) {
     const state = new Map<number, unknown>();
@@ -196,7 +197,7 @@ export async function exportTorch(file: string, out: string): Promise<{ tensors:
       state.set(i, new Map<string, unknown>([['step', { dtype: 'F32', shape: [], data: Float32Array.of(step) } as TorchTensor], ['exp_avg', tensorOf(`opt.m.${n}`)], ['exp_avg_sq', tensorOf(`opt.v.${n}`)]]));
     });
     const group = new Map<string, unknown>([
-      ['lr', new PyFloat(train.lr)], ['betas', new PyTuple([new PyFloat(0.9), new PyFloat(0.999)])], ['eps', new PyFloat(1e-8)],
+      ['lr', new PyFloat(train.lr)], ['betas', new PyTuple([new PyFloat(0.9), new PyFloat(train.beta2 ?? 0.999)])], ['eps', new PyFloat(1e-8)],
       ['weight_decay', new PyFloat(train.weightDecay)], ['amsgrad', false], ['foreach', null], ['maximize', false], ['capturable', false],
       ['differentiable', false], ['fused', null], ['params', names.map((_, i) => i)],
     ]);

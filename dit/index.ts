@@ -1,6 +1,6 @@
 // The package entry `dit-webgpu/dit`: the Diffusion Transformer (Peebles & Xie) — the model and its configs
 // (the paper's twelve, custom ones, Gflops), checkpoints (safetensors, torch .pt, config inference,
-// conversion), the trainer, and the presets the CLI trains. Sampling lives in `dit-webgpu/diffusion`.
+// conversion), the trainer, and the recipes (presets) it trains. Sampling lives in `dit-webgpu/diffusion`.
 export { DiT, DiTBlock, timestepFrequencies, sincosPosEmbed, type ForwardOptions } from './model.js';
 export {
   ditConfig, validateConfig, ditGflops, ditParams, outChannels, numTokens, DIT_DEFAULTS, DIT_MODEL_NAMES,
@@ -10,5 +10,7 @@ export {
   readWeights, weightsFromBytes, weightsFromSource, ditFromWeights, saveWeights, convertCheckpoint, exportTorch,
   inferConfig, configFromMetadata, configToJson, officialName, type WeightSet,
 } from './checkpoint.js';
-export { DiTTrainer, LatentSet, DivergenceError, TRAIN_DEFAULTS, streamSeed, type DiTTrainConfig, type StepMetrics } from './train.js';
-export { PRESETS, PRESET_NAMES, type Preset, type PresetName } from './presets.js';
+export { DiTTrainer, LatentSet, DivergenceError, streamSeed, type DiTTrainConfig, type StepMetrics } from './train.js';
+export {
+  RECIPES, RECIPE_NAMES, DEFAULT_RECIPE, recipeFromMetadata, samplingFor, type Recipe, type RecipeName, type ModelRecipe, type OptimRecipe, type SamplingSource,
+} from './recipes.js';

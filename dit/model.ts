@@ -227,6 +227,8 @@ export interface ForwardOptions {
   forceDropIds?: ArrayLike<number>;
   /** Keep intermediates for parity checks (see `DiT.intermediates`). */
   keepIntermediates?: boolean;
+  /** Called with the tokens [B, T, D] after each block (differentiable: representation alignment reads them). */
+  onBlock?: (index: number, tokens: Tensor) => void;
 }
 
 export class DiT extends Module {
@@ -318,7 +320,10 @@ export class DiT extends Module {
       condSeq = concat([reshape(tEmb, [B, 1, D]), reshape(yEmb, [B, 1, D])], 1);
       if (c.conditioning === 'in-context') h = concat([condSeq, h], 1);
     }
-    this.blocks.items.forEach((blk, i) => { h = keepI(`block${i}.out`, blk.forward(h, cs, condSeq, (n, v) => keepI(`block${i}.${n}`, v))); });
+    this.blocks.items.forEach((blk, i) => {
+      h = keepI(`block${i}.out`, blk.forward(h, cs, condSeq, (n, v) => keepI(`block${i}.${n}`, v)));
+      opts.onBlock?.(i, c.conditioning === 'in-context' ? slice(h, 1, 2, h.shape[1]) : h);
+    });
     if (c.conditioning === 'in-context') h = slice(h, 1, 2, h.shape[1]);
     const out = keepI('final_tokens', this.finalLayer.forward(h, cs));
     return unpatchify(out, p, outChannels(c));

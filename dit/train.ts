@@ -1,5 +1,6 @@
 // DiT training as train.py: latents are posterior samples of the cached VAE moments times the scale factor,
-// t ~ U{0..T−1}, loss = (MSE + VLB).mean(), AdamW, an EMA of every weight, label dropout for guidance.
+// AdamW, an EMA of every weight, label dropout for guidance, and the recipe's objective: the official
+// Gaussian diffusion (t ~ U{0..T−1}, loss = (MSE + VLB).mean()) or flow matching (diffusion/flow.ts).
 // Everything a run needs to continue exactly — weights, EMA, AdamW's moments and step, the position of every
 // random stream — goes into one checkpoint, so `resume` reproduces an uninterrupted run bit for bit.
 import { Tensor, scope, noGrad, keep, memory, check } from '../engine/tensor.js';
@@ -8,14 +9,18 @@ import { backward } from '../engine/autograd.js';
 import { metadataJson, refuseNonFinite, type Safetensors, type StWriteTensor } from '../engine/safetensors.js';
 import { CheckpointError, NonFiniteError } from '../engine/errors.js';
 import { AdamW, EMA, learningRate, type LrSchedule } from '../nn/optim.js';
-import { map } from '../kernels/elementwise.js';
+import { map, add, scale } from '../kernels/elementwise.js';
 import { mean } from '../kernels/reduce.js';
 import { globalNorm } from '../kernels/optim.js';
 import { Generator, deriveSeed } from '../kernels/random.js';
-import { GaussianDiffusion } from '../diffusion/gaussian.js';
 import { trainingLoss } from '../diffusion/train.js';
+import { processFor, learnsSigma, type Objective } from '../diffusion/objective.js';
+import type { Process } from '../diffusion/sample.js';
+import type { OptimRecipe } from './recipes.js';
+import { AlignProjector, alignmentCosine, type Alignment } from './align.js';
 import { DiT } from './model.js';
 import { configToJson } from './checkpoint.js';
+import { f16ToF32 } from '../engine/half.js';
 import type { DiTConfig } from './config.js';
 
 /**
@@ -36,6 +41,8 @@ export class LatentSet {
   readonly per: number;
   /** The file (or bytes) it came from. */
   readonly source: string;
+  /** The alignment teacher's features of each latent's image [N, tokens, F] (float16 bits), when the cache has them. */
+  readonly teacher: { data: Uint16Array; tokens: number; dim: number } | null;
   private readonly mean: Float32Array;
   private readonly std: Float32Array;
 
@@ -68,9 +75,38 @@ export class LatentSet {
     this.scale = Number(st.metadata.scale_factor ?? 1);
     this.dataset = st.metadata.dataset ?? null;
     if (!(Number.isFinite(this.scale) && this.scale > 0)) fail(`scale_factor '${st.metadata.scale_factor}' is not a positive number`);
+    this.teacher = null;
+    if (st.has('teacher')) {
+      const ts = st.shape('teacher');
+      const dtype = st.entry('teacher').dtype;
+      if (ts.length !== 3 || ts[0] !== this.count || dtype !== 'F16') fail(`'teacher' ${dtype} ${JSON.stringify(ts)} should be F16 [${this.count}, tokens, features]: one feature vector per token of each latent`);
+      const data = st.view('teacher') as Uint16Array;
+      const bad = data.findIndex((b) => (b & 0x7c00) === 0x7c00);
+      if (bad >= 0) fail(`'teacher' holds a non-finite value at element ${bad}`);
+      this.teacher = { data, tokens: ts[1], dim: ts[2] };
+    }
   }
 
   get numClasses(): number { return this.classes.length || this.maxLabel + 1; }
+
+  /**
+   * The teacher's features of the samples `idx` as one row per token of a model with patch `patch`: [B·tokens, F]
+   * (the features are per latent pixel; with patch p each token's is the mean over its p×p pixels).
+   */
+  teacherBatch(idx: number[], patch = 1): Tensor {
+    const t = this.teacher;
+    check(t, 'LatentSet', `${this.source} holds no teacher features (encode the latents with an alignment teacher: dit vae encode --teacher)`);
+    const side = Math.round(Math.sqrt(t.tokens)), g = side / patch, F = t.dim, per = t.tokens * F;
+    const out = new Float32Array(idx.length * g * g * F);
+    idx.forEach((i, b) => {
+      const f = f16ToF32(t.data.subarray(i * per, (i + 1) * per));
+      for (let r = 0; r < side; r++) for (let c = 0; c < side; c++) {
+        const token = b * g * g + Math.floor(r / patch) * g + Math.floor(c / patch);
+        for (let k = 0; k < F; k++) out[token * F + k] += f[(r * side + c) * F + k] / (patch * patch);
+      }
+    });
+    return Tensor.from(out, [idx.length * g * g, F]);
+  }
 
   /** scale·(mean + std·ε) for the samples `idx`, ε from `gen`: [B, C, h, w]. */
   batch(idx: number[], gen: Generator): Tensor {
@@ -89,34 +125,10 @@ export function checkLatentsFit(data: LatentSet, c: DiTConfig): void {
   if (data.maxLabel >= c.numClasses) throw new CheckpointError(`${data.source}: the latents have labels up to ${data.maxLabel}, the model only ${c.numClasses} classes`, { file: data.source });
 }
 
-export interface DiTTrainConfig {
-  /** Total steps of the run (a resumed run continues to this). */
-  steps: number;
-  batch: number;
-  lr: number;
-  /** Linear warm-up steps, then constant or cosine decay (to `minLrRatio`·lr). */
-  warmup: number;
-  lrSchedule: 'constant' | 'cosine';
-  minLrRatio: number;
-  weightDecay: number;
-  /** Global gradient-norm clipping (null: off). */
-  clipGrad: number | null;
-  emaDecay: number;
-  /**
-   * Warm the EMA decay up as min(decay, (1 + step) / (10 + step)). The official fixed 0.9999 assumes ~400k
-   * steps; over a short run a fixed decay keeps a large share of the initial weights (0.999 over 1500 steps:
-   * 22%, with the zero-initialised adaLN and final layers), and such an average samples badly.
-   */
-  emaWarmup: boolean;
-  /** Min-SNR-γ weighting of the ε-MSE (diffusion/gaussian.ts); null: the official uniform weighting. */
-  minSnrGamma: number | null;
+/** A run's optimisation (its recipe's) and the seed of its model and random streams. */
+export interface DiTTrainConfig extends OptimRecipe {
   seed: number;
 }
-
-export const TRAIN_DEFAULTS: DiTTrainConfig = {
-  steps: 2000, batch: 64, lr: 1e-4, warmup: 0, lrSchedule: 'constant', minLrRatio: 0.1, weightDecay: 0,
-  clipGrad: null, emaDecay: 0.9999, emaWarmup: true, minSnrGamma: null, seed: 0,
-};
 
 /** Independent random streams of a run, each a Philox key derived from the seed and the stream's role. */
 const STREAMS = ['noise', 'timesteps', 'order', 'labelDrop'] as const;
@@ -124,7 +136,10 @@ type Stream = typeof STREAMS[number];
 export const streamSeed = (seed: number, stream: Stream): number => deriveSeed(seed, stream);
 
 export interface StepMetrics {
-  step: number; loss: number; mse: number; vb: number | null; lr: number; gradNorm: number;
+  step: number; loss: number; mse: number; vb: number | null;
+  /** The mean cosine of the aligned tokens with the teacher's features (null: no alignment at this step). */
+  alignment: number | null;
+  lr: number; gradNorm: number;
   stepsPerSec: number; imagesPerSec: number; liveMiB: number;
 }
 
@@ -148,16 +163,33 @@ export class DiTTrainer {
   /** 0, or the first step whose loss or gradient norm was non-finite (on the GPU: read only at sync points). */
   private readonly badStep: Tensor;
   private readonly schedule: LrSchedule;
-  private last: { loss: Tensor; mse: Tensor; vb: Tensor | null; gradNorm: Tensor | null } | null = null;
+  private last: { loss: Tensor; mse: Tensor; vb: Tensor | null; alignment: Tensor | null; gradNorm: Tensor | null } | null = null;
+  /** Seconds spent training so far (what the checkpoints and learning curves report as its time). */
+  trainSeconds = 0;
   private lastTime = performance.now();
   private lastStep = 0;
 
-  constructor(readonly model: DiT, readonly diffusion: GaussianDiffusion, readonly data: LatentSet, readonly config: DiTTrainConfig) {
+  /** The objective's process over all training steps. */
+  readonly process: Process;
+  /** Representation alignment's projector (trained with the model, never sampled), when the run aligns. */
+  readonly projector: AlignProjector | null;
+
+  constructor(readonly model: DiT, readonly objective: Objective, readonly data: LatentSet, readonly config: DiTTrainConfig, readonly alignment: Alignment | null = null) {
     const c = config;
+    check(learnsSigma(objective) === model.config.learnSigma, 'DiTTrainer', `the ${objective.kind} objective ${learnsSigma(objective) ? 'needs' : 'has no'} a learned sigma, the model ${model.config.learnSigma ? 'has one' : 'has none'}`);
+    this.process = processFor(objective);
     check(Number.isInteger(c.batch) && c.batch >= 1, 'DiTTrainer', `batch must be a positive integer, got ${c.batch}`);
     check(c.lr > 0 && Number.isFinite(c.lr), 'DiTTrainer', `lr must be positive, got ${c.lr}`);
     checkLatentsFit(data, model.config);
-    this.opt = new AdamW(model.parameters(), { lr: c.lr, weightDecay: c.weightDecay, clipGradNorm: c.clipGrad ?? undefined });
+    this.projector = null;
+    if (alignment) {
+      const t = data.teacher;
+      check(t, 'DiTTrainer', `${data.source} holds no teacher features, and the recipe aligns with a teacher (encode the latents with one: dit vae encode --teacher)`);
+      check(t.tokens === model.config.inputSize ** 2, 'DiTTrainer', `${data.source}: the teacher's features have ${t.tokens} vectors per image, one per latent pixel would be ${model.config.inputSize ** 2}`);
+      check(Number.isInteger(alignment.depth) && alignment.depth >= 1 && alignment.depth <= model.config.depth, 'DiTTrainer', `alignment depth ${alignment.depth} is not a block of the ${model.config.depth}`);
+      this.projector = new AlignProjector(model.config.hiddenSize, t.dim, c.seed);
+    }
+    this.opt = new AdamW([...model.parameters(), ...(this.projector?.parameters() ?? [])], { lr: c.lr, betas: [0.9, c.beta2], weightDecay: c.weightDecay, clipGradNorm: c.clipGrad ?? undefined });
     // EMA over every named tensor (pos_embed too), initialised to the weights (update_ema(decay=0)).
     this.ema = new EMA(model.namedTensors().map(([, t]) => t), c.emaDecay);
     this.gens = Object.fromEntries(STREAMS.map((s) => [s, new Generator(streamSeed(c.seed, s))])) as Record<Stream, Generator>;
@@ -179,21 +211,28 @@ export class DiTTrainer {
     const y = idx.map((i) => this.data.labels[i]);
     this.model.train();
     this.dropLast();
+    const a = this.alignment && (this.alignment.until === null || step <= this.alignment.until) ? this.alignment : null;
     const out = scope(() => {
       const x0 = this.data.batch(idx, this.gens.noise);
-      const l = trainingLoss(this.model, this.diffusion, { x0, y }, this.gens.noise, this.gens.timesteps, { minSnrGamma: c.minSnrGamma ?? undefined });
-      backward(l.lossMean);
+      const o = this.objective;
+      // With alignment, the tokens after block `depth` are kept from the forward for the projector.
+      let tokens: Tensor | null = null;
+      const model = a ? { forward: (x: Tensor, t: ArrayLike<number>, yy: ArrayLike<number>) => this.model.forward(x, t, yy, { onBlock: (i, h) => { if (i === a.depth - 1) tokens = h; } }), forwardWithCfg: this.model.forwardWithCfg.bind(this.model) } : this.model;
+      const l = trainingLoss(model, this.process, { x0, y }, this.gens.noise, this.gens.timesteps, { minSnrGamma: o.kind === 'eps' ? o.minSnrGamma ?? undefined : undefined });
+      const cos = a ? alignmentCosine(this.projector!, tokens!, this.data.teacherBatch(idx, this.model.config.patchSize)) : null;
+      const total = cos ? add(l.lossMean, scale(cos, -a!.weight)) : l.lossMean;
+      backward(total);
       // The gradient norm: from the clipping when it is on, else computed on logged steps only.
-      const gradNorm = c.clipGrad === null ? (measure ? globalNorm(this.model.parameters().filter((p) => p.grad).map((p) => p.grad!)) : null) : null;
+      const gradNorm = c.clipGrad === null ? (measure ? globalNorm(this.opt.params.filter((p) => p.grad).map((p) => p.grad!)) : null) : null;
       this.opt.step();
       this.opt.zeroGrad();
       const norm = gradNorm ?? this.opt.lastGradNorm;
       // First non-finite step: exponent bits all ones (inf or NaN), tested on the bits so no fast-math
       // assumption can fold it away.
       const bad = (v: Tensor) => map('select(o, p, o == 0.0 && (bitcast<u32>(x) & 0x7f800000u) == 0x7f800000u)', { x: v }, { label: 'divergence', p: step, out: this.badStep });
-      bad(l.lossMean);
+      bad(total);
       if (norm) bad(norm);
-      return measure ? { loss: l.lossMean, mse: mean(l.mse), vb: l.vb ? mean(l.vb) : null, gradNorm: gradNorm ?? (norm ? map('x', { x: norm }) : null) } : null;
+      return measure ? { loss: l.lossMean, mse: mean(l.mse), vb: l.vb ? mean(l.vb) : null, alignment: cos, gradNorm: gradNorm ?? (norm ? map('x', { x: norm }) : null) } : null;
     });
     if (out) for (const t of Object.values(out)) t?.keep();
     this.last = out;
@@ -218,13 +257,15 @@ export class DiTTrainer {
     check(this.last, 'DiTTrainer.metrics', 'no measured step (call trainStep(true) first)');
     const l = this.last;
     const loss = await l.loss.item(), mse = await l.mse.item(), vb = l.vb ? await l.vb.item() : null, gradNorm = l.gradNorm ? await l.gradNorm.item() : NaN;
+    const alignment = l.alignment ? await l.alignment.item() : null;
     const now = performance.now(), dt = (now - this.lastTime) / 1000, ds = this.step - this.lastStep;
+    this.trainSeconds += dt;
     this.lastTime = now;
     this.lastStep = this.step;
-    return { step: this.step, loss, mse, vb, lr: this.opt.lr, gradNorm, stepsPerSec: ds / dt, imagesPerSec: (ds * this.config.batch) / dt, liveMiB: memory().liveBytes / 2 ** 20 };
+    return { step: this.step, loss, mse, vb, alignment, lr: this.opt.lr, gradNorm, stepsPerSec: ds / dt, imagesPerSec: (ds * this.config.batch) / dt, liveMiB: memory().liveBytes / 2 ** 20 };
   }
 
-  /** Restarts the speed clock (after work that is not training, such as writing pictures). */
+  /** Restarts the clock after work that is not training (saving, pictures): it counts neither in the speed nor in `trainSeconds`. */
   resetClock(): void { this.lastTime = performance.now(); this.lastStep = this.step; }
 
   /** Everything the next step depends on, as safetensors tensors and metadata; a NonFiniteError if any value is NaN or ±inf. */
@@ -239,6 +280,11 @@ export class DiTTrainer {
       const mom = this.opt.moments(t);
       if (mom) { tensors.set(`opt.m.${n}`, await read(mom.m)); tensors.set(`opt.v.${n}`, await read(mom.v)); }
     }
+    for (const [n, t] of this.projector?.namedTensors() ?? []) {
+      tensors.set(`align.${n}`, await read(t));
+      const mom = this.opt.moments(t);
+      if (mom) { tensors.set(`opt.m.align.${n}`, await read(mom.m)); tensors.set(`opt.v.align.${n}`, await read(mom.v)); }
+    }
     refuseNonFinite(tensors, `the DiT checkpoint of step ${this.step}`);
     const rng = Object.fromEntries(STREAMS.map((s) => [s, { seed: this.gens[s].seed, offset: this.gens[s].offset }]));
     return {
@@ -248,6 +294,15 @@ export class DiTTrainer {
         rng: JSON.stringify(rng), config: configToJson(this.model.config), train: JSON.stringify(this.config), ...extraMeta,
       },
     };
+  }
+
+  /** The EMA weights under the model's names (a snapshot for the learning curve; what `dit export` keeps as `ema`). */
+  async emaTensors(): Promise<Map<string, StWriteTensor>> {
+    const out = new Map<string, StWriteTensor>();
+    const named = this.model.namedTensors();
+    for (let i = 0; i < named.length; i++) out.set(named[i][0], { shape: [...named[i][1].shape], data: (await this.ema.shadow[i].data()) as Float32Array });
+    refuseNonFinite(out, `the DiT's EMA weights at step ${this.step}`);
+    return out;
   }
 
   /** Restores a `checkpoint()` (the model must already hold its weights' shapes). */
@@ -262,16 +317,22 @@ export class DiTTrainer {
       check(data.length === t.size, 'resume', `'${k}' has ${data.length} values, the model ${t.size}`);
       gpu().upload(t.buffer, data);
     };
+    const moments = (t: Tensor, n: string) => {
+      const m = st.tensors.get(`opt.m.${n}`), v = st.tensors.get(`opt.v.${n}`);
+      if (m && v) { const s = this.opt.ensureState(t); upload(s.m, m, `opt.m.${n}`); upload(s.v, v, `opt.v.${n}`); }
+    };
     named.forEach(([n, t], i) => {
       upload(t, get(n), n);
       upload(this.ema.shadow[i], get(`ema.${n}`), `ema.${n}`);
-      if (t.requiresGrad) {
-        const m = st.tensors.get(`opt.m.${n}`), v = st.tensors.get(`opt.v.${n}`);
-        if (m && v) { const s = this.opt.ensureState(t); upload(s.m, m, `opt.m.${n}`); upload(s.v, v, `opt.v.${n}`); }
-      }
+      if (t.requiresGrad) moments(t, n);
     });
+    for (const [n, t] of this.projector?.namedTensors() ?? []) {
+      upload(t, get(`align.${n}`), `align.${n}`);
+      moments(t, `align.${n}`);
+    }
     this.step = Number(st.metadata.step);
     this.opt.stepCount = Number(st.metadata.opt_step);
+    this.trainSeconds = Number(st.metadata.train_seconds ?? 0);
     const rng = metadataJson<Record<Stream, { seed: number; offset: number }>>(st.metadata, 'rng', st.source ?? 'the checkpoint') ?? {} as Record<Stream, { seed: number; offset: number }>;
     for (const s of STREAMS) {
       check(rng[s] && rng[s].seed === this.gens[s].seed, 'resume', `the checkpoint's ${s} stream has seed ${rng[s]?.seed}, this run ${this.gens[s].seed} (resume with the run's own --seed)`);
@@ -290,5 +351,6 @@ export class DiTTrainer {
     this.opt.dispose();
     this.ema.dispose();
     this.badStep.dispose();
+    this.projector?.dispose();
   }
 }

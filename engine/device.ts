@@ -15,6 +15,10 @@ export interface AdapterSummary {
   subgroupMinSize: number;
   subgroupMaxSize: number;
   limits: Record<string, number>;
+  /** lavapipe (llvmpipe): the vector width its shaders are compiled to (32 × the subgroup size), else 0. */
+  vectorBits: number;
+  /** The trusted-kernel Dawn toggles this device runs with (Node only; engine/node.ts TRUSTED_TOGGLES). */
+  toggles: string[];
 }
 
 export interface DispatchArgs {
@@ -447,9 +451,11 @@ const NO_ADAPTER_HELP = `No WebGPU adapter found.
 
 async function createGpu(opts: DeviceOptions): Promise<Gpu> {
   let gpuApi: GPU | undefined = opts.gpu ?? (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
+  let toggles: string[] = [];
   if (!gpuApi && isNode) {
     const node = await nodeHelpers('getDevice');
     gpuApi = await node.loadDawn(opts.dawnOptions ?? []);
+    toggles = node.dawnSetup.toggles;
   }
   if (!gpuApi) throw new DeviceError(NO_ADAPTER_HELP, { op: 'getDevice' });
   const adapter = await gpuApi.requestAdapter({ powerPreference: opts.powerPreference ?? 'high-performance' });
@@ -464,13 +470,18 @@ async function createGpu(opts: DeviceOptions): Promise<Gpu> {
   const info = adapter.info;
   const limits: Record<string, number> = {};
   for (const k of WANTED_LIMITS) limits[k] = (device.limits as unknown as Record<string, number>)[k];
+  const names = `${info.description} ${info.architecture} ${info.vendor} ${info.device}`;
+  const subgroupMaxSize = (info as unknown as { subgroupMaxSize?: number }).subgroupMaxSize ?? 0;
   const summary: AdapterSummary = {
     vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description,
-    isSoftware: /llvmpipe|lavapipe|swiftshader|software|cpu/i.test(`${info.description} ${info.architecture} ${info.vendor} ${info.device}`),
+    isSoftware: /llvmpipe|lavapipe|swiftshader|software|cpu/i.test(names),
     features: [...adapter.features].sort(),
     subgroupMinSize: (info as unknown as { subgroupMinSize?: number }).subgroupMinSize ?? 0,
-    subgroupMaxSize: (info as unknown as { subgroupMaxSize?: number }).subgroupMaxSize ?? 0,
+    subgroupMaxSize,
     limits,
+    // llvmpipe runs one subgroup lane per 32-bit element of its native vector.
+    vectorBits: /llvmpipe|lavapipe/i.test(names) ? 32 * subgroupMaxSize : 0,
+    toggles,
   };
   return new Gpu(gpuApi, device, summary);
 }
@@ -478,5 +489,6 @@ async function createGpu(opts: DeviceOptions): Promise<Gpu> {
 /** A short one-line adapter description, e.g. for benchmark tables. */
 export function describeAdapter(a: AdapterSummary): string {
   const name = a.description || [a.vendor, a.architecture, a.device].filter(Boolean).join(' ') || 'unknown adapter';
-  return `${name}${a.isSoftware ? ' (software)' : ''}`;
+  const notes = [a.isSoftware ? 'software' : '', a.vectorBits ? `${a.vectorBits}-bit` : '', a.toggles?.length ? 'trusted kernels' : ''].filter(Boolean);
+  return `${name}${notes.length ? ` (${notes.join(', ')})` : ''}`;
 }

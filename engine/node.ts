@@ -2,15 +2,70 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { inflateRawSync } from 'node:zlib';
-import { CheckpointError } from './errors.js';
+import { CheckpointError, DeviceError } from './errors.js';
+
+/**
+ * Dawn toggles that drop checks the engine's own kernels do not need: Tint's robustness transform (an index
+ * clamp on every storage access), zero-initialising workgroup memory, and the guards around integer division
+ * and modulo. Off unless DIT_TRUSTED_KERNELS=1 (Node only; never in a browser): measured on lavapipe they do
+ * not speed up a training step (bench/README.md, "CPU-adapter levers"), and without them an out-of-range index
+ * in a custom kernel can corrupt memory or crash the process (docs/engine.md).
+ */
+export const TRUSTED_TOGGLES = ['disable_robustness', 'disable_workgroup_init', 'disable_polyfills_on_integer_div_and_mod'] as const;
+
+/** How Dawn was set up in this process (engine/device.ts reports it with the adapter). */
+export interface DawnSetup {
+  /** The vector width lavapipe compiles to when this process chose or inherited one (LP_NATIVE_VECTOR_WIDTH), else null (the driver's default). */
+  lavapipeWidth: number | null;
+  /** The trusted-kernel toggles in effect (DIT_TRUSTED_KERNELS=1), else none. */
+  toggles: string[];
+}
+
+export let dawnSetup: DawnSetup = { lavapipeWidth: null, toggles: [] };
+
+/**
+ * The vector width for lavapipe (Mesa's software Vulkan driver), put in the environment before Dawn loads the
+ * driver, which reads it once: LP_NATIVE_VECTOR_WIDTH when the user set it, else DIT_LAVAPIPE_WIDTH (256 or
+ * 512), else the driver's default (256 bits: 512 trains no faster here and compiles each shader ~3× slower,
+ * bench/README.md).
+ */
+export function chooseLavapipeWidth(env: Record<string, string | undefined> = process.env): number | null {
+  if (env.LP_NATIVE_VECTOR_WIDTH) return Number(env.LP_NATIVE_VECTOR_WIDTH) || null;
+  const asked = env.DIT_LAVAPIPE_WIDTH;
+  if (!asked) return null;
+  if (asked !== '256' && asked !== '512') throw new DeviceError(`DIT_LAVAPIPE_WIDTH must be 256 or 512, got '${asked}'`, { op: 'getDevice' });
+  env.LP_NATIVE_VECTOR_WIDTH = asked;
+  return Number(asked);
+}
+
+/** The trusted-kernel toggles for this process: TRUSTED_TOGGLES under DIT_TRUSTED_KERNELS=1, else none. */
+export function trustedToggles(env: Record<string, string | undefined> = process.env): string[] {
+  return env.DIT_TRUSTED_KERNELS && env.DIT_TRUSTED_KERNELS !== '0' ? [...TRUSTED_TOGGLES] : [];
+}
+
+/**
+ * Dawn's `create()` options: `options`, then DIT_DAWN_OPTIONS (';'-separated), with every
+ * `enable-dawn-features=` list merged into one (Dawn keeps only the last) and the trusted toggles added.
+ */
+export function dawnOptions(options: string[], toggles: string[], env: Record<string, string | undefined> = process.env): string[] {
+  const extra = env.DIT_DAWN_OPTIONS ? env.DIT_DAWN_OPTIONS.split(';').filter(Boolean) : [];
+  const enable = new Set(toggles), rest: string[] = [];
+  for (const o of [...options, ...extra]) {
+    if (!o.startsWith('enable-dawn-features=')) rest.push(o);
+    else for (const t of o.slice(21).split(',')) if (t) enable.add(t);
+  }
+  return enable.size ? [...rest, `enable-dawn-features=${[...enable].join(',')}`] : rest;
+}
 
 /** Loads Dawn's Node bindings and installs the WebGPU globals (GPUBufferUsage, …). */
 export async function loadDawn(options: string[]): Promise<GPU> {
   process.env.XDG_RUNTIME_DIR ??= '/tmp'; // silences a Mesa warning on headless machines
+  const lavapipeWidth = chooseLavapipeWidth();
+  const toggles = trustedToggles();
   const { create, globals } = (await import('webgpu')) as unknown as { create: (o: string[]) => GPU; globals: object };
   Object.assign(globalThis, globals);
-  const extra = process.env.DIT_DAWN_OPTIONS ? process.env.DIT_DAWN_OPTIONS.split(';').filter(Boolean) : [];
-  return create([...options, ...extra]);
+  dawnSetup = { lavapipeWidth, toggles };
+  return create(dawnOptions(options, toggles));
 }
 
 export async function readFileBytes(file: string): Promise<Uint8Array> {

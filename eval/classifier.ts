@@ -73,8 +73,11 @@ export interface ClassifierTrainOptions {
   onLog?: (m: { step: number; steps: number; loss: number; secs: number }) => void;
 }
 
-/** Trains on `train` with random flips, AdamW and a warm-up + cosine schedule. */
-export async function trainClassifier(model: Classifier, train: ImageDataset, o: ClassifierTrainOptions = {}): Promise<{ seconds: number; steps: number }> {
+/** An image classifier built with the engine: images [B, C, H, W] in [−1, 1] → logits [B, classes]. */
+export interface ImageClassifier extends Module { forward(x: Tensor): Tensor }
+
+/** Trains an image classifier (the judge, or the alignment teacher) on `train` with random flips, AdamW and a warm-up + cosine schedule. */
+export async function trainClassifier(model: ImageClassifier, train: ImageDataset, o: ClassifierTrainOptions = {}): Promise<{ seconds: number; steps: number }> {
   const B = o.batch ?? 64, epochs = o.epochs ?? 2, seed = o.seed ?? 0;
   const perEpoch = Math.floor(train.count / B), steps = epochs * perEpoch;
   const opt = new AdamW(model.parameters(), { lr: o.lr ?? 2e-3, weightDecay: 0.01 });
@@ -153,8 +156,7 @@ export function accuracy(predictions: ArrayLike<number>, labels: ArrayLike<numbe
 
 /** Writes the classifier's weights with its config and `meta` (the data fingerprint, test accuracy, command); refuses non-finite weights. */
 export async function saveClassifier(model: Classifier, file: string, meta: Record<string, string>): Promise<void> {
-  const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (const [n, t] of model.namedTensors()) tensors.set(n, { shape: [...t.shape], data: (await t.data()) as Float32Array });
+  const tensors = await model.hostStateDict();
   refuseNonFinite(tensors, `the judge classifier (${file})`);
   await writeSafetensors(file, tensors, { format: 'dit-webgpu-classifier', config: JSON.stringify(model.config), ...meta });
 }

@@ -5,8 +5,10 @@ import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readSafetensors } from '../engine/safetensors.js';
-import { fingerprint, type ImageDataset } from '../data/dataset.js';
+import { fingerprint, subset, type ImageDataset } from '../data/dataset.js';
+import { loadDataset, type DataSpec } from '../data/readers.js';
 import { Classifier, CLASSIFIER_WIDTHS, classifierFromSafetensors, saveClassifier, trainClassifier } from './classifier.js';
+import { realFeatures, type RealFeatures } from './quality.js';
 
 /** The repository's folder of small shipped weight files. */
 export const WEIGHTS_DIR = fileURLToPath(new URL('../../weights', import.meta.url));
@@ -39,4 +41,16 @@ export async function judgeFor(dataName: string, train: ImageDataset, o: { retra
   const metadata = { fingerprint: fp, data: dataName, train_seconds: r.seconds.toFixed(0), command: classifierCommand(dataName) };
   await saveClassifier(model, cached, metadata);
   return { model, file: cached, trained: true, metadata };
+}
+
+/** A dataset's train split (the judge's) and test split (its first `realImages`), read before any GPU work. */
+export async function loadEvalData(spec: DataSpec, realImages?: number, log?: (m: string) => void): Promise<{ train: ImageDataset; test: ImageDataset }> {
+  const train = await loadDataset(spec, 'train', { onProgress: (m) => log?.(`  ${m}`) }), fullTest = await loadDataset(spec, 'test');
+  return { train, test: realImages ? subset(fullTest, realImages) : fullTest };
+}
+
+/** The judge of a dataset (judgeFor) and the features of its real test images, which every score is measured against. */
+export async function prepareJudge(dataName: string, { train, test }: { train: ImageDataset; test: ImageDataset }, o: Parameters<typeof judgeFor>[2] & { onJudging?: (done: number, total: number) => void } = {}): Promise<{ judge: Judge; real: RealFeatures }> {
+  const judge = await judgeFor(dataName, train, o);
+  return { judge, real: await realFeatures(judge.model, test, o.onJudging) };
 }

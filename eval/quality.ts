@@ -88,3 +88,13 @@ export async function evaluateSamples(model: Classifier, samples: ImageDataset, 
     reference_images: real.referenceCount,
   };
 }
+
+/** The report in three lines: accuracy, per class, Fréchet distance beside its floor. */
+export function formatReport(r: QualityReport): string {
+  const classes = Object.entries(r.per_class).map(([c, a]) => `${c} ${(100 * a).toFixed(0)}%`).join(', ');
+  return [
+    `accuracy ${(100 * r.accuracy).toFixed(1)}% over ${r.samples} samples (the judge: ${(100 * r.classifier_test_accuracy).toFixed(1)}% on real test images)`,
+    `  per class: ${classes}`,
+    `Fréchet distance ${r.frechet.toFixed(2)}, floor ${r.frechet_real.toFixed(2)} (real test images, same count) — ${(r.frechet / r.frechet_real).toFixed(2)}× the floor`,
+  ].join('\n');
+}

@@ -6,21 +6,17 @@ import { scale } from '../kernels/elementwise.js';
 import { imageBatch, type ImageDataset } from '../data/dataset.js';
 import type { DiT } from '../dit/model.js';
 import type { AutoencoderKL } from '../vae/model.js';
-import { GaussianDiffusion } from '../diffusion/gaussian.js';
-import { generate, type StepInfo } from '../diffusion/sample.js';
-import type { ScheduleName } from '../diffusion/schedule.js';
+import { generate, OFFICIAL_SAMPLING, type Sampling, type StepInfo } from '../diffusion/sample.js';
+import { OFFICIAL_OBJECTIVE, processFor, type Objective } from '../diffusion/objective.js';
 import type { Classifier } from './classifier.js';
 import { evaluateSamples, floorSet, type RealFeatures, type QualityReport } from './quality.js';
+import { metadataJson } from '../engine/safetensors.js';
 
 export interface SampleOptions {
-  sampler?: 'ddpm' | 'ddim';
-  /** The noise schedule the model was trained with (its checkpoint says; DiT's default is linear). */
-  schedule?: ScheduleName;
-  /** Sampling steps (respaced from the 1000 training steps). */
-  steps?: number;
-  cfg?: number;
-  /** Guide every latent channel (true, the default here) or the official first three. */
-  guideAllChannels?: boolean;
+  /** What the model was trained as (a checkpoint's recipe says; without one, the official objective). */
+  objective?: Objective;
+  /** How to sample (a recipe's sampling; without one, the official sample.py's). */
+  sampling?: Sampling;
   seed?: number;
   /** Images sampled per GPU batch. */
   batch?: number;
@@ -45,15 +41,15 @@ async function quantiseInto(x: Tensor, images: Uint8Array, offset: number): Prom
  */
 export async function sampleImages(model: DiT, vae: AutoencoderKL, latentScale: number, labels: number[], classes: string[], o: SampleOptions = {}): Promise<ImageDataset> {
   const c = model.config;
-  const sampler = o.sampler ?? 'ddim', steps = o.steps ?? 50, batch = o.batch ?? 200;
-  const diffusion = new GaussianDiffusion({ respacing: sampler === 'ddim' ? `ddim${steps}` : String(steps), learnSigma: c.learnSigma, schedule: o.schedule });
+  const sampling = o.sampling ?? OFFICIAL_SAMPLING, batch = o.batch ?? 200;
+  const process = processFor(o.objective ?? OFFICIAL_OBJECTIVE, sampling);
   const C = vae.config.outChannels, f = vae.downsampling, H = c.inputSize * f, W = c.inputSize * f, per = C * H * W;
   const images = new Uint8Array(labels.length * per);
   model.eval();
   for (let s = 0; s < labels.length; s += batch) {
     const part = labels.slice(s, s + batch);
-    const z = await generate(model, diffusion, part, [c.inChannels, c.inputSize, c.inputSize], {
-      sampler, cfgScale: o.cfg ?? 1, nullLabel: c.numClasses, guideAllChannels: o.guideAllChannels ?? true,
+    const z = await generate(model, process, part, [c.inChannels, c.inputSize, c.inputSize], {
+      sampler: sampling.sampler, steps: sampling.steps, cfgScale: sampling.cfg, nullLabel: c.numClasses, guideAllChannels: sampling.guide === 'all',
       // Each batch its own noise, reproducible from the seed.
       seed: (o.seed ?? 0) + s,
       onStep: o.onStep && ((info) => o.onStep!(info, s)),
@@ -91,4 +87,22 @@ export async function reconstructionCeiling(judge: Classifier, vae: AutoencoderK
   const K = test.classes.length;
   const idx = floorSet(real, classLabels(K, perClass), K).map((i) => real.referenceCount + i);
   return evaluateSamples(judge, await reconstructImages(vae, test, idx, 100, onProgress), real);
+}
+
+/** What a VAE file records of its ceiling at `perClass` images per class (`dit eval --reconstructions --record`, the demo). */
+export type RecordedCeiling = Pick<QualityReport, 'accuracy' | 'per_class' | 'frechet' | 'frechet_real'> & { data: string };
+
+/** The metadata key of the ceiling measured at `perClass` images per class. */
+export const ceilingKey = (perClass: number) => `ceiling_${perClass}`;
+
+/** The ceiling a VAE file records for this data and count, or null. */
+export function recordedCeiling(meta: Record<string, string>, perClass: number, data: string, source = '<metadata>'): RecordedCeiling | null {
+  const c = metadataJson<RecordedCeiling>(meta, ceilingKey(perClass), source);
+  return c && c.data === data && Number.isFinite(c.frechet) ? c : null;
+}
+
+/** The metadata entry that records a ceiling measurement. */
+export function ceilingEntry(r: QualityReport, perClass: number, data: string): Record<string, string> {
+  const c: RecordedCeiling = { data, accuracy: r.accuracy, per_class: r.per_class, frechet: r.frechet, frechet_real: r.frechet_real };
+  return { [ceilingKey(perClass)]: JSON.stringify(c) };
 }

@@ -25,6 +25,7 @@ import { randomFamily } from './random.js';
 import { blendFamily } from './blend.js';
 import { diffusionFamily } from './diffusion.js';
 import { probeFamily } from './probe.js';
+import { cosineFamily } from './cosine.js';
 
 export { randomNormal, randomUniform, type Family, type HostInput, type RefOutput } from './reference.js';
 
@@ -32,7 +33,7 @@ export { randomNormal, randomUniform, type Family, type HostInput, type RefOutpu
 export const FAMILIES: Family<unknown>[] = [
   matmulFamily, attentionFamily, layerNormFamily, gatedFamily, conv2dFamily, resampleFamily, groupNormFamily,
   elementwiseFamily, reduceFamily, softmaxFamily, shapeFamily, embeddingFamily, optimFamily, randomFamily,
-  blendFamily, diffusionFamily, probeFamily,
+  blendFamily, diffusionFamily, probeFamily, cosineFamily,
 ] as unknown as Family<unknown>[];
 
 export function family(name: string): Family<unknown> {

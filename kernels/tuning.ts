@@ -4,9 +4,13 @@
 // one adapter never leaks to another, and stored tables are keyed by `adapterKey` (name and driver).
 import { gpu, type Gpu, type AdapterSummary } from '../engine/device.js';
 
-/** What identifies an adapter for tuning: vendor, architecture, device and description (Dawn puts the driver and its version there). */
+/**
+ * What identifies an adapter for tuning: vendor, architecture, device and description (Dawn puts the driver
+ * and its version there), and on lavapipe the vector width its shaders are compiled to (the same driver at
+ * 256 and 512 bits favours different variants).
+ */
 export function adapterKey(a: AdapterSummary): string {
-  return [a.vendor, a.architecture, a.device, a.description].filter(Boolean).join(' | ');
+  return [a.vendor, a.architecture, a.device, a.description, a.vectorBits ? `${a.vectorBits}-bit` : ''].filter(Boolean).join(' | ');
 }
 
 /** Tables of several adapters, as persisted (e.g. `.cache/autotune.json`): adapter key → choice key → variant. */

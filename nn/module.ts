@@ -55,6 +55,13 @@ export class Module {
 
   stateDict(): Map<string, Tensor> { return new Map(this.namedTensors()); }
 
+  /** Every tensor read back to the host, by name, as files store them (one readback per tensor). */
+  async hostStateDict(): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
+    const out = new Map<string, { shape: number[]; data: Float32Array }>();
+    for (const [n, t] of this.namedTensors()) out.set(n, { shape: [...t.shape], data: (await t.data()) as Float32Array });
+    return out;
+  }
+
   /**
    * Copies `sd` into the parameters. Strict: every key must exist with the same shape, and (unless
    * `strict: false`) every parameter must be present. Errors name the offending keys.

@@ -1,8 +1,9 @@
 // A training run owns a folder:
-//   config.json          everything needed to rebuild the model, diffusion, data source and optimizer
+//   config.json          the plan (runs/plan.ts): the recipe as it runs, the model, the data, the schedule
 //   metrics.jsonl        one line per logged step
 //   checkpoints/step-<N>.safetensors   weights, EMA, AdamW state, step and random streams (dit/train.ts)
 //   latest               the name of the newest checkpoint
+//   snapshots/step-<N>.safetensors     EMA weights at evenly spaced steps: the learning curve's points
 //   loss.png, samples-<step>.png       pictures refreshed while it trains
 // Files are written to a temporary name and renamed, so a process killed mid-write leaves the previous
 // checkpoint and `latest` intact; a step whose loss is not finite is never checkpointed.
@@ -11,34 +12,17 @@ import * as path from 'node:path';
 import { writeFileAtomic, readText } from '../engine/node.js';
 import { readSafetensors, serializeSafetensors, type Safetensors } from '../engine/safetensors.js';
 import { CheckpointError } from '../engine/errors.js';
-import { type DiTConfig } from '../dit/config.js';
-import { configFromMetadata } from '../dit/checkpoint.js';
+import { configFromMetadata, configToJson } from '../dit/checkpoint.js';
 import { DiT } from '../dit/model.js';
-import { DiTTrainer, DivergenceError, type DiTTrainConfig, type StepMetrics } from '../dit/train.js';
+import { DiTTrainer, DivergenceError, type StepMetrics } from '../dit/train.js';
 import type { AutoencoderKL } from '../vae/model.js';
-import type { ScheduleName } from '../diffusion/schedule.js';
-import { sampleImages, classLabels } from '../eval/samples.js';
-import { toImage, grid, writePng } from '../data/png.js';
+import { datasetGrid } from '../data/dataset.js';
+import { writePng } from '../data/png.js';
 import { lossChart, renderChartPng } from '../data/plot.js';
+import { checkpointMetadata, type RunConfig } from './plan.js';
+import { trainLoop, samplePicture, type LoopHooks } from './loop.js';
 
-/** What config.json holds. */
-export interface RunConfig {
-  version: 1;
-  model: DiTConfig;
-  train: DiTTrainConfig;
-  diffusion: { schedule: ScheduleName; steps: number; learnSigma: boolean };
-  data: { latents: string; dataset: string | null; count: number; shape: [number, number, number]; scaleFactor: number; classes: string[] };
-  /** The VAE that decodes the pictures (optional). */
-  vae: string | null;
-  logEvery: number;
-  checkpointEvery: number;
-  keep: number;
-  /** Sample pictures: every N steps (0: only at the end), per class, DDIM steps, guidance. */
-  samples: { every: number; perClass: number; steps: number; cfg: number };
-  preset: string | null;
-  /** The weights the run started from (`--init`), if any. */
-  init: string | null;
-}
+export type { RunConfig };
 
 export class Run {
   constructor(readonly dir: string, readonly config: RunConfig) {}
@@ -46,6 +30,7 @@ export class Run {
   get checkpointDir(): string { return path.join(this.dir, 'checkpoints'); }
   checkpointFile(step: number): string { return path.join(this.checkpointDir, `step-${step}.safetensors`); }
   get metricsFile(): string { return path.join(this.dir, 'metrics.jsonl'); }
+  get snapshotDir(): string { return path.join(this.dir, 'snapshots'); }
 
   /**
    * Creates the folder and writes config.json. Refuses a folder that holds a run with a checkpoint; a run
@@ -71,7 +56,8 @@ export class Run {
     } catch (e) {
       throw new CheckpointError(`${file}: not valid JSON (${(e as Error).message})`, { file, cause: e });
     }
-    if (!config || typeof config !== 'object' || !config.model || !config.train || !config.data) throw new CheckpointError(`${file}: not a run's config (no model, train and data)`, { file });
+    if (!config || typeof config !== 'object' || !config.model || !config.data) throw new CheckpointError(`${file}: not a run's config (no model and data)`, { file });
+    if (config.version !== 2 || !config.recipe) throw new CheckpointError(`${file}: a run of an earlier release (config version ${config.version ?? 'unknown'}, no recipe); sample or export its checkpoints, or start it again`, { file });
     return new Run(dir, config);
   }
 
@@ -88,8 +74,7 @@ export class Run {
 
   /** Writes step-<N>, then points `latest` at it, then drops all but the newest `keep`. */
   async saveCheckpoint(trainer: DiTTrainer): Promise<string> {
-    const c = this.config;
-    const { tensors, metadata } = await trainer.checkpoint({ run: path.resolve(this.dir), scale_factor: String(c.data.scaleFactor), classes: JSON.stringify(c.data.classes), schedule: c.diffusion.schedule, ...(c.vae ? { vae: c.vae } : {}), ...(c.data.dataset ? { dataset: c.data.dataset } : {}), ...(c.preset ? { preset: c.preset } : {}) });
+    const { tensors, metadata } = await trainer.checkpoint({ run: path.resolve(this.dir), ...checkpointMetadata(this.config, trainer.step, trainer.trainSeconds) });
     const file = this.checkpointFile(trainer.step);
     await writeFileAtomic(file, serializeSafetensors(tensors, metadata));
     await writeFileAtomic(path.join(this.dir, 'latest'), [new TextEncoder().encode(`${path.basename(file)}\n`)]);
@@ -98,8 +83,23 @@ export class Run {
     return file;
   }
 
+  /** Writes the EMA weights of this step to snapshots/step-<N> (a point of the learning curve; `dit sample` reads it too). */
+  async saveSnapshot(trainer: DiTTrainer): Promise<string> {
+    const file = path.join(this.snapshotDir, `step-${trainer.step}.safetensors`);
+    const metadata = { format: 'pt', weights: 'ema', step: String(trainer.step), config: configToJson(trainer.model.config), run: path.resolve(this.dir), ...checkpointMetadata(this.config, trainer.step, trainer.trainSeconds) };
+    await writeFileAtomic(file, serializeSafetensors(await trainer.emaTensors(), metadata));
+    return file;
+  }
+
+  /** The snapshots written so far, by step. */
+  async snapshots(): Promise<{ step: number; file: string }[]> {
+    if (!existsSync(this.snapshotDir)) return [];
+    return (await fs.readdir(this.snapshotDir)).map((f) => /^step-(\d+)\.safetensors$/.exec(f)).filter((m) => m)
+      .map((m) => ({ step: Number(m![1]), file: path.join(this.snapshotDir, m![0]) })).sort((a, b) => a.step - b.step);
+  }
+
   async appendMetrics(m: StepMetrics): Promise<void> {
-    await fs.appendFile(this.metricsFile, `${JSON.stringify({ step: m.step, loss: m.loss, mse: m.mse, vb: m.vb, lr: m.lr, grad_norm: m.gradNorm, steps_per_s: m.stepsPerSec, images_per_s: m.imagesPerSec, live_mib: m.liveMiB })}\n`);
+    await fs.appendFile(this.metricsFile, `${JSON.stringify({ step: m.step, loss: m.loss, mse: m.mse, vb: m.vb, alignment: m.alignment, lr: m.lr, grad_norm: m.gradNorm, steps_per_s: m.stepsPerSec, images_per_s: m.imagesPerSec, live_mib: m.liveMiB })}\n`);
   }
 
   async metrics(): Promise<{ step: number; loss: number }[]> {
@@ -153,63 +153,43 @@ export async function resumeInto(run: Run, trainer: DiTTrainer): Promise<string 
   return ckpt?.file ?? null;
 }
 
-/**
- * A grid of samples from the EMA weights: `perClass` per class (one row each), fixed noise and labels, DDIM,
- * decoded by the VAE. Uses `scratch` (a model of the same config) so the training weights stay untouched.
- */
-export async function writeSamplePicture(trainer: DiTTrainer, scratch: DiT, vae: AutoencoderKL, file: string, o: { perClass: number; steps: number; cfg: number; classes: string[]; scale: number; schedule: ScheduleName }): Promise<void> {
-  trainer.useEma(scratch);
-  const K = scratch.config.numClasses;
-  const d = await sampleImages(scratch, vae, o.scale, classLabels(K, o.perClass), o.classes, { steps: o.steps, cfg: o.cfg, seed: 1234, schedule: o.schedule });
-  const per = d.channels * d.height * d.width;
-  const imgs = Array.from({ length: d.count }, (_, i) => toImage(Float32Array.from(d.images.subarray(i * per, (i + 1) * per), (v) => v / 127.5 - 1), d.channels, d.height, d.width));
-  await writePng(file, grid(imgs, o.perClass, 2));
-}
-
-export interface TrainLoopHooks {
+export interface RunHooks {
   onMetrics?: (m: StepMetrics) => void;
   onCheckpoint?: (file: string) => void;
   onPicture?: (file: string) => void;
 }
 
 /**
- * Trains until `trainer.config.steps`: metrics every `logEvery` steps, a checkpoint every `checkpointEvery`
- * and at the end, pictures every `samples.every` steps and at the end. A non-finite loss stops it with a
- * DivergenceError before anything is written for that step.
+ * Trains `run` with the shared loop (runs/loop.ts), writing its files: metrics every `logEvery` steps, a
+ * checkpoint every `checkpointEvery` and at the end, snapshots for the learning curve, the loss plot, and
+ * sample pictures (when there is a VAE). A non-finite loss stops it with a DivergenceError before anything
+ * is written for that step.
  */
-export async function trainLoop(run: Run, trainer: DiTTrainer, vae: AutoencoderKL | null, hooks: TrainLoopHooks = {}): Promise<void> {
-  const c = run.config, total = trainer.config.steps;
+export async function trainRun(run: Run, trainer: DiTTrainer, vae: AutoencoderKL | null, hooks: RunHooks = {}): Promise<void> {
+  const c = run.config;
   const scratch = vae ? new DiT(trainer.model.config, {}, 0) : null;
-  const picture = async () => {
-    if (!vae || !scratch) return;
-    const file = path.join(run.dir, `samples-${trainer.step}.png`);
-    await writeSamplePicture(trainer, scratch, vae, file, { perClass: c.samples.perClass, steps: c.samples.steps, cfg: c.samples.cfg, classes: c.data.classes, scale: c.data.scaleFactor, schedule: c.diffusion.schedule });
-    hooks.onPicture?.(file);
+  // The loss plot at checkpoints and pictures, once per step.
+  let plotted = -1;
+  const plot = async (step: number) => { if (plotted !== step) await run.writeLossPlot(); plotted = step; };
+  const loop: LoopHooks = {
+    onMetrics: async (m) => { await run.appendMetrics(m); hooks.onMetrics?.(m); },
+    onCheckpoint: async (step) => {
+      const file = await run.saveCheckpoint(trainer);
+      hooks.onCheckpoint?.(file);
+      await plot(step);
+    },
+    onPicture: async (step) => {
+      await plot(step);
+      if (!vae || !scratch) return;
+      const file = path.join(run.dir, `samples-${step}.png`);
+      const d = await samplePicture(trainer, scratch, vae, c);
+      await writePng(file, datasetGrid(d, c.pictures.perClass, 2));
+      hooks.onPicture?.(file);
+    },
+    onSnapshot: async () => { await run.saveSnapshot(trainer); },
   };
   try {
-    while (trainer.step < total) {
-      const next = trainer.step + 1;
-      const log = next % c.logEvery === 0 || next === total;
-      const ckpt = next % c.checkpointEvery === 0 || next === total;
-      const pics = (c.samples.every > 0 && next % c.samples.every === 0) || next === total;
-      trainer.trainStep(log);
-      if (log) {
-        const m = await trainer.metrics();
-        await trainer.checkFinite();
-        await run.appendMetrics(m);
-        hooks.onMetrics?.(m);
-      }
-      if (ckpt) {
-        await trainer.checkFinite();
-        // Not `hooks.onCheckpoint?.(await …)`: an optional call skips evaluating its arguments when the hook
-        // is absent, which silently skipped every checkpoint of callers without the hook (the demo).
-        const file = await run.saveCheckpoint(trainer);
-        hooks.onCheckpoint?.(file);
-      }
-      if (pics || (log && ckpt)) await run.writeLossPlot();
-      if (pics) await picture();
-      if (ckpt || pics) trainer.resetClock();
-    }
+    await trainLoop(trainer, c, loop);
   } finally {
     scratch?.dispose();
   }

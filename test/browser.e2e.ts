@@ -9,7 +9,8 @@ import { serve, type Server } from '../web/serve.js';
 import { readFileBytes } from '../engine/node.js';
 import { openTensors, serializeSafetensors, readSafetensors } from '../engine/safetensors.js';
 import { weightsFromBytes, ditFromWeights } from '../dit/checkpoint.js';
-import { PRESETS } from '../dit/presets.js';
+import { RECIPES } from '../dit/recipes.js';
+import { OFFICIAL_OBJECTIVE } from '../diffusion/objective.js';
 import { vaeFromBytes } from '../vae/checkpoint.js';
 import { sampleImages } from '../eval/samples.js';
 import { toImage, grid } from '../data/png.js';
@@ -82,9 +83,10 @@ describe('the browser page (headless Chromium, WebGPU on SwiftShader)', function
     for (const p of refused) expect(await statusOf(server.url, p), p).to.equal(404);
   });
 
-  it('finds a WebGPU adapter and loads the bundled page', async () => {
+  it('finds a WebGPU adapter and loads the bundled page, showing the shipped DiT\'s samples, one per class', async () => {
     expect(await page.getAttribute('body', 'data-ready')).to.equal('1');
     expect(await page.textContent('#adapter-info')).to.match(/subgroup size/);
+    expect(await page.textContent('#sample-status')).to.match(/^the shipped DiT \(weights\/dit-synthetic\.safetensors\): 10 samples, heun 12 steps, guidance 4/);
     expect(errors).to.deep.equal([]);
   });
 
@@ -143,10 +145,11 @@ describe('the browser page (headless Chromium, WebGPU on SwiftShader)', function
 
     // The download is a training checkpoint `dit sample` / `dit eval` read (EMA weights by default).
     const w = await weightsFromBytes(await readFileBytes(file), file);
-    expect(w.metadata).to.include({ format: 'dit-webgpu-train', weights: 'ema', step: String(held), schedule: PRESETS.tiny.schedule, dataset: 'synthetic' });
+    expect(w.metadata).to.include({ format: 'dit-webgpu-train', weights: 'ema', step: String(held), preset: 'tiny', dataset: 'synthetic' });
+    expect(JSON.parse(w.metadata.recipe).objective, 'the recipe it was trained with, as dit train records it').to.deep.equal(RECIPES.tiny.objective);
     await device();
     const model = ditFromWeights(w);
-    expect(model.config).to.include({ ...PRESETS.tiny.model, inputSize: 8, inChannels: 4, numClasses: 10 });
+    expect(model.config).to.include({ ...RECIPES.tiny.model, inputSize: 8, inChannels: 4, numClasses: 10 });
     model.dispose();
     expect(errors).to.deep.equal([]);
   });
@@ -190,7 +193,8 @@ describe('the browser page (headless Chromium, WebGPU on SwiftShader)', function
     const w = await weightsFromBytes(ditBytes, 'dit_tiny_p2.safetensors');
     const dit = ditFromWeights(w);
     const vae = vaeFromBytes(vaeBytes, 'vae_a.safetensors');
-    const d = await sampleImages(dit, vae, vae.config.scalingFactor, opts.labels, [], { sampler: 'ddim', steps: opts.steps, cfg: opts.cfg, seed: opts.seed, schedule: 'linear' });
+    // No recipe in the file: the official objective and guidance on the first three channels, the form's sampler, steps and scale.
+    const d = await sampleImages(dit, vae, vae.config.scalingFactor, opts.labels, [], { objective: OFFICIAL_OBJECTIVE, sampling: { sampler: 'ddim', steps: opts.steps, cfg: opts.cfg, guide: 'official' }, seed: opts.seed });
     dit.dispose(); vae.dispose();
     const per = d.channels * d.height * d.width;
     const want = grid(Array.from({ length: d.count }, (_, i) => toImage(Float32Array.from(d.images.subarray(i * per, (i + 1) * per), (v) => v / 127.5 - 1), d.channels, d.height, d.width)), 4, 3);

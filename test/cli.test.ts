@@ -11,10 +11,12 @@ import { fileURLToPath } from 'node:url';
 import { readSafetensors } from '../engine/safetensors.js';
 import { loadTorchCheckpoint, stateDictOf, torchTensorF32 } from '../engine/torchpt.js';
 import { progressLine } from '../cli/progress.js';
+import { findTorchPython, runTorchPeer, torchPythonCandidates } from '../cli/bench.js';
 import { writePatternLatents } from './latents.js';
+import { Teacher, TEACHER_32, saveTeacher } from '../eval/teacher.js';
 import { AutoencoderKL, SMALL_VAE_32 } from '../vae/model.js';
 import { saveVae } from '../vae/train.js';
-import { device, randArray } from './helpers.js';
+import { device, randArray, REFERENCE_DIR } from './helpers.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const DIT = path.join(ROOT, 'build/cli/dit.js');
@@ -26,10 +28,10 @@ function dit(args: string[], o: { cwd?: string; env?: Record<string, string> } =
 
 const out = (r: SpawnSyncReturns<string>) => `exit ${r.status ?? r.signal}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
 
-/** A latent cache of `count` 4×8×8 latents in the 10 built-in classes (one fixed pattern each, std 0.1). */
+/** A latent cache of `count` 4×8×8 latents in the 10 built-in classes (one fixed pattern each, std 0.1), with 8-wide teacher features (the default recipe aligns). */
 async function writeLatents(file: string, count = 200): Promise<void> {
   const classes = ['disc', 'square', 'triangle', 'stripes', 'ring', 'cross', 'checkerboard', 'blob', 'star', 'pair'];
-  await writePatternLatents(file, classes.map((_, k) => randArray(256, 40 + k)), [4, 8, 8], count, 0.1, classes, { dataset: 'synthetic' });
+  await writePatternLatents(file, classes.map((_, k) => randArray(256, 40 + k)), [4, 8, 8], count, 0.1, classes, { dataset: 'synthetic' }, 8);
 }
 
 const TINY = ['--hidden', '16', '--depth', '1', '--heads', '2', '--patch', '2', '--batch', '4', '--sample-every', '0'];
@@ -73,7 +75,7 @@ describe('the dit command', function () {
       [['train', '--model', 'DiT-M/2'], /Allowed choices are DiT-XL\/2/],
       [['eval', '--data', 'mnist'], /'mnist' is not a dataset: use synthetic \(built in\), fashion-mnist\[:DIR\], cifar10:DIR or folder:DIR/],
       [['train', '--latents', 'missing.safetensors'], /missing\.safetensors: no such file or folder/],
-      [['eval'], /give --samples DIR, --weights CKPT_OR_RUN or --reconstructions/],
+      [['eval'], /give --samples DIR, --weights CKPT_OR_RUN, --curve RUN… or --reconstructions/],
       [['eval', '--reconstructions'], /--reconstructions needs --vae FILE/],
       [['demo', '--preset', 'dit-s'], /argument 'dit-s' is invalid\. Allowed choices are quick, long/],
       [['nonsense'], /unknown command 'nonsense'/],
@@ -102,20 +104,45 @@ describe('the dit command', function () {
     });
 
     // `dit eval --weights` resolves its sampler, steps and guidance with the same function (samplingSettings).
-    it('`dit sample` samples as the preset the weights were trained with, unless flags say otherwise', async () => {
-      const lat = path.join(dir, 'lat.safetensors'), withPreset = path.join(dir, 'runP'), without = path.join(dir, 'runQ');
-      expect(dit(['train', '--latents', lat, '--preset', 'tiny', ...TINY, '--steps', '1', '--run', withPreset]).status).to.equal(0);
-      expect(dit(['train', '--latents', lat, ...TINY, '--steps', '1', '--run', without]).status).to.equal(0);
-      expect((await readSafetensors(path.join(withPreset, 'checkpoints', 'step-1.safetensors'))).metadata.preset).to.equal('tiny');
-      const settings = (run: string, flags: string[]) => {
-        const r = dit(['sample', '--weights', run, '--labels', '0', '--out', path.join(dir, 'p.png'), ...flags]);
+    it('`dit sample` samples as the recipe the weights were trained with records, flags overriding; weights without one as the official sample.py', async () => {
+      const lat = path.join(dir, 'lat.safetensors'), eps = path.join(dir, 'runP'), flow = path.join(dir, 'runQ');
+      expect(dit(['train', '--latents', lat, '--preset', 'tiny', ...TINY, '--steps', '1', '--run', eps]).status).to.equal(0);
+      expect(dit(['train', '--latents', lat, '--preset', 'tiny', ...TINY, '--objective', 'flow', '--steps', '1', '--run', flow]).status).to.equal(0);
+      const meta = (await readSafetensors(path.join(flow, 'checkpoints', 'step-1.safetensors'))).metadata;
+      expect(meta.preset).to.equal('tiny');
+      expect(JSON.parse(meta.recipe).objective.kind).to.equal('flow');
+      const settings = (weights: string, flags: string[]) => {
+        const r = dit(['sample', '--weights', weights, '--labels', '0', '--out', path.join(dir, 'p.png'), ...flags]);
         expect(r.status, out(r)).to.equal(0);
-        return /samples, (\w+ \d+ steps, guidance [\d.]+)/.exec(r.stderr)![1];
+        return /samples; (.*?) \(/.exec(r.stderr)![1];
       };
-      // tiny samples with DDIM 25 at guidance 3; without a preset, sample.py's DDPM 250 at guidance 4.
-      expect(settings(withPreset, ['--steps', '2'])).to.equal('ddim 2 steps, guidance 3');
-      expect(settings(withPreset, ['--steps', '2', '--sampler', 'ddpm', '--cfg', '1.5'])).to.equal('ddpm 2 steps, guidance 1.5');
-      expect(settings(without, ['--steps', '2'])).to.equal('ddpm 2 steps, guidance 4');
+      // tiny samples with DDIM at guidance 3 on every channel; a flow run with Heun; the reference dump, with no
+      // recipe, as sample.py: DDPM at guidance 4 on the first three channels.
+      expect(settings(eps, ['--steps', '2'])).to.equal('ε-prediction, ddim 2 steps, guidance 3 on all channels');
+      expect(settings(eps, ['--steps', '2', '--sampler', 'ddpm', '--cfg', '1.5', '--guide', 'official'])).to.equal('ε-prediction, ddpm 2 steps, guidance 1.5 on the first 3 channels');
+      expect(settings(flow, ['--steps', '2'])).to.equal('flow matching, heun 2 steps, guidance 3 on all channels');
+      expect(settings(path.join(REFERENCE_DIR, 'dit_tiny_p2.safetensors'), ['--steps', '2'])).to.equal('ε-prediction, ddpm 2 steps, guidance 4 on the first 3 channels');
+      const wrong = dit(['sample', '--weights', flow, '--labels', '0', '--sampler', 'ddim', '--out', path.join(dir, 'p.png')], { env: NO_GPU });
+      expect(wrong.status, out(wrong)).to.equal(2);
+      expect(wrong.stderr).to.match(/flow matching objective samples with euler or heun, not 'ddim'/);
+    });
+
+    it('`dit eval --curve` scores every snapshot a run kept against its training compute, and writes the curve as JSON and a plot', async () => {
+      const lat = path.join(dir, 'lat.safetensors'), run = path.join(dir, 'runCurve');
+      let r = dit(['train', '--latents', lat, ...TINY, '--steps', '4', '--snapshots', '2', '--vae', path.join(ROOT, 'weights/vae-synthetic.safetensors'), '--run', run]);
+      expect(r.status, out(r)).to.equal(0);
+      r = dit(['eval', '--curve', run, '--per-class', '2', '--real-images', '200', '--steps', '2']);
+      expect(r.status, out(r)).to.equal(0);
+      const curve = JSON.parse(readFileSync(path.join(run, 'curve.json'), 'utf8'));
+      expect(curve.points.map((p: { step: number }) => p.step)).to.deep.equal([2, 4]);
+      // 4 images a step of the recipe's model: compute grows with the images seen, as the metadata records it.
+      expect(curve.points.map((p: { images: number }) => p.images)).to.deep.equal([8, 16]);
+      expect(curve.points[1].multiplyAdds).to.be.closeTo(2 * curve.points[0].multiplyAdds, 1);
+      for (const p of curve.points) expect(p.accuracy).to.be.within(0, 1);
+      expect(curve.floor).to.be.greaterThan(0);
+      expect(curve.ceiling.frechet).to.be.greaterThan(0);
+      expect(existsSync(path.join(run, 'curve.png'))).to.equal(true);
+      expect(r.stdout).to.match(/\| 4 \| 16 \|/);
     });
 
     it('resumes exactly: steps 5–8 after a resume equal those of an uninterrupted run, bit for bit', async () => {
@@ -135,7 +162,7 @@ describe('the dit command', function () {
       expect(readFileSync(path.join(b, 'latest'), 'utf8').trim()).to.equal('step-8.safetensors');
       const cfg = JSON.parse(readFileSync(path.join(b, 'config.json'), 'utf8'));
       expect(cfg.model).to.include({ hiddenSize: 16, depth: 1, numHeads: 2, patchSize: 2, inputSize: 8, inChannels: 4, numClasses: 10 });
-      expect(cfg.train).to.include({ batch: 4, lr: 1e-3, warmup: 2 });
+      expect(cfg.recipe.optim).to.include({ batch: 4, lr: 1e-3, warmup: 2 });
       const st = await readSafetensors(path.join(b, 'checkpoints', 'step-8.safetensors'));
       expect(st.metadata).to.include({ format: 'dit-webgpu-train', step: '8' });
       for (const k of ['pos_embed', 'ema.pos_embed', 'opt.m.final_layer.linear.weight', 'opt.v.blocks.0.attn.qkv.weight']) expect(st.has(k), k).to.equal(true);
@@ -213,6 +240,7 @@ describe('the dit command', function () {
       [/^eval /, ['--per-class', '2', '--steps', '2', '--real-images', '200']],
       [/^vae train /, ['--steps', '2', '--eval-every', '0', '--eval-images', '8']],
       [/^vae encode /, ['--count', '16']],
+      [/^teacher train /, ['--count', '64', '--epochs', '1']],
       [/^vae psnr /, ['--count', '8']],
       [/^bench /, ['--configs', 'S/8', '--batch', '1', '--reps', '1']],
     ];
@@ -224,7 +252,7 @@ describe('the dit command', function () {
       const all = new Set<string>();
       for (const line of cmds) {
         const words = line.split(' ');
-        const sub = words[0] === 'vae' || words[0] === 'data' ? words.slice(0, 2) : words.slice(0, 1);
+        const sub = ['vae', 'data', 'teacher'].includes(words[0]) ? words.slice(0, 2) : words.slice(0, 1);
         const h = dit([...sub, '--help'], { env: NO_GPU });
         for (const m of h.stdout.matchAll(/^\s+\$ dit (.+)$/gm)) all.add(m[1]);
       }
@@ -251,8 +279,12 @@ describe('the dit command', function () {
         await fs.mkdir(path.join(cwd, 'out'), { recursive: true });
         await writeLatents(path.join(cwd, 'out', 'latents.safetensors'));
         await saveVae(new AutoencoderKL(SMALL_VAE_32, 0), path.join(cwd, 'out', 'vae-small.safetensors'));
+        const teacher = new Teacher({ ...TEACHER_32, channels: 3, classes: 10 }, 0);
+        await saveTeacher(teacher, path.join(cwd, 'out', 'teacher.safetensors'), { data: 'synthetic' });
+        teacher.dispose();
         symlinkSync(path.resolve(ROOT, '..', 'shared'), path.join(parent, 'shared'), 'dir');
         if (existsSync(path.join(ROOT, '.cache'))) symlinkSync(path.join(ROOT, '.cache'), path.join(cwd, '.cache'), 'dir');
+        symlinkSync(path.join(ROOT, 'weights'), path.join(cwd, 'weights'), 'dir'); // the shipped VAE, judge and teacher
         // Runs the examples read from, as a user would have made them.
         expect(dit(['train', '--latents', 'out/latents.safetensors', '--vae', 'out/vae-small.safetensors', '--run', 'out/runs/quick', ...TINY, '--steps', '2'], { cwd }).status).to.equal(0);
         const examples = examplesFrom();
@@ -271,5 +303,18 @@ describe('the dit command', function () {
         await fs.rm(parent, { recursive: true, force: true });
       }
     });
+  });
+});
+
+describe('the PyTorch CPU peer of `dit bench --peers`', () => {
+  it('looks in $DIT_PYTHON first, and with no Python that imports torch is skipped, saying why, never a crash', async () => {
+    expect(torchPythonCandidates({ DIT_PYTHON: '/nonexistent/python' })).to.deep.equal(['/nonexistent/python', 'python3', '/usr/bin/python3']);
+    expect(torchPythonCandidates({})).to.deep.equal(['python3', '/usr/bin/python3']);
+    const said: string[] = [];
+    expect(await findTorchPython(['/nonexistent/python', '/bin/false'], (m) => said.push(m), 10)).to.equal(null);
+    expect(said.join('\n')).to.match(/\/nonexistent\/python: not found/).and.match(/\/bin\/false: exit 1/);
+    const p = await runTorchPeer(1, 256, 1, 10, ['/nonexistent/python']);
+    expect(p).to.include({ python: null, torch: null, train_step_ms: null, forward_ms: null });
+    expect(p.status).to.match(/^skipped: no Python with torch among \/nonexistent\/python/);
   });
 });

@@ -12,10 +12,10 @@ import { verifyReference } from '../verify/index.js';
 import { DiT, sincosPosEmbed, timestepFrequencies } from '../dit/model.js';
 import { ditConfig, ditGflops, ditParams, DIT_MODEL_NAMES } from '../dit/config.js';
 import { readWeights, convertCheckpoint, inferConfig } from '../dit/checkpoint.js';
-import { device, read, randArray, REFERENCE_DIR } from './helpers.js';
+import { device, read, randArray, REFERENCE_DIR, trainConfig } from './helpers.js';
 import { patternLatents } from './latents.js';
-import { DiTTrainer, TRAIN_DEFAULTS } from '../dit/train.js';
-import { GaussianDiffusion } from '../diffusion/gaussian.js';
+import { DiTTrainer } from '../dit/train.js';
+import { OFFICIAL_OBJECTIVE } from '../diffusion/objective.js';
 
 const REF = REFERENCE_DIR;
 
@@ -146,7 +146,7 @@ describe('DiT model', () => {
     const data = patternLatents(Array.from({ length: 5 }, (_, k) => randArray(64, 60 + k)), [4, 4, 4], 500, 0.1);
     for (const conditioning of ['adaLN-Zero', 'adaLN', 'cross-attention', 'in-context'] as const) {
       const m = new DiT(undefined, { inputSize: 4, hiddenSize: 32, depth: 2, numHeads: 2, numClasses: 5, conditioning }, 1);
-      const tr = new DiTTrainer(m, new GaussianDiffusion({}), data, { ...TRAIN_DEFAULTS, steps: 60, batch: 16, lr: 2e-3, warmup: 5 });
+      const tr = new DiTTrainer(m, OFFICIAL_OBJECTIVE, data, trainConfig({ steps: 60, batch: 16, lr: 2e-3, warmup: 5 }));
       const losses: number[] = [];
       while (tr.step < 60) {
         tr.trainStep(true);

@@ -15,6 +15,8 @@ import { mse, sum } from '../kernels/reduce.js';
 import { rand, randn, Generator } from '../kernels/random.js';
 import { philoxUniform } from '../kernels/reference.js';
 import { uniforms, launch } from '../kernels/util.js';
+import { chooseLavapipeWidth, trustedToggles, dawnOptions, dawnSetup, TRUSTED_TOGGLES } from '../engine/node.js';
+import { describeAdapter } from '../engine/device.js';
 import { device, randArray, expectClose, read, t, REFERENCE_DIR } from './helpers.js';
 
 const REF = REFERENCE_DIR;
@@ -50,6 +52,33 @@ describe('device and tensors', () => {
     expect(g.maxBindingBytes).to.equal(adapter!.limits.maxStorageBufferBindingSize);
     expect(g.maxBufferBytes).to.equal(adapter!.limits.maxBufferSize);
     expect(g.maxBindingBytes).to.be.at.least(2 ** 27);
+  });
+
+  it('Node: lavapipe\'s vector width and the trusted-kernel toggles, from the environment', async () => {
+    // The user's LP_NATIVE_VECTOR_WIDTH wins; else DIT_LAVAPIPE_WIDTH (set for the driver); else the driver's default.
+    const env = (e: Record<string, string>) => ({ ...e }) as NodeJS.ProcessEnv;
+    let e = env({ LP_NATIVE_VECTOR_WIDTH: '256', DIT_LAVAPIPE_WIDTH: '512' });
+    expect(chooseLavapipeWidth(e)).to.equal(256);
+    e = env({ DIT_LAVAPIPE_WIDTH: '256' });
+    expect(chooseLavapipeWidth(e)).to.equal(256);
+    expect(e.LP_NATIVE_VECTOR_WIDTH).to.equal('256');
+    e = env({ DIT_LAVAPIPE_WIDTH: '512' });
+    expect(chooseLavapipeWidth(e)).to.equal(512);
+    expect(e.LP_NATIVE_VECTOR_WIDTH).to.equal('512');
+    e = env({});
+    expect(chooseLavapipeWidth(e)).to.equal(null);
+    expect(e.LP_NATIVE_VECTOR_WIDTH).to.equal(undefined);
+    expect(() => chooseLavapipeWidth(env({ DIT_LAVAPIPE_WIDTH: '384' }))).to.throw(/256 or 512/);
+    // DIT_TRUSTED_KERNELS=1 turns every toggle on; Dawn keeps one enable-dawn-features list, so they are merged.
+    expect(trustedToggles(env({}))).to.deep.equal([]);
+    expect(trustedToggles(env({ DIT_TRUSTED_KERNELS: '1' }))).to.deep.equal([...TRUSTED_TOGGLES]);
+    expect(dawnOptions(['backend=vulkan', 'enable-dawn-features=dump_shaders'], ['disable_robustness'], env({ DIT_DAWN_OPTIONS: 'enable-dawn-features=allow_unsafe_apis;adapter=x' })))
+      .to.deep.equal(['backend=vulkan', 'adapter=x', 'enable-dawn-features=disable_robustness,dump_shaders,allow_unsafe_apis']);
+    expect(dawnOptions([], [], env({}))).to.deep.equal([]);
+    // This device: the toggles in effect are reported with the adapter (and, on lavapipe, its width).
+    const g = await device();
+    expect(g.adapter.toggles).to.deep.equal(dawnSetup.toggles);
+    if (/llvmpipe/.test(g.adapter.description)) expect(describeAdapter(g.adapter)).to.include(`${g.adapter.vectorBits}-bit`);
   });
 
   it('uploads and reads back f32 and i32 data exactly', async () => {

@@ -6,6 +6,8 @@ import { getDevice, type Gpu } from '../engine/device.js';
 import { Tensor } from '../engine/tensor.js';
 import { relErr } from '../kernels/registry.js';
 import { mulberry32 } from '../data/synthetic.js';
+import { RECIPES } from '../dit/recipes.js';
+import type { DiTTrainConfig } from '../dit/train.js';
 
 let dev: Gpu | null = null;
 
@@ -48,3 +50,8 @@ export async function read(x: Tensor): Promise<Float32Array> {
 
 /** The official reference dumps: $DIT_REFERENCE_DIR, else ../shared/reference beside the repository. */
 export const REFERENCE_DIR = process.env.DIT_REFERENCE_DIR ?? fileURLToPath(new URL('../../../shared/reference', import.meta.url));
+
+/** A DiT training configuration for tests: the official optimisation with the EMA warm-up, seed 0, and `over`. */
+export function trainConfig(over: Partial<DiTTrainConfig> = {}): DiTTrainConfig {
+  return { ...RECIPES.official.optim, emaWarmup: true, seed: 0, ...over };
+}

@@ -17,15 +17,15 @@ import { NonFiniteError } from '../engine/errors.js';
 import { gpu } from '../engine/device.js';
 import type { Tensor } from '../engine/tensor.js';
 import { DiT } from '../dit/model.js';
-import { DiTTrainer, TRAIN_DEFAULTS } from '../dit/train.js';
-import { GaussianDiffusion } from '../diffusion/gaussian.js';
+import { DiTTrainer } from '../dit/train.js';
+import { OFFICIAL_OBJECTIVE } from '../diffusion/objective.js';
 import { AutoencoderKL, SMALL_VAE_32 } from '../vae/model.js';
 import { saveVae } from '../vae/train.js';
 import { Classifier, saveClassifier } from '../eval/classifier.js';
 import { writePng } from '../data/png.js';
 import { serve, type Server } from '../web/serve.js';
 import { patternCache, patternLatents } from './latents.js';
-import { device, randArray, REFERENCE_DIR } from './helpers.js';
+import { device, randArray, REFERENCE_DIR, trainConfig } from './helpers.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const DIT = path.join(ROOT, 'build/cli/dit.js');
@@ -96,7 +96,7 @@ describe('hostile inputs (issue 29): nothing lost, nothing exposed', function ()
     await device();
     W = await fs.mkdtemp(path.join(os.tmpdir(), 'dit-hostile-'));
     // A 2-class latent cache and a 2-step run on it (no VAE).
-    await writeFileAtomic(path.join(W, 'lat.safetensors'), patternCache([randArray(256, 1), randArray(256, 2)], [4, 8, 8], 16, 0.1, ['a', 'b']));
+    await writeFileAtomic(path.join(W, 'lat.safetensors'), patternCache([randArray(256, 1), randArray(256, 2)], [4, 8, 8], 16, 0.1, ['a', 'b'], {}, 8));
     const r = dit(['train', '--latents', 'lat.safetensors', ...TINY, '--steps', '2', '--run', 'run'], { gpu: true });
     expect(r.status, out(r)).to.equal(0);
     // A PNG-folder dataset (2 classes × 2 RGB 32×32 images), a grey Fashion-MNIST-format one, the shipped VAE, the tiny .pt.
@@ -128,7 +128,7 @@ describe('hostile inputs (issue 29): nothing lost, nothing exposed', function ()
       const nan = (t: Tensor) => gpu().upload(t.buffer, new Float32Array(t.size).fill(NaN));
       const data = patternLatents([randArray(256, 1), randArray(256, 2)], [4, 8, 8], 8, 0.1);
       const model = new DiT(undefined, { inputSize: 8, inChannels: 4, hiddenSize: 16, depth: 1, numHeads: 2, patchSize: 2, numClasses: 2 });
-      const trainer = new DiTTrainer(model, new GaussianDiffusion({ learnSigma: true }), data, { ...TRAIN_DEFAULTS, batch: 2, steps: 1 });
+      const trainer = new DiTTrainer(model, OFFICIAL_OBJECTIVE, data, trainConfig({ batch: 2, steps: 1 }));
       nan(model.namedTensors()[3][1]);
       const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dit-nan-'));
       try {
@@ -305,12 +305,12 @@ describe('hostile inputs (issue 29): nothing lost, nothing exposed', function ()
       refused(['sample', '--weights', 'run', '--per-class', '1e9', '--out', 's.png'], 2, [/--per-class <n>' argument '1e9' is invalid/]);
       refused(['vae', 'train', '--data', 'folder:folder', '--channels', '0,0', '--out', 'v2.safetensors'], 2, [/--channels <list>' argument '0,0' is invalid/]);
       refused(['vae', 'train', '--data', 'folder:folder', '--channels', '24,48', '--out', 'v2.safetensors'], 2, [/--channels 24,48: every width must be a multiple of 16/]);
-      refused(['train', '--latents', 'lat.safetensors', '--mlp-ratio', '0.001', '--run', 'r9'], 2, [/MLP ratio 0\.001 leaves no MLP width at hidden size 192/]);
+      refused(['train', '--latents', 'lat.safetensors', '--mlp-ratio', '0.001', '--run', 'r9'], 2, [/MLP ratio 0\.001 leaves no MLP width at hidden size 128/]);
     });
     it('flags that override a preset\'s model say so', () => {
       const r = dit(['train', '--latents', 'lat.safetensors', '--preset', 'tiny', '--hidden', '32', '--heads', '2', '--steps', '1', '--batch', '4', '--sample-every', '0', '--run', 'r9'], { gpu: true });
       expect(r.status, out(r)).to.equal(0);
-      expect(r.stderr).to.match(/--hidden 32, --heads 2 override the tiny preset's model \(D 64, depth 2, 2 heads, patch 2\); its recipe .* still applies/);
+      expect(r.stderr).to.match(/the tiny recipe with model\.hiddenSize 32, optim\.steps 1, optim\.batch 4 \(from the flags\)/);
     });
     it('weights stored as I8 or BOOL, and a NaN weight, are refused at load naming the tensor', async () => {
       const st = await readSafetensors(path.join(W, ckpt()));

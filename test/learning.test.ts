@@ -3,11 +3,12 @@
 // samples are known exactly, and check the random streams a run draws from are independent.
 import { expect } from 'chai';
 import { DiT } from '../dit/model.js';
-import { DiTTrainer, TRAIN_DEFAULTS, streamSeed } from '../dit/train.js';
+import { DiTTrainer, streamSeed } from '../dit/train.js';
 import { patternLatents } from './latents.js';
 import { GaussianDiffusion } from '../diffusion/gaussian.js';
+import { OFFICIAL_OBJECTIVE } from '../diffusion/objective.js';
 import { generate } from '../diffusion/sample.js';
-import { device, read, randArray } from './helpers.js';
+import { device, read, randArray, trainConfig } from './helpers.js';
 
 describe('learning end to end', function () {
   this.timeout(600_000);
@@ -18,7 +19,7 @@ describe('learning end to end', function () {
     const patterns = Array.from({ length: K }, (_, k) => randArray(per, 100 + k));
     const data = patternLatents(patterns, shape, 1024, 0.1);
     const model = new DiT(undefined, { inputSize: 4, inChannels: 4, numClasses: K, patchSize: 2, hiddenSize: 64, depth: 2, numHeads: 2 }, 0);
-    const trainer = new DiTTrainer(model, new GaussianDiffusion({}), data, { ...TRAIN_DEFAULTS, steps: 600, batch: 32, lr: 2e-3, warmup: 20, emaDecay: 0.99 });
+    const trainer = new DiTTrainer(model, OFFICIAL_OBJECTIVE, data, trainConfig({ steps: 600, batch: 32, lr: 2e-3, warmup: 20, emaDecay: 0.99 }));
     while (trainer.step < 600) trainer.trainStep();
     await trainer.checkFinite();
     trainer.useEma();
@@ -47,7 +48,7 @@ describe('learning end to end', function () {
     // is ~10%, as everywhere (when the two shared a stream, those samples were always dropped).
     const data = patternLatents([randArray(16, 1), randArray(16, 2)], [1, 4, 4], 1000, 0.1);
     const model = new DiT(undefined, { inputSize: 4, inChannels: 1, numClasses: 2, patchSize: 2, hiddenSize: 16, depth: 1, numHeads: 1 }, 0);
-    const trainer = new DiTTrainer(model, new GaussianDiffusion({}), data, { ...TRAIN_DEFAULTS, batch: 50 });
+    const trainer = new DiTTrainer(model, OFFICIAL_OBJECTIVE, data, trainConfig({ batch: 50 }));
     let low = 0, lowDropped = 0;
     for (let s = 0; s < 40; s++) {
       const idx = Array.from(trainer.gens.order.randHost(50), (u) => Math.floor(u * 1000));
@@ -65,7 +66,7 @@ describe('learning end to end', function () {
     const data = patternLatents([randArray(per, 5), randArray(per, 6)], [4, 8, 8], count, 0.1);
     expect(count * per * 4).to.be.greaterThan(limit);
     const model = new DiT(undefined, { inputSize: 8, inChannels: 4, numClasses: 2, patchSize: 4, hiddenSize: 16, depth: 1, numHeads: 1 }, 0);
-    const trainer = new DiTTrainer(model, new GaussianDiffusion({}), data, { ...TRAIN_DEFAULTS, batch: 8 });
+    const trainer = new DiTTrainer(model, OFFICIAL_OBJECTIVE, data, trainConfig({ batch: 8 }));
     trainer.trainStep(true);
     expect(Number.isFinite((await trainer.metrics()).loss)).to.equal(true);
     trainer.dispose(); model.dispose();

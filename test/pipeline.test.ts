@@ -11,10 +11,10 @@ import { trainVae, encodeDataset, psnr, saveVae } from '../vae/train.js';
 import { loadVae } from '../vae/checkpoint.js';
 import { readSafetensors, writeSafetensors } from '../engine/safetensors.js';
 import { DiT } from '../dit/model.js';
-import { LatentSet, DiTTrainer, TRAIN_DEFAULTS } from '../dit/train.js';
+import { LatentSet, DiTTrainer } from '../dit/train.js';
 import { readWeights, ditFromWeights } from '../dit/checkpoint.js';
-import { GaussianDiffusion } from '../diffusion/gaussian.js';
-import { device, read } from './helpers.js';
+import { OFFICIAL_OBJECTIVE } from '../diffusion/objective.js';
+import { device, read, trainConfig } from './helpers.js';
 
 const TINY_VAE: VaeConfig = { inChannels: 3, outChannels: 3, blockOutChannels: [8, 16, 16], layersPerBlock: 1, normNumGroups: 4, latentChannels: 4, scalingFactor: 1 };
 
@@ -87,7 +87,7 @@ describe('data, VAE training and DiT training (the pipeline)', function () {
     const st = await readSafetensors(path.join(dir, 'lat.safetensors'));
     const data = new LatentSet(st);
     const model = new DiT(undefined, { inputSize: 8, inChannels: 4, hiddenSize: 32, depth: 2, numHeads: 2, numClasses: 10 }, 0);
-    const trainer = new DiTTrainer(model, new GaussianDiffusion({}), data, { ...TRAIN_DEFAULTS, steps: 60, batch: 16, lr: 1e-3, emaDecay: 0.9 });
+    const trainer = new DiTTrainer(model, OFFICIAL_OBJECTIVE, data, trainConfig({ steps: 60, batch: 16, lr: 1e-3, emaDecay: 0.9 }));
     const losses: number[] = [], live: number[] = [];
     while (trainer.step < 60) {
       trainer.trainStep((trainer.step + 1) % 10 === 0);

@@ -1,6 +1,6 @@
 // VAE weights: diffusers safetensors (single or sharded with an index), config from the file's metadata
 // (diffusers' config.json keys) or inferred from tensor shapes, legacy attention names mapped.
-import { Safetensors, TensorSource, openTensors, metadataJson } from '../engine/safetensors.js';
+import { Safetensors, TensorSource, openTensors, metadataJson, readSafetensors, writeSafetensors } from '../engine/safetensors.js';
 import { CheckpointError } from '../engine/errors.js';
 import type { HostTensor } from '../nn/module.js';
 import { AutoencoderKL, renameLegacyVaeKey, type VaeConfig } from './model.js';
@@ -69,3 +69,18 @@ function readVaeSource(src: TensorSource, file: string, config?: Partial<VaeConf
   const base = inferVaeConfig((k) => tensors.get(k)?.shape, [...tensors.keys()]);
   return { config: { ...base, ...meta, ...config }, tensors, source: file };
 }
+
+/** Adds entries to a VAE file's metadata (what was measured of it), rewriting it atomically with the same tensors (Node). */
+export async function recordInVaeFile(file: string, entries: Record<string, string>): Promise<void> {
+  const st = await readSafetensors(file);
+  await writeSafetensors(file, new Map(st.keys().map((k) => [k, { shape: st.shape(k), data: st.f32(k) }])), { ...st.metadata, ...entries });
+}
+
+/** The held-out PSNR a VAE file records (`dit vae psnr --record`, or the demo that trained it), or null. */
+export function recordedPsnr(meta: Record<string, string>): { db: number; images: number } | null {
+  const db = Number(meta.psnr_db), images = Number(meta.psnr_images);
+  return Number.isFinite(db) && images > 0 ? { db, images } : null;
+}
+
+/** The metadata entries that record a PSNR measurement. */
+export const psnrEntries = (db: number, images: number) => ({ psnr_db: db.toFixed(2), psnr_images: String(images) });

@@ -10,6 +10,7 @@ import { map, abs, sub, add, square, exp, addScalar, scale } from '../kernels/el
 import { mean, mse } from '../kernels/reduce.js';
 import { Generator, deriveSeed } from '../kernels/random.js';
 import { imageBatch, type ImageDataset } from '../data/dataset.js';
+import { toImage, grid, writePng } from '../data/png.js';
 import { AutoencoderKL, type VaeConfig } from './model.js';
 
 export interface VaeTrainOptions {
@@ -104,8 +105,7 @@ function recordSum(r: Tensor, k: Tensor, w: number): Tensor {
 
 /** The VAE weights (diffusers names) and metadata (its config, `extra`) as `saveVae` writes them (a NonFiniteError if any is NaN or ±inf); browser-safe. */
 export async function vaeCheckpoint(vae: AutoencoderKL, extra: Record<string, string> = {}): Promise<{ tensors: Map<string, StWriteTensor>; metadata: Record<string, string> }> {
-  const tensors = new Map<string, StWriteTensor>();
-  for (const [n, t] of vae.namedTensors()) tensors.set(n, { shape: [...t.shape], data: (await t.data()) as Float32Array });
+  const tensors: Map<string, StWriteTensor> = await vae.hostStateDict();
   refuseNonFinite(tensors, 'the VAE weights');
   const c: VaeConfig = vae.config;
   const config = { in_channels: c.inChannels, out_channels: c.outChannels, block_out_channels: c.blockOutChannels, layers_per_block: c.layersPerBlock, norm_num_groups: c.normNumGroups, latent_channels: c.latentChannels, scaling_factor: c.scalingFactor };
@@ -119,7 +119,11 @@ export async function saveVae(vae: AutoencoderKL, file?: string, extra: Record<s
   await writeSafetensors(file, tensors, metadata);
 }
 
-export interface EncodeOptions { batch?: number; scaleFromData?: boolean; dataset?: string; extraMeta?: Record<string, string>; onProgress?: (done: number) => void; log?: (m: string) => void }
+export interface EncodeOptions {
+  batch?: number; scaleFromData?: boolean; dataset?: string; extraMeta?: Record<string, string>; onProgress?: (done: number) => void; log?: (m: string) => void;
+  /** More per-image tensors for the cache (the alignment teacher's features: 'teacher' [N, tokens, F]). */
+  extraTensors?: Record<string, StWriteTensor>;
+}
 
 /**
  * Encodes a dataset into posterior moments (mean, logvar) [N, L, h, w] plus labels, and the latent scale
@@ -152,6 +156,7 @@ export async function encodeLatents(vae: AutoencoderKL, d: ImageDataset, opts: E
     tensors: {
       mean: { shape: [d.count, L, h, w], data: means }, logvar: { shape: [d.count, L, h, w], data: logvars },
       labels: { shape: [d.count], data: Int32Array.from(d.labels) },
+      ...opts.extraTensors,
     },
     metadata: { scale_factor: String(scale), classes: JSON.stringify(d.classes), image_size: `${d.height}x${d.width}`, ...(opts.dataset ? { dataset: opts.dataset } : {}), ...opts.extraMeta },
     scale,
@@ -163,4 +168,15 @@ export async function encodeDataset(vae: AutoencoderKL, d: ImageDataset, file: s
   const { tensors, metadata, scale } = await encodeLatents(vae, d, opts);
   await writeSafetensors(file, tensors, metadata);
   return { scale };
+}
+
+/** Originals (first row) above their reconstructions (second row). */
+export async function reconstructionGrid(v: AutoencoderKL, d: ImageDataset, file: string, n = 8): Promise<void> {
+  const x = imageBatch(d, Array.from({ length: n }, (_, i) => i));
+  const y = scope(() => noGrad(() => v.forward(x)));
+  const [xs, ys] = [(await x.data()) as Float32Array, (await y.data()) as Float32Array];
+  const C = d.channels, per = C * d.height * d.width;
+  const imgs = [...Array.from({ length: n }, (_, i) => toImage(xs.subarray(i * per, (i + 1) * per), C, d.height, d.width)), ...Array.from({ length: n }, (_, i) => toImage(ys.subarray(i * per, (i + 1) * per), C, d.height, d.width))];
+  x.dispose(); y.dispose();
+  await writePng(file, grid(imgs, n, 3));
 }

@@ -16,13 +16,14 @@ import { slice } from '../kernels/shape.js';
 import { scale as scaleOp } from '../kernels/elementwise.js';
 import { FAMILIES, checkVariant, type VariantCheck } from '../kernels/registry.js';
 import { weightsFromSource, weightsFromBytes, ditFromWeights } from '../dit/checkpoint.js';
-import { ditConfig } from '../dit/config.js';
 import { compare } from '../verify/report.js';
 import { DiT } from '../dit/model.js';
-import { LatentSet, DiTTrainer, TRAIN_DEFAULTS, type DiTTrainConfig } from '../dit/train.js';
-import { PRESETS, type PresetName } from '../dit/presets.js';
-import { GaussianDiffusion } from '../diffusion/gaussian.js';
-import type { ScheduleName } from '../diffusion/schedule.js';
+import { LatentSet, DiTTrainer } from '../dit/train.js';
+import { RECIPES, samplingFor, type RecipeName } from '../dit/recipes.js';
+import type { Objective } from '../diffusion/objective.js';
+import type { Sampling, SamplerName } from '../diffusion/sample.js';
+import { planRun, dataInfo, checkpointMetadata, type RunConfig } from '../runs/plan.js';
+import { trainLoop, samplePicture } from '../runs/loop.js';
 import { AutoencoderKL } from '../vae/model.js';
 import { vaeFromBytes } from '../vae/checkpoint.js';
 import { encodeLatents } from '../vae/train.js';
@@ -46,6 +47,8 @@ const escapeHtml = (s: string) => s.replace(/[&<>"]/g, (c) => `&${({ '&': 'amp',
 
 const SHIPPED_VAE = 'weights/vae-synthetic.safetensors';
 const SHIPPED_JUDGE = 'weights/classifier-synthetic.safetensors';
+/** The DiT this project trained with its default recipe (weights/README.md): sampled on opening, as `dit sample` without --weights. */
+const SHIPPED_DIT = 'weights/dit-synthetic.safetensors';
 
 /** What went wrong, said so that the person at the page knows what to do. */
 export function explain(e: unknown): string {
@@ -112,7 +115,7 @@ function paint(canvas: HTMLCanvasElement, img: Image): Image {
 
 // ------------------------------------------------------------------------------------------ the model
 /** The model that Sample and Evaluate use: the last one trained here, or a loaded checkpoint. */
-interface Current { model: DiT; vae: AutoencoderKL | null; vaeName: string | null; scale: number | null; classes: string[]; schedule: ScheduleName; source: string }
+interface Current { model: DiT; vae: AutoencoderKL | null; vaeName: string | null; scale: number | null; classes: string[]; objective: Objective; sampling: Sampling; source: string }
 let current: Current | null = null;
 
 function setCurrent(c: Current): void {
@@ -120,8 +123,12 @@ function setCurrent(c: Current): void {
   if (current?.vae && current.vae !== c.vae) current.vae.dispose();
   current = c;
   const m = c.model.config;
-  $('ckpt-info').textContent = `${c.source}: DiT D ${m.hiddenSize}, depth ${m.depth}, patch ${m.patchSize}, ${m.inChannels}×${m.inputSize}×${m.inputSize} latents, ${m.numClasses} classes (${c.classes.join(', ')}); ${c.schedule} schedule; VAE: ${c.vaeName ?? 'none yet (the shipped one is fetched when sampling)'}`;
+  $('ckpt-info').textContent = `${c.source}: DiT D ${m.hiddenSize}, depth ${m.depth}, patch ${m.patchSize}, ${m.inChannels}×${m.inputSize}×${m.inputSize} latents, ${m.numClasses} classes (${c.classes.join(', ')}); ${c.objective.kind === 'flow' ? 'flow matching' : `ε-prediction, ${c.objective.schedule} schedule`}; VAE: ${c.vaeName ?? 'none yet (the shipped one is fetched when sampling)'}`;
   input('labels').value = Array.from({ length: Math.min(m.numClasses, 10) }, (_, i) => i).join(',');
+  // The form starts at how the model is meant to be sampled (its recipe, else the official sample.py).
+  input('steps').value = String(c.sampling.steps);
+  input('cfg').value = String(c.sampling.cfg);
+  ($('sampler') as HTMLSelectElement).value = c.sampling.sampler;
   for (const b of ['run-sample', 'run-eval']) button(b).disabled = false;
 }
 
@@ -131,9 +138,12 @@ async function loadCheckpoint(f: File): Promise<Current> {
   const model = ditFromWeights(w);
   model.eval();
   const classes = metadataJson<string[]>(w.metadata, 'classes', f.name) ?? Array.from({ length: model.config.numClasses }, (_, i) => `class${i}`);
+  const how = samplingFor(w.metadata, {}, f.name);
+  // Weights without a recipe: the official objective as their shapes and metadata say.
+  const objective: Objective = how.fromRecipe ? how.objective : { kind: 'eps', schedule: w.metadata.schedule === 'cosine' ? 'cosine' : 'linear', learnSigma: model.config.learnSigma, minSnrGamma: null };
   const c: Current = {
     model, vae: current?.vae ?? null, vaeName: current?.vaeName ?? null, scale: w.metadata.scale_factor ? Number(w.metadata.scale_factor) : null, classes,
-    schedule: (w.metadata.schedule ?? 'linear') as ScheduleName, source: `${f.name}${w.metadata.weights ? ` (${w.metadata.weights} weights${w.metadata.step ? `, step ${w.metadata.step}` : ''})` : ''}`,
+    objective, sampling: how.sampling, source: `${f.name}${w.metadata.weights ? ` (${w.metadata.weights} weights${w.metadata.step ? `, step ${w.metadata.step}` : ''})` : ''}`,
   };
   setCurrent(c);
   return c;
@@ -153,14 +163,14 @@ async function vaeForCurrent(c: Current): Promise<{ vae: AutoencoderKL; scale: n
 
 // ------------------------------------------------------------------------------------------ training
 export interface TrainOptions {
-  preset?: PresetName; steps?: number; images?: number; sampleEvery?: number; logEvery?: number;
+  preset?: RecipeName; steps?: number; images?: number; sampleEvery?: number; logEvery?: number;
   /** Sampling steps and samples per class of the pictures made while training (default: the preset's, 2). */
   sampleSteps?: number; samplesPerClass?: number;
 }
 export interface TrainState { running: boolean; paused: boolean; step: number; total: number; losses: { step: number; loss: number }[]; stepsPerSec: number; pictures: number; error: string | null }
 
-const train: TrainState & { trainer: DiTTrainer | null; meta: Record<string, string>; resume: (() => void) | null; chart: Chart | null } = {
-  running: false, paused: false, step: 0, total: 0, losses: [], stepsPerSec: NaN, pictures: 0, error: null, trainer: null, meta: {}, resume: null, chart: null,
+const train: TrainState & { trainer: DiTTrainer | null; plan: RunConfig | null; resume: (() => void) | null; chart: Chart | null } = {
+  running: false, paused: false, step: 0, total: 0, losses: [], stepsPerSec: NaN, pictures: 0, error: null, trainer: null, plan: null, resume: null, chart: null,
 };
 
 function trainState(): TrainState {
@@ -176,8 +186,8 @@ function drawLoss(): void {
 
 async function runTrain(o: TrainOptions = {}): Promise<TrainState> {
   const status = (s: string) => { $('train-status').textContent = s; };
-  const presetName = o.preset ?? ($('preset') as HTMLSelectElement).value as PresetName;
-  if (!PRESETS[presetName]) throw new Error(`no preset '${presetName}'`);
+  const presetName = o.preset ?? ($('preset') as HTMLSelectElement).value as RecipeName;
+  if (!Object.hasOwn(RECIPES, presetName)) throw new Error(`no preset '${presetName}'`);
   train.trainer?.model.dispose();
   train.trainer?.dispose();
   Object.assign(train, { trainer: null, running: true, paused: false, step: 0, losses: [], stepsPerSec: NaN, pictures: 0, error: null });
@@ -193,8 +203,7 @@ async function runTrain(o: TrainOptions = {}): Promise<TrainState> {
   }
 }
 
-async function trainRun(o: TrainOptions, presetName: PresetName, status: (s: string) => void): Promise<TrainState> {
-  const preset = PRESETS[presetName];
+async function trainRun(o: TrainOptions, presetName: RecipeName, status: (s: string) => void): Promise<TrainState> {
 
   // The data, then its latents under the VAE (in memory, as `dit vae encode` writes them).
   let data: ImageDataset, dataName: string;
@@ -216,69 +225,52 @@ async function trainRun(o: TrainOptions, presetName: PresetName, status: (s: str
   const bytes = serializeSafetensors(enc.tensors, enc.metadata);
   const latents = new LatentSet(new Safetensors(new Uint8Array(await new Blob(bytes as BlobPart[]).arrayBuffer()), 'latents encoded in the page'));
 
-  // The model and run as `dit train --preset` builds them.
-  const [C, h] = latents.shape;
-  const modelConfig = ditConfig(undefined, { ...preset.model, inputSize: h, inChannels: C, numClasses: latents.numClasses });
-  const trainConfig: DiTTrainConfig = { ...TRAIN_DEFAULTS, ...preset.train, steps: o.steps ?? +input('train-steps').value, seed: 0 };
-  const model = new DiT(modelConfig, {}, trainConfig.seed);
-  const trainer = new DiTTrainer(model, new GaussianDiffusion({ learnSigma: modelConfig.learnSigma, schedule: preset.schedule }), latents, trainConfig);
-  train.trainer = trainer;
-  train.total = trainConfig.steps;
-  train.meta = { scale_factor: String(latents.scale), classes: JSON.stringify(latents.classes), schedule: preset.schedule, dataset: dataName, vae: vaeName, preset: presetName };
-  const scratch = new DiT(modelConfig, {}, 0);
-  const ema: Current = { model: scratch, vae, vaeName, scale: latents.scale, classes: latents.classes, schedule: preset.schedule, source: `trained here (${presetName}, EMA weights)` };
-  const every = o.sampleEvery ?? +input('sample-every').value, logEvery = o.logEvery ?? 5;
-  const picture = async () => {
-    trainer.useEma(scratch);
-    const perClass = o.samplesPerClass ?? 2;
-    const d = await sampleImages(scratch, vae, latents.scale, classLabels(modelConfig.numClasses, perClass), latents.classes, { steps: o.sampleSteps ?? preset.sample.steps, cfg: preset.sample.cfg, seed: 1234, schedule: preset.schedule });
-    drawGrid($('train-samples') as HTMLCanvasElement, d, perClass * 5, 2);
-    train.pictures++;
-  };
-  // Training time only (pauses and pictures excluded), for steps/s and the ETA.
+  // The run as `dit train --preset` plans it, trained by the same loop.
+  const plan = planRun(presetName, dataInfo(latents, `${count} ${dataName} images encoded in the page`),
+    { optim: { steps: o.steps ?? +input('train-steps').value }, ...(o.sampleSteps ? { sampling: { steps: o.sampleSteps } } : {}) },
+    { vae: vaeName, logEvery: o.logEvery ?? 5, pictures: { every: o.sampleEvery ?? +input('sample-every').value, perClass: o.samplesPerClass ?? 2 }, snapshots: 0 });
+  const r = plan.recipe;
+  const model = new DiT(plan.model, {}, plan.seed);
+  const trainer = new DiTTrainer(model, r.objective, latents, { ...r.optim, seed: plan.seed }, r.alignment);
+  Object.assign(train, { trainer, plan, total: r.optim.steps });
+  const scratch = new DiT(plan.model, {}, 0);
+  const ema: Current = { model: scratch, vae, vaeName, scale: latents.scale, classes: latents.classes, objective: r.objective, sampling: r.sampling, source: `trained here (${presetName}, EMA weights)` };
   const t0 = performance.now();
-  let trainSecs = 0, clock = t0;
-  const lap = () => { const now = performance.now(); trainSecs += (now - clock) / 1000; clock = now; };
-  status(`training: ${model.numParameters().toLocaleString('en-US')} parameters, batch ${trainConfig.batch}, ${latents.count} latents`);
+  status(`training: ${model.numParameters().toLocaleString('en-US')} parameters, batch ${r.optim.batch}, ${latents.count} latents`);
   button('pause').disabled = false;
   try {
-    while (trainer.step < trainConfig.steps) {
-      if (train.paused) {
-        lap();
+    await trainLoop(trainer, plan, {
+      beforeStep: async () => {
+        if (!train.paused) return;
         button('download-ckpt').disabled = false;
         status(`paused at step ${trainer.step}`);
-        await new Promise<void>((r) => { train.resume = r; });
+        await new Promise<void>((res) => { train.resume = res; });
         button('download-ckpt').disabled = true;
         status('training');
-        clock = performance.now();
-      }
-      const next = trainer.step + 1, last = next === trainConfig.steps;
-      const log = next % logEvery === 0 || last;
-      trainer.trainStep(log);
-      if (log) {
-        const m = await trainer.metrics();
-        await trainer.checkFinite();
+        // The pause is not training time (steps/s and the ETA count training only).
+        trainer.resetClock();
+      },
+      onMetrics: (m) => {
         train.losses.push({ step: m.step, loss: m.loss });
         train.step = m.step;
-        lap();
-        train.stepsPerSec = m.step / trainSecs;
-        const eta = (trainConfig.steps - m.step) / train.stepsPerSec;
-        $('train-speed').textContent = `step ${m.step}/${trainConfig.steps} · loss ${m.loss.toFixed(4)} · ${train.stepsPerSec.toFixed(2)} steps/s · ETA ${eta < 90 ? `${eta.toFixed(0)} s` : `${(eta / 60).toFixed(1)} min`} · ${m.liveMiB.toFixed(0)} MiB on the GPU`;
+        train.stepsPerSec = m.step / trainer.trainSeconds;
+        const eta = (r.optim.steps - m.step) / train.stepsPerSec;
+        $('train-speed').textContent = `step ${m.step}/${r.optim.steps} · loss ${m.loss.toFixed(4)} · ${train.stepsPerSec.toFixed(2)} steps/s · ETA ${eta < 90 ? `${eta.toFixed(0)} s` : `${(eta / 60).toFixed(1)} min`} · ${m.liveMiB.toFixed(0)} MiB on the GPU`;
         drawLoss();
-      }
-      if ((every > 0 && next % every === 0) || last) {
-        lap();
-        status(`sampling from the EMA weights at step ${next}…`);
-        await picture();
-        status(`training (samples of step ${next} shown)`);
-        clock = performance.now();
-      }
-    }
+      },
+      onPicture: async (step) => {
+        status(`sampling from the EMA weights at step ${step}…`);
+        drawGrid($('train-samples') as HTMLCanvasElement, await samplePicture(trainer, scratch, vae, plan), plan.pictures.perClass * 5, 2);
+        train.pictures++;
+        status(`training (samples of step ${step} shown)`);
+      },
+    });
   } catch (e) {
     scratch.dispose();
     throw e;
   }
-  status(`done: ${trainConfig.steps} steps in ${((performance.now() - t0) / 1000).toFixed(0)} s; the EMA weights are the model of Sample and Evaluate`);
+  trainer.useEma(scratch);
+  status(`done: ${r.optim.steps} steps in ${((performance.now() - t0) / 1000).toFixed(0)} s; the EMA weights are the model of Sample and Evaluate`);
   button('download-ckpt').disabled = false;
   setCurrent(ema);
   return trainState();
@@ -295,7 +287,7 @@ function togglePause(): void {
 async function checkpointBytes(): Promise<Uint8Array> {
   if (!train.trainer) throw new Error('nothing trained yet');
   if (train.running && !train.paused) throw new Error('pause training first (a checkpoint is read between steps)');
-  const { tensors, metadata } = await train.trainer.checkpoint(train.meta);
+  const { tensors, metadata } = await train.trainer.checkpoint(checkpointMetadata(train.plan!, train.trainer.step, train.trainer.trainSeconds));
   return new Uint8Array(await new Blob(serializeSafetensors(tensors, metadata) as BlobPart[]).arrayBuffer());
 }
 
@@ -308,12 +300,12 @@ function download(blob: Blob, name: string): void {
 }
 
 // ------------------------------------------------------------------------------------------ sampling
-export interface SampleOptions { labels?: number[]; steps?: number; cfg?: number; sampler?: 'ddim' | 'ddpm'; seed?: number }
+export interface SampleOptions { labels?: number[]; steps?: number; cfg?: number; sampler?: SamplerName; seed?: number }
 export interface SampleResult { images: number; steps: number; ms: number; width: number; height: number; cols: number; zoom: number }
 
 function sampleOptionsFromForm(): Required<SampleOptions> {
   const labels = input('labels').value.split(',').map((s) => s.trim()).filter(Boolean).map(Number);
-  return { labels, steps: +input('steps').value, cfg: +input('cfg').value, sampler: ($('sampler') as HTMLSelectElement).value as 'ddim' | 'ddpm', seed: +input('seed').value };
+  return { labels, steps: +input('steps').value, cfg: +input('cfg').value, sampler: ($('sampler') as HTMLSelectElement).value as SamplerName, seed: +input('seed').value };
 }
 
 async function runSample(o: SampleOptions = {}): Promise<SampleResult> {
@@ -330,7 +322,7 @@ async function runSample(o: SampleOptions = {}): Promise<SampleResult> {
   const cols = Math.min(10, labels.length), zoom = 3, n = labels.length;
   const t0 = performance.now();
   const d = await sampleImages(c.model, vae, scale, labels, c.classes, {
-    sampler, steps, cfg, seed, schedule: c.schedule,
+    objective: c.objective, sampling: { ...c.sampling, sampler, steps, cfg }, seed,
     onStep: async ({ step, total, predXstart }) => {
       bar.value = step + 1;
       $('sample-status').textContent = `step ${step + 1}/${total}`;
@@ -368,7 +360,7 @@ async function runEvaluate(o: { perClass?: number; real?: number; steps?: number
     const real = await realFeatures(judge, generateSynthetic(0, 1, realCount), (n, t) => status(`judging real images: ${n}/${t}`));
     const form = sampleOptionsFromForm();
     const samples = await sampleImages(c.model, vae, scale, classLabels(c.model.config.numClasses, perClass), c.classes, {
-      steps: o.steps ?? form.steps, cfg: o.cfg ?? form.cfg, sampler: form.sampler, seed: form.seed, schedule: c.schedule,
+      objective: c.objective, sampling: { ...c.sampling, steps: o.steps ?? form.steps, cfg: o.cfg ?? form.cfg, sampler: form.sampler }, seed: form.seed,
       onStep: ({ step, total }, start) => status(`sampling ${start + 1}…: step ${step + 1}/${total}`),
     });
     const r = await evaluateSamples(judge, samples, real, (n, t) => status(`judging samples: ${n}/${t}`));
@@ -474,8 +466,8 @@ async function main(): Promise<void> {
   const a = g.adapter;
   const has = (f: string) => a.features.includes(f);
   $('adapter-info').textContent = `${describeAdapter(a)} — shader-f16 ${has('shader-f16') ? 'yes' : 'no'}, subgroups ${has('subgroups') ? `yes (size ${a.subgroupMinSize || '?'}–${a.subgroupMaxSize || '?'})` : 'no'}, timestamp-query ${has('timestamp-query') ? 'yes' : 'no'}; subgroup size ${a.subgroupMinSize || '?'}`;
-  input('train-steps').value = String(PRESETS.tiny.train.steps);
-  $('preset').addEventListener('change', () => { input('train-steps').value = String(PRESETS[($('preset') as HTMLSelectElement).value as PresetName].train.steps); });
+  input('train-steps').value = String(RECIPES.tiny.optim.steps);
+  $('preset').addEventListener('change', () => { input('train-steps').value = String(RECIPES[($('preset') as HTMLSelectElement).value as RecipeName].optim.steps); });
 
   const trainAction = action('train', 'train-status', runTrain, (r) => `done: ${r.step} steps, loss ${r.losses[0]?.loss.toFixed(3)} → ${r.losses[r.losses.length - 1]?.loss.toFixed(3)}, ${r.stepsPerSec.toFixed(2)} steps/s`);
   const train_ = async (o?: TrainOptions) => {
@@ -498,7 +490,7 @@ async function main(): Promise<void> {
 
   $('train').addEventListener('click', () => quiet(train_()));
   $('pause').addEventListener('click', togglePause);
-  $('download-ckpt').addEventListener('click', () => quiet(action('download-ckpt', 'train-status', checkpointBytes, () => `checkpoint of step ${train.step} downloaded`)().then((b) => download(new Blob([b as BlobPart]), `dit-${train.meta.preset}-step${train.step}.safetensors`))));
+  $('download-ckpt').addEventListener('click', () => quiet(action('download-ckpt', 'train-status', checkpointBytes, () => `checkpoint of step ${train.step} downloaded`)().then((b) => download(new Blob([b as BlobPart]), `dit-${train.plan?.preset}-step${train.step}.safetensors`))));
   $('ckpt-file').addEventListener('change', () => { const f = input('ckpt-file').files?.[0]; if (f) quiet(loadAction(f)); });
   $('sample-vae-file').addEventListener('change', () => { const f = input('sample-vae-file').files?.[0]; if (f) quiet(loadVaeForSampling(f)); });
   const drop = $('drop-zone');
@@ -517,6 +509,15 @@ async function main(): Promise<void> {
   $('run-kernel-checks').addEventListener('click', () => quiet(kernels()));
   $('run-bench').addEventListener('click', () => quiet(bench()));
   (window as unknown as { dit: object }).dit = { adapter: a, runParity, runKernelChecks, runBench, runTrain: train_, trainState, runSample, runEvaluate, explain };
+  // What the project can do, in seconds: the shipped DiT's samples, one per class (a server without it: none).
+  const shipped = await fetchBytes(SHIPPED_DIT).catch(() => null);
+  if (shipped) {
+    try {
+      const c = await loadAction(new File([shipped as BlobPart], SHIPPED_DIT));
+      await sample({ labels: classLabels(c.model.config.numClasses, 1) });
+      $('sample-status').textContent = `the shipped DiT (${SHIPPED_DIT}): ${$('sample-status').textContent}`;
+    } catch { /* shown on the page by action(); the rest of the page works without it */ }
+  }
   document.body.dataset.ready = '1';
 }
 

@@ -3,7 +3,7 @@
 //   /  (or /index.html)   the page
 //   /bundle.js[.map]      its bundle
 //   /out/…                what the commands wrote (trained models)
-//   /weights/…            the shipped small weights (the VAE and the judge)
+//   /weights/…            the shipped small weights (the VAE, the judge, the DiT sampled on opening)
 //   /reference/…          the official PyTorch dumps (../shared/reference)
 // to GET and HEAD only; no dotfile, and nothing a symbolic link leads to outside those roots.
 import http from 'node:http';
