@@ -26,7 +26,7 @@ import { planRun, dataInfo, trainMultiplyAdds } from '../runs/plan.js';
 import { sampleImages, classLabels, reconstructionCeiling, recordedCeiling, ceilingEntry } from '../eval/samples.js';
 import { evaluateSamples, formatReport } from '../eval/quality.js';
 import { WEIGHTS_DIR } from '../eval/judge.js';
-import { Teacher, TEACHER_32, teacherFeatures, teacherFromSafetensors, saveTeacher } from '../eval/teacher.js';
+import { Teacher, TEACHER_32, TEACHER_TRAINING, teacherFeatures, teacherFromSafetensors, saveTeacher } from '../eval/teacher.js';
 import { trainClassifier } from '../eval/classifier.js';
 import { choice, dataOption, dataDir, examples, log, checkOutputs } from './options.js';
 import { Progress, prepareJudgeShown } from './progress.js';
@@ -140,7 +140,7 @@ async function runDemo(o: DemoOpts): Promise<number> {
   const shippedTeacher = path.join(WEIGHTS_DIR, `teacher-${name}.safetensors`);
   const teacherFile = !aligns ? null : !o.fresh && existsSync(shippedTeacher) ? shippedTeacher : path.join(dir, 'teacher.safetensors');
   const teacher = !teacherFile ? null : await stage('teacher', async () => {
-    const epochs = quick ? 1 : 2;
+    const epochs = quick ? 1 : TEACHER_TRAINING.epochs;
     if (teacherFile === shippedTeacher) { process.stdout.write(`  teacher: ${teacherFile} (shipped; its command is in weights/README.md)\n`); return teacherFromSafetensors(await readSafetensors(teacherFile)).teacher; }
     if (!o.fresh && existsSync(teacherFile) && Number((await readSafetensors(teacherFile)).metadata.epochs) === epochs) {
       process.stdout.write(`  teacher: reusing ${teacherFile} (trained by an earlier demo; --fresh trains it again)\n`);
@@ -148,7 +148,7 @@ async function runDemo(o: DemoOpts): Promise<number> {
     }
     const t = new Teacher({ ...TEACHER_32, channels: train.channels, classes: train.classes.length }, 0);
     let p: Progress | null = null;
-    const r = await trainClassifier(t, train, { epochs, batch: 64, lr: 2e-3, seed: 0, onLog: (m) => (p ??= new Progress('  teacher training', m.steps)).update(m.step, `loss ${m.loss.toFixed(3)}`) });
+    const r = await trainClassifier(t, train, { ...TEACHER_TRAINING, epochs, seed: 0, onLog: (m) => (p ??= new Progress('  teacher training', m.steps)).update(m.step, `loss ${m.loss.toFixed(3)}`) });
     await saveTeacher(t, teacherFile, { data: name, fingerprint: fingerprint(train), images: String(train.count), epochs: String(epochs), train_seconds: r.seconds.toFixed(0) });
     process.stdout.write(`  teacher: trained ${epochs} epoch${epochs > 1 ? 's' : ''} in ${r.seconds.toFixed(0)} s → ${teacherFile}\n`);
     return t;

@@ -6,7 +6,7 @@ import { getDevice, describeAdapter } from '../engine/device.js';
 import { NonFiniteError } from '../engine/errors.js';
 import { loadDataset, type DataSpec } from '../data/readers.js';
 import { subset, fingerprint } from '../data/dataset.js';
-import { Teacher, TEACHER_32, saveTeacher } from '../eval/teacher.js';
+import { Teacher, TEACHER_32, TEACHER_TRAINING, saveTeacher } from '../eval/teacher.js';
 import { trainClassifier, accuracy } from '../eval/classifier.js';
 import { noGrad, scope } from '../engine/tensor.js';
 import { imageBatch } from '../data/dataset.js';
@@ -15,12 +15,9 @@ import { Progress } from './progress.js';
 
 interface TeacherOpts { data: DataSpec; epochs: number; batch: number; lr: number; count?: number; seed: number; out: string }
 
-/** `dit teacher train`'s settings when not given. */
-const DEFAULTS = { epochs: 2, batch: 64, lr: 2e-3 };
-
 /** The command line that trains this teacher again (recorded in its metadata): the data and every setting that differs from its default. */
 function teacherCommand(o: TeacherOpts): string {
-  const flags = [`--data ${o.data.kind}`, o.count ? `--count ${o.count}` : '', `--epochs ${o.epochs}`, o.batch !== DEFAULTS.batch ? `--batch ${o.batch}` : '', o.lr !== DEFAULTS.lr ? `--lr ${o.lr}` : '', o.seed ? `--seed ${o.seed}` : ''];
+  const flags = [`--data ${o.data.kind}`, o.count ? `--count ${o.count}` : '', `--epochs ${o.epochs}`, o.batch !== TEACHER_TRAINING.batch ? `--batch ${o.batch}` : '', o.lr !== TEACHER_TRAINING.lr ? `--lr ${o.lr}` : '', o.seed ? `--seed ${o.seed}` : ''];
   return `dit teacher train ${flags.filter(Boolean).join(' ')} --out ${o.out}`;
 }
 
@@ -28,9 +25,9 @@ export function registerTeacher(program: Command): void {
   const teacher = program.command('teacher').description('the alignment teacher of representation alignment (REPA): train it; dit vae encode --teacher stores its features in a latent cache');
   const cmd = teacher.command('train').description('train the teacher (a small stride-2 conv classifier, not the judge\'s architecture) on a dataset\'s train split')
     .addOption(dataOption())
-    .addOption(int('--epochs <n>', 'passes over the train split', { min: 1, max: 1000, def: DEFAULTS.epochs }))
-    .addOption(int('--batch <n>', 'batch size', { min: 1, max: LIMITS.batch, def: DEFAULTS.batch }))
-    .addOption(num('--lr <x>', 'peak learning rate (AdamW, warm-up then cosine)', { above: 0, max: 1, def: DEFAULTS.lr }))
+    .addOption(int('--epochs <n>', 'passes over the train split', { min: 1, max: 1000, def: TEACHER_TRAINING.epochs }))
+    .addOption(int('--batch <n>', 'batch size', { min: 1, max: LIMITS.batch, def: TEACHER_TRAINING.batch }))
+    .addOption(num('--lr <x>', 'peak learning rate (AdamW, warm-up then cosine)', { above: 0, max: 1, def: TEACHER_TRAINING.lr }))
     .addOption(int('--count <n>', 'train on the first n images only', { min: 1, max: LIMITS.images }))
     .addOption(int('--seed <n>', 'seed', { min: 0, max: LIMITS.seed, def: 0 }))
     .option('--out <file>', 'the teacher', 'out/teacher.safetensors')

@@ -26,6 +26,9 @@ export interface TeacherConfig {
 /** 32×32 images → an 8×8×64 feature map (two stride-2 convolutions), 0.13 M parameters. */
 export const TEACHER_32: Omit<TeacherConfig, 'channels' | 'classes'> = { widths: [32, 64, 64, 64, 64], strides: [1, 2, 1, 2, 1] };
 
+/** How a teacher is trained unless told otherwise (`dit teacher train`, the demo): AdamW with warm-up and cosine decay. */
+export const TEACHER_TRAINING = { epochs: 2, batch: 64, lr: 2e-3 };
+
 export class Teacher extends Module {
   readonly convs: ModuleList<Conv2d>;
   readonly norms: ModuleList<GroupNorm>;
