@@ -1,21 +1,22 @@
 // `dit bench`: the paper's Table 4 (analytic Gflops, parameters) beside what this adapter measures for each
 // DiT config — forward, training step, sampling cost, peak memory — with TF.js-WebGPU and PyTorch on the CPU
-// in the same run, the CPU cost of a dispatch, a table (stdout), JSON rows and a plot.
+// in the same run, the CPU cost of a dispatch, where the quick step spends its time, a table (stdout), JSON rows
+// and a plot.
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
-import { getDevice, describeAdapter } from '../engine/device.js';
+import { getDevice, gpu, describeAdapter } from '../engine/device.js';
 import { writeFileAtomic } from '../engine/node.js';
 import { fmaCeilingGflops } from '../kernels/probe.js';
 import { DIT_MODEL_NAMES, ditConfig } from '../dit/config.js';
 import { benchConfig, dispatchCost, measuredRate, type BenchRow, type DispatchCost } from '../bench/ditbench.js';
-import { quickTrainer, timeQuickStep, disposeTrainer } from '../bench/quickstep.js';
+import { quickTrainer, timeQuickStep, profileQuickStep, disposeTrainer, type StepProfile } from '../bench/quickstep.js';
 import { chartConfig, renderChartsPng, type Series } from '../data/plot.js';
 import { int, choice, examples, log, checkOutputs, UsageError, LIMITS } from './options.js';
 
-interface BenchOpts { configs: string; batch: number; imageSize: string; train?: boolean; sampling?: boolean; peers?: boolean; peerReps: number; peerBudgetS: number; json?: string; markdown?: boolean; plot?: string; kernels?: string; budgetS: number; reps: number; dispatch?: boolean }
+interface BenchOpts { configs: string; batch: number; imageSize: string; train?: boolean; sampling?: boolean; peers?: boolean; peerReps: number; peerBudgetS: number; json?: string; markdown?: boolean; plot?: string; kernels?: string; budgetS: number; reps: number; dispatch?: boolean; profile?: boolean }
 
 export function registerBench(program: Command): void {
   const cmd = program.command('bench')
@@ -30,6 +31,7 @@ export function registerBench(program: Command): void {
     .addOption(int('--peer-budget-s <s>', 'with --peers, the budget of DiT-S/2 (ours, so the ratio has both sides), of each of the TF.js peer\'s forward and training step, and of the whole PyTorch peer process', { min: 1, max: LIMITS.seconds, def: 600 }))
     .addOption(int('--reps <n>', 'timed calls per measurement after the warm-up (median)', { min: 1, max: 1000, def: 5 }))
     .addOption(int('--budget-s <s>', 'skip a measurement whose calls (warm-up included) would take longer than this, predicted from the smaller configs measured before it (the row says so); 60 keeps --configs all --train --peers near 20 minutes on lavapipe', { min: 1, max: LIMITS.seconds, def: 60 }))
+    .option('--profile', 'where the quick recipe\'s training step spends its time: GPU ms per kernel family and per kernel (timestamp queries, one profiled step after a warm-up)')
     .option('--dispatch', 'the CPU cost of a dispatch through the engine beside a raw Dawn loop, and the dispatches of a DiT-S/2 step')
     .option('--json <file>', 'write the rows (with adapter, date and versions) as JSON')
     .option('--markdown', 'print the table as Markdown')
@@ -39,6 +41,7 @@ export function registerBench(program: Command): void {
   examples(cmd, [
     'dit bench --configs all --train --peers --plot bench/results/dit-bench.png --json bench/results/dit-bench.json --markdown',
     'dit bench --configs S/2 --dispatch',
+    'dit bench --configs S/2 --profile',
   ]);
 }
 
@@ -162,6 +165,33 @@ async function ourQuickStep(reps: number): Promise<number | null> {
   }
 }
 
+/** One profiled quick-recipe step (bench/quickstep.ts); null (logged) without timestamp queries or when it fails. */
+async function ourQuickStepProfile(): Promise<StepProfile | null> {
+  if (!gpu().hasTimestamps) { log('  --profile: this adapter has no timestamp queries, so no per-kernel times'); return null; }
+  let t: ReturnType<typeof quickTrainer> | null = null;
+  try {
+    t = quickTrainer();
+    return await profileQuickStep(t);
+  } catch (e) {
+    log(`  the profiled quick-recipe step failed: ${(e as Error).message}`);
+    return null;
+  } finally {
+    if (t) disposeTrainer(t);
+  }
+}
+
+/** The profile as a table: the families by GPU time, then the `top` costliest kernels with their shapes. */
+function profileTable(p: StepProfile, markdown: boolean, top = 12): string {
+  const title = `the quick recipe's training step (batch 16), one profiled step: wall ${p.wallMs.toFixed(0)} ms (one pass per dispatch), GPU ${p.gpuMs.toFixed(0)} ms in ${p.dispatches} dispatches`;
+  const rows = (list: { name: string; ms: number; count: number }[]) => list.map((k) => [k.name, k.ms.toFixed(1), String(k.count), `${((100 * k.ms) / p.gpuMs).toFixed(1)}%`]);
+  const render = (head: string[], cells: string[][]) => {
+    if (markdown) return [`| ${head.join(' | ')} |`, '|---|---:|---:|---:|', ...cells.map((c) => `| ${c.join(' | ')} |`)].join('\n');
+    const w = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
+    return [head, ...cells].map((c) => c.map((v, i) => (i === 0 ? v.padEnd(w[i]) : v.padStart(w[i]))).join('  ')).join('\n');
+  };
+  return [title, '', render(['kernel family', 'GPU ms', 'dispatches', 'share'], rows(p.families)), '', render([`top ${top} kernels`, 'GPU ms', 'dispatches', 'share'], rows(p.kernels.slice(0, top)))].join('\n');
+}
+
 const f = (x: number | null, d = 1) => (x === null ? '—' : x.toFixed(d));
 
 /** The peer's ms and, when ours was measured, how many times ours it takes. */
@@ -226,6 +256,11 @@ async function runBench(o: BenchOpts): Promise<number> {
     torchPeer = await runTorchPeer(o.batch, imageSize, o.peerReps, o.peerBudgetS);
     if (s2) s2.peer_torch_cpu_forward_ms = torchPeer.forward_ms;
   }
+  let profile: StepProfile | null = null;
+  if (o.profile) {
+    log('the quick-recipe training step, profiled per kernel…');
+    profile = await ourQuickStepProfile();
+  }
   let dispatch: DispatchCost | null = null;
   if (o.dispatch) {
     log('dispatch cost…');
@@ -234,13 +269,14 @@ async function runBench(o: BenchOpts): Promise<number> {
   const header = `adapter: ${adapter}; ${new Date().toISOString()}; batch ${o.batch}, ${imageSize}×${imageSize}; median of ${o.reps} calls after a warm-up, wall time (GPU ms: kernel time from timestamp queries); FMA ceiling ${ceiling.toFixed(1)} GFLOP/s; Gflops as the paper counts them (multiply-adds, forward, one image), achieved GFLOP/s = 2·Gflops·batch / time`;
   process.stdout.write(`${header}\n\n${table(rows, !!o.markdown)}\n`);
   if (torchPeer) process.stdout.write(`\n${torchTable(torchPeer, quickMs, s2, o.batch, !!o.markdown)}\n`);
+  if (profile) process.stdout.write(`\n${profileTable(profile, !!o.markdown)}\n`);
   if (dispatch) {
     process.stdout.write(`\ndispatch cost: engine ${dispatch.engine_us.toFixed(1)} µs per dispatch; raw Dawn loop ${dispatch.raw_new_bind_group_us.toFixed(1)} µs with a new bind group each, ${dispatch.raw_reused_bind_group_us.toFixed(1)} µs reusing one (${(dispatch.engine_us / dispatch.raw_new_bind_group_us).toFixed(2)}× the former)\n`);
     process.stdout.write(`DiT-S/2 at batch ${o.batch}: ${dispatch.dit_s2_train_step_dispatches} dispatches per training step, ${dispatch.dit_s2_sampling_step_dispatches} per guided sampling step\n`);
   }
   if (o.json) {
     const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string; dependencies: Record<string, string> };
-    const doc = { adapter, adapter_info: g.adapter, date: new Date().toISOString(), versions: { 'dit-webgpu': pkg.version, webgpu: pkg.dependencies.webgpu, node: process.versions.node }, fma_ceiling_gflops: ceiling, batch: o.batch, image_size: imageSize, reps: o.reps, timing: 'wall (median); forward_gpu_ms from timestamp queries', rows, ...(dispatch ? { dispatch } : {}),
+    const doc = { adapter, adapter_info: g.adapter, date: new Date().toISOString(), versions: { 'dit-webgpu': pkg.version, webgpu: pkg.dependencies.webgpu, node: process.versions.node }, fma_ceiling_gflops: ceiling, batch: o.batch, image_size: imageSize, reps: o.reps, timing: 'wall (median); forward_gpu_ms from timestamp queries', rows, ...(dispatch ? { dispatch } : {}), ...(profile ? { quick_step_profile: profile } : {}),
       ...(torchPeer ? { quick_train_step_ms: quickMs, peer_torch_cpu_train_step_ms: torchPeer.train_step_ms, peer_torch_cpu_forward_ms: torchPeer.forward_ms, peer_torch_cpu: { python: torchPeer.python, torch: torchPeer.torch, threads: torchPeer.threads, reps: o.peerReps, status: torchPeer.status, load_1m: torchPeer.load_1m, omp_wait_policy: torchPeer.omp_wait_policy } } : {}) };
     await writeFileAtomic(o.json, [new TextEncoder().encode(`${JSON.stringify(doc, null, 1)}\n`)]);
     log(`wrote ${o.json}`);

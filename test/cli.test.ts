@@ -12,6 +12,7 @@ import { readSafetensors } from '../engine/safetensors.js';
 import { loadTorchCheckpoint, stateDictOf, torchTensorF32 } from '../engine/torchpt.js';
 import { progressLine } from '../cli/progress.js';
 import { findTorchPython, runTorchPeer, torchPythonCandidates } from '../cli/bench.js';
+import { quickTrainer, profileQuickStep, disposeTrainer } from '../bench/quickstep.js';
 import { writePatternLatents } from './latents.js';
 import { Teacher, TEACHER_32, saveTeacher } from '../eval/teacher.js';
 import { AutoencoderKL, SMALL_VAE_32 } from '../vae/model.js';
@@ -316,5 +317,25 @@ describe('the PyTorch CPU peer of `dit bench --peers`', () => {
     const p = await runTorchPeer(1, 256, 1, 10, ['/nonexistent/python']);
     expect(p).to.include({ python: null, torch: null, train_step_ms: null, forward_ms: null });
     expect(p.status).to.match(/^skipped: no Python with torch among \/nonexistent\/python/);
+  });
+});
+
+describe('the profiled quick step of `dit bench --profile`', () => {
+  it('accounts for every dispatch of one training step, grouped into kernel families', async function () {
+    const g = await device();
+    if (!g.hasTimestamps) this.skip(); // the adapter has no timestamp queries (the command says so)
+    const t = quickTrainer(4);
+    try {
+      const p = await profileQuickStep(t, 1);
+      const total = (list: { ms: number; count: number }[], k: 'ms' | 'count') => list.reduce((s, e) => s + e[k], 0);
+      expect(total(p.kernels, 'count')).to.equal(p.dispatches);
+      expect(total(p.families, 'count')).to.equal(p.dispatches);
+      expect(total(p.families, 'ms')).to.be.closeTo(p.gpuMs, 1e-6 * p.gpuMs);
+      expect(p.families.map((f) => f.name)).to.include.members(['matmul', 'adamw', 'ema']);
+      for (const k of p.kernels) expect(k.ms, k.name).to.be.at.least(0);
+      for (let i = 1; i < p.families.length; i++) expect(p.families[i].ms).to.be.at.most(p.families[i - 1].ms);
+    } finally {
+      disposeTrainer(t);
+    }
   });
 });
