@@ -32,7 +32,7 @@ export function registerTeacher(program: Command): void {
     .addOption(int('--seed <n>', 'seed', { min: 0, max: LIMITS.seed, def: 0 }))
     .option('--out <file>', 'the teacher', 'out/teacher.safetensors')
     .action(async (o: TeacherOpts) => { process.exitCode = await runTeacherTrain(o); });
-  examples(cmd, ['dit teacher train --data synthetic --epochs 2 --out out/teacher.safetensors']);
+  examples(cmd, ['dit teacher train --data synthetic --epochs 4 --out out/teacher.safetensors']);
 }
 
 async function runTeacherTrain(o: TeacherOpts): Promise<number> {

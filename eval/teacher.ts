@@ -27,7 +27,7 @@ export interface TeacherConfig {
 export const TEACHER_32: Omit<TeacherConfig, 'channels' | 'classes'> = { widths: [32, 64, 64, 64, 64], strides: [1, 2, 1, 2, 1] };
 
 /** How a teacher is trained unless told otherwise (`dit teacher train`, the demo): AdamW with warm-up and cosine decay. */
-export const TEACHER_TRAINING = { epochs: 2, batch: 64, lr: 2e-3 };
+export const TEACHER_TRAINING = { epochs: 4, batch: 64, lr: 2e-3 };
 
 export class Teacher extends Module {
   readonly convs: ModuleList<Conv2d>;

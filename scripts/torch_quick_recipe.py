@@ -73,7 +73,7 @@ def read_safetensors(fn):
     for k, v in header.items():
         if k == '__metadata__': continue
         s, e = v['data_offsets']
-        out[k] = np.frombuffer(buf[8 + n + s: 8 + n + e], dtype={'F32': np.float32, 'I32': np.int32}[v['dtype']]).reshape(v['shape'])
+        out[k] = np.frombuffer(buf[8 + n + s: 8 + n + e], dtype={'F32': np.float32, 'F16': np.float16, 'I32': np.int32}[v['dtype']]).reshape(v['shape'])
     return out, header.get('__metadata__', {})
 
 
