@@ -36,21 +36,24 @@ fn main(${gridArgs}) {
 
 /**
  * One workgroup of 256 lanes per IW consecutive outputs: IW lanes along the (contiguous) inner axis times
- * 256/IW lanes along R, each folding every (256/IW)-th row, then a tree in shared memory.
+ * 256/IW lanes along R, each folding every (256/IW)-th row, then a tree in shared memory. With `vec4` (inner a
+ * multiple of 4: the bias gradients) each lane folds 4 neighbouring outputs, a quarter of the loads.
  */
 const WorkgroupReduceUniforms = uniforms({ outer: 'u32', r: 'u32', inner: 'u32', blocks: 'u32' });
-const workgroupReduceKernel = (kind: ReduceKind, IW: number) => /* wgsl */`
+const workgroupReduceKernel = (kind: ReduceKind, IW: number, vec4: boolean) => {
+  const T = vec4 ? 'vec4f' : 'f32';
+  return /* wgsl */`
 ${WorkgroupReduceUniforms.wgsl}
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-var<workgroup> part: array<f32, 256>;
+@group(0) @binding(1) var<storage, read> x: array<${T}>;
+@group(0) @binding(2) var<storage, read_write> y: array<${T}>;
+var<workgroup> part: array<${T}, 256>;
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
   let w = wid.x + wid.y * nwg.x;
   let o = w / u.blocks;
   let j = (w % u.blocks) * ${IW}u + li % ${IW}u;
   let live = o < u.outer && j < u.inner;
-  var acc = ${kind === 'sum' ? '0.0' : '-3.4028234663852886e38'};
+  var acc = ${T}(${kind === 'sum' ? '0.0' : '-3.4028234663852886e38'});
   if (live) {
     for (var r = li / ${IW}u; r < u.r; r += ${256 / IW}u) {
       let v = x[(o * u.r + r) * u.inner + j];
@@ -64,6 +67,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   }
   if (live && li < ${IW}u) { y[o * u.inner + j] = part[li]; }
 }`;
+};
 
 /** Lanes along the inner axis per workgroup of the one-pass long reduction: a power of two ≥ inner, at most 16. */
 const innerLanes = (inner: number) => Math.min(16, 2 ** Math.ceil(Math.log2(inner)));
@@ -74,9 +78,10 @@ function reduceBlock(kind: ReduceKind, x: Tensor, a0: number, a1: number): Tenso
   const outer = numel(s.slice(0, a0)), R = numel(s.slice(a0, a1)), inner = numel(s.slice(a1));
   const outShape = [...s.slice(0, a0), ...s.slice(a1)];
   if (outer * inner < 4096 && R > 512 && R <= 256 * (256 / innerLanes(inner))) {
-    const IW = innerLanes(inner), blocks = Math.ceil(inner / IW);
+    const vec4 = inner % 4 === 0, width = vec4 ? 4 : 1;
+    const IW = innerLanes(inner / width), blocks = Math.ceil(inner / width / IW);
     const out = Tensor.empty(outShape, 'f32', kind);
-    launch(kind, workgroupReduceKernel(kind, IW), [x, out], grid(outer * blocks, 1), WorkgroupReduceUniforms.pack({ outer, r: R, inner, blocks }));
+    launch(kind, workgroupReduceKernel(kind, IW, vec4), [x, out], grid(outer * blocks, 1), WorkgroupReduceUniforms.pack({ outer, r: R, inner: inner / width, blocks }), vec4 ? 'vec4' : undefined);
     return out;
   }
   let src = x;
@@ -277,7 +282,7 @@ export const reduceFamily: Family<ReduceProblem> = {
   problems: (v) => {
     const ops = (shape: number[], axes: number[]): ReduceProblem[] => (['sum', 'mean', 'max'] as const).map((op) => ({ op, shape, axes }));
     if (v === 'split') return [...ops([100000], [0]), ...ops([2, 70000], [1]), ...ops([2, 5000, 20], [1]), { op: 'mse', shape: [70, 1001], axes: [0, 1] }];
-    if (v === 'workgroup') return [...ops([3, 5000], [1]), ...ops([2, 1000, 3], [1]), ...ops([2048, 40], [0]), ...ops([777, 10], [0]), { op: 'mse', shape: [60, 1001], axes: [0, 1] }];
+    if (v === 'workgroup') return [...ops([3, 5000], [1]), ...ops([2, 1000, 3], [1]), ...ops([2048, 40], [0]), ...ops([1024, 96], [0]), ...ops([777, 10], [0]), { op: 'mse', shape: [60, 1001], axes: [0, 1] }];
     return [...ops([7], [0]), ...ops([3, 17], [1]), ...ops([3, 17], [0]), ...ops([4, 5, 6], [0, 2]), ...ops([2, 3, 4, 5], [1, 2]), { op: 'mse', shape: [5, 10], axes: [0, 1] }];
   },
   describe: (p) => `${p.op} over ${JSON.stringify(p.axes)} of ${fmtShape(p.shape)}`,
