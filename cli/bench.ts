@@ -150,34 +150,30 @@ export async function runTorchPeer(batch: number, imageSize: number, reps: numbe
   return { python: found.python, torch: p.torch, threads: p.threads, train_step_ms: p.train_step_ms, forward_ms: p.forward_ms, status: 'ok', load_1m: load, omp_wait_policy: omp };
 }
 
-/** Our quick-recipe training step (bench/quickstep.ts): median wall ms of `reps` samples after the warm-up; null (logged) if it fails. */
-async function ourQuickStep(reps: number): Promise<number | null> {
+/** `fn` on a fresh quick-recipe trainer (bench/quickstep.ts), disposed after; null (logged as `what` failing) if it throws. */
+async function withQuickTrainer<T>(what: string, fn: (t: ReturnType<typeof quickTrainer>) => Promise<T>): Promise<T | null> {
   let t: ReturnType<typeof quickTrainer> | null = null;
   try {
     t = quickTrainer();
-    const { wall } = await timeQuickStep(t, reps);
-    return [...wall].sort((a, b) => a - b)[Math.floor(wall.length / 2)];
+    return await fn(t);
   } catch (e) {
-    log(`  our quick-recipe step failed: ${(e as Error).message}`);
+    log(`  ${what} failed: ${(e as Error).message}`);
     return null;
   } finally {
     if (t) disposeTrainer(t);
   }
 }
 
-/** One profiled quick-recipe step (bench/quickstep.ts); null (logged) without timestamp queries or when it fails. */
+/** Our quick-recipe training step: median wall ms of `reps` samples after the warm-up. */
+const ourQuickStep = (reps: number) => withQuickTrainer('our quick-recipe step', async (t) => {
+  const { wall } = await timeQuickStep(t, reps);
+  return [...wall].sort((a, b) => a - b)[Math.floor(wall.length / 2)];
+});
+
+/** One profiled quick-recipe step; null (logged) without timestamp queries. */
 async function ourQuickStepProfile(): Promise<StepProfile | null> {
   if (!gpu().hasTimestamps) { log('  --profile: this adapter has no timestamp queries, so no per-kernel times'); return null; }
-  let t: ReturnType<typeof quickTrainer> | null = null;
-  try {
-    t = quickTrainer();
-    return await profileQuickStep(t);
-  } catch (e) {
-    log(`  the profiled quick-recipe step failed: ${(e as Error).message}`);
-    return null;
-  } finally {
-    if (t) disposeTrainer(t);
-  }
+  return withQuickTrainer('the profiled quick-recipe step', (t) => profileQuickStep(t));
 }
 
 /** The profile as a table: the families by GPU time, then the `top` costliest kernels with their shapes. */

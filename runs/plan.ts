@@ -77,7 +77,7 @@ export interface RunOptions {
 /** The run's schedule when not given: logs every 25 steps, a checkpoint every 500, the newest 3 kept, pictures every 500 with 6 per class, 8 snapshots. */
 export const RUN_DEFAULTS = { seed: 0, logEvery: 25, checkpointEvery: 500, keep: 3, pictures: { every: 500, perClass: 6 }, snapshots: 8 } as const;
 
-/** `base` with the overrides applied, and which fields they changed. */
+/** `base` with the overrides applied, and which fields they changed (an alignment past a shallower model's last block moves to that block). */
 export function applyOverrides(base: Recipe, o: RunOverrides): { recipe: Recipe; changed: string[] } {
   const changed: string[] = [];
   const merge = <T extends object>(part: string, a: T, b: Partial<T> | undefined): T => {
@@ -101,6 +101,11 @@ export function applyOverrides(base: Recipe, o: RunOverrides): { recipe: Recipe;
       : o.alignment ? (base.alignment ? merge('alignment', base.alignment, o.alignment) : (changed.push('alignment'), { depth: 1, weight: 1, until: null, ...o.alignment })) : base.alignment,
     sampling: merge('sampling', base.sampling, o.sampling),
   };
+  // A model made shallower than the block the recipe aligns is aligned at its last block (said in `changed`).
+  if (recipe.alignment && o.alignment?.depth === undefined && recipe.alignment.depth > recipe.model.depth) {
+    recipe.alignment = { ...recipe.alignment, depth: recipe.model.depth };
+    changed.push('alignment.depth');
+  }
   return { recipe, changed };
 }
 
@@ -117,6 +122,7 @@ export function planRun(preset: RecipeName = DEFAULT_RECIPE, data: DataInfo, ove
     ...recipe.model, inputSize: h, inChannels: C, numClasses: data.classes.length,
     learnSigma: learnsSigma(recipe.objective),
   });
+  if (recipe.alignment && recipe.alignment.depth > model.depth) throw new Error(`alignment depth ${recipe.alignment.depth} is past the model's last block (depth ${model.depth}): give an --align-depth of at most ${model.depth}`);
   if (recipe.alignment && !data.teacher) throw new Error(`the ${preset} recipe aligns the DiT with a teacher's features, and ${data.latents} holds none: encode the latents with the teacher (dit vae encode --teacher FILE), or switch alignment off (--no-align)`);
   return {
     version: 2, preset, recipe, overrides: changed, model, seed: o.seed ?? RUN_DEFAULTS.seed, data,
