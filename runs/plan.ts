@@ -77,7 +77,7 @@ export interface RunOptions {
 /** The run's schedule when not given: logs every 25 steps, a checkpoint every 500, the newest 3 kept, pictures every 500 with 6 per class, 8 snapshots. */
 export const RUN_DEFAULTS = { seed: 0, logEvery: 25, checkpointEvery: 500, keep: 3, pictures: { every: 500, perClass: 6 }, snapshots: 8 } as const;
 
-/** `base` with the overrides applied, and which fields they changed (an alignment past a shallower model's last block moves to that block). */
+/** `base` with the overrides applied, and which fields they changed. */
 export function applyOverrides(base: Recipe, o: RunOverrides): { recipe: Recipe; changed: string[] } {
   const changed: string[] = [];
   const merge = <T extends object>(part: string, a: T, b: Partial<T> | undefined): T => {
@@ -101,11 +101,6 @@ export function applyOverrides(base: Recipe, o: RunOverrides): { recipe: Recipe;
       : o.alignment ? (base.alignment ? merge('alignment', base.alignment, o.alignment) : (changed.push('alignment'), { depth: 1, weight: 1, until: null, ...o.alignment })) : base.alignment,
     sampling: merge('sampling', base.sampling, o.sampling),
   };
-  // A model made shallower than the block the recipe aligns is aligned at its last block (said in `changed`).
-  if (recipe.alignment && o.alignment?.depth === undefined && recipe.alignment.depth > recipe.model.depth) {
-    recipe.alignment = { ...recipe.alignment, depth: recipe.model.depth };
-    changed.push('alignment.depth');
-  }
   return { recipe, changed };
 }
 

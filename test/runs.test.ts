@@ -7,7 +7,6 @@ import { DiT } from '../dit/model.js';
 import { DiTTrainer } from '../dit/train.js';
 import { Run, trainRun } from '../runs/run.js';
 import { planRun, dataInfo } from '../runs/plan.js';
-import { RECIPES } from '../dit/recipes.js';
 import { patternLatents } from './latents.js';
 import { device, randArray } from './helpers.js';
 
@@ -38,15 +37,7 @@ describe('run folders', function () {
 describe('planning a run', () => {
   const data = { latents: 'lat.safetensors', dataset: null, count: 100, shape: [4, 8, 8] as [number, number, number], scaleFactor: 1, classes: ['a', 'b'], teacher: { tokens: 64, dim: 8 } };
 
-  it('aligns a model made shallower than the recipe\'s aligned block at its last block, and says so', () => {
-    expect(RECIPES.quick.alignment!.depth).to.be.above(1);
-    const plan = planRun('quick', data, { model: { depth: 1 } });
-    expect(plan.recipe.alignment!.depth).to.equal(1);
-    expect(plan.overrides).to.include.members(['model.depth', 'alignment.depth']);
-    expect(planRun('quick', data).recipe.alignment!.depth).to.equal(RECIPES.quick.alignment!.depth);
-  });
-
-  it('refuses an alignment depth past the model\'s last block, naming the flag', () => {
+  it('refuses an alignment depth past the model\'s last block before any GPU work, naming the flag', () => {
     expect(() => planRun('quick', data, { model: { depth: 2 }, alignment: { depth: 3 } })).to.throw(/alignment depth 3 is past the model's last block \(depth 2\).*--align-depth/);
   });
 });
