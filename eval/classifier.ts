@@ -154,19 +154,27 @@ export function accuracy(predictions: ArrayLike<number>, labels: ArrayLike<numbe
   return { overall: ok / Math.max(1, labels.length), perClass: right.map((r, k) => (total[k] ? r / total[k] : NaN)) };
 }
 
-/** Writes the classifier's weights with its config and `meta` (the data fingerprint, test accuracy, command); refuses non-finite weights. */
-export async function saveClassifier(model: Classifier, file: string, meta: Record<string, string>): Promise<void> {
-  const tensors = await model.hostStateDict();
-  refuseNonFinite(tensors, `the judge classifier (${file})`);
-  await writeSafetensors(file, tensors, { format: 'dit-webgpu-classifier', config: JSON.stringify(model.config), ...meta });
+/** Writes a network's weights with its `format` tag, its config and `meta`; refuses non-finite weights (`what` names the network). */
+export async function saveNetwork(m: Module & { config: object }, file: string, format: string, what: string, meta: Record<string, string>): Promise<void> {
+  const tensors = await m.hostStateDict();
+  refuseNonFinite(tensors, `${what} (${file})`);
+  await writeSafetensors(file, tensors, { format, config: JSON.stringify(m.config), ...meta });
 }
+
+/** The network `make` builds from a `saveNetwork` file of `format`, with its weights, in eval mode. */
+export function loadNetwork<C, M extends Module>(st: Safetensors, format: string, what: string, make: (config: C) => M): M {
+  const config = metadataJson<C>(st.metadata, 'config', st.source);
+  if (st.metadata.format !== format || !config) throw new CheckpointError(`${st.source}: not ${what} of this project (no format/config metadata)`, { file: st.source });
+  const m = make(config);
+  m.loadStateDict(new Map(st.keys().map((k) => [k, { shape: st.shape(k), data: st.finiteF32(k) }])), { source: st.source });
+  m.eval();
+  return m;
+}
+
+/** Writes the classifier's weights with its config and `meta` (the data fingerprint, test accuracy, command); refuses non-finite weights. */
+export const saveClassifier = (model: Classifier, file: string, meta: Record<string, string>) => saveNetwork(model, file, 'dit-webgpu-classifier', 'the judge classifier', meta);
 
 /** A classifier from `saveClassifier`'s file (bytes), with its metadata. */
 export function classifierFromSafetensors(st: Safetensors): { model: Classifier; metadata: Record<string, string> } {
-  const config = metadataJson<ClassifierConfig>(st.metadata, 'config', st.source);
-  if (st.metadata.format !== 'dit-webgpu-classifier' || !config) throw new CheckpointError(`${st.source}: not a classifier of this project (no format/config metadata)`, { file: st.source });
-  const model = new Classifier(config, 0);
-  model.loadStateDict(new Map(st.keys().map((k) => [k, { shape: st.shape(k), data: st.finiteF32(k) }])), { source: st.source });
-  model.eval();
-  return { model, metadata: st.metadata };
+  return { model: loadNetwork(st, 'dit-webgpu-classifier', 'a classifier', (c: ClassifierConfig) => new Classifier(c, 0)), metadata: st.metadata };
 }

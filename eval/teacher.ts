@@ -5,8 +5,7 @@
 // patch 1), normalised over each image's tokens (iREPA, 2025: the spatial structure of the features, not
 // their global part, is what helps); `teacherFeatures` writes them beside the latents in the latent cache.
 import { Tensor, scope, noGrad } from '../engine/tensor.js';
-import { refuseNonFinite, writeSafetensors, metadataJson, type Safetensors } from '../engine/safetensors.js';
-import { CheckpointError } from '../engine/errors.js';
+import type { Safetensors } from '../engine/safetensors.js';
 import { f32ToF16 } from '../engine/half.js';
 import { Module, ModuleList } from '../nn/module.js';
 import { Linear, Conv2d, GroupNorm } from '../nn/layers.js';
@@ -14,6 +13,7 @@ import { gelu } from '../kernels/elementwise.js';
 import { mean } from '../kernels/reduce.js';
 import { Generator } from '../kernels/random.js';
 import { imageBatch, type ImageDataset } from '../data/dataset.js';
+import { saveNetwork, loadNetwork } from './classifier.js';
 
 export interface TeacherConfig {
   channels: number;
@@ -91,18 +91,9 @@ export async function teacherFeatures(teacher: Teacher, d: ImageDataset, idx: nu
 }
 
 /** Writes the teacher's weights with its config and `meta` (what it was trained on, its accuracy, the command); refuses non-finite weights. */
-export async function saveTeacher(teacher: Teacher, file: string, meta: Record<string, string>): Promise<void> {
-  const tensors = await teacher.hostStateDict();
-  refuseNonFinite(tensors, `the alignment teacher (${file})`);
-  await writeSafetensors(file, tensors, { format: 'dit-webgpu-teacher', config: JSON.stringify(teacher.config), ...meta });
-}
+export const saveTeacher = (teacher: Teacher, file: string, meta: Record<string, string>) => saveNetwork(teacher, file, 'dit-webgpu-teacher', 'the alignment teacher', meta);
 
 /** A teacher from `saveTeacher`'s file. */
 export function teacherFromSafetensors(st: Safetensors): { teacher: Teacher; metadata: Record<string, string> } {
-  const config = metadataJson<TeacherConfig>(st.metadata, 'config', st.source);
-  if (st.metadata.format !== 'dit-webgpu-teacher' || !config) throw new CheckpointError(`${st.source}: not an alignment teacher of this project (no format/config metadata)`, { file: st.source });
-  const teacher = new Teacher(config, 0);
-  teacher.loadStateDict(new Map(st.keys().map((k) => [k, { shape: st.shape(k), data: st.finiteF32(k) }])), { source: st.source });
-  teacher.eval();
-  return { teacher, metadata: st.metadata };
+  return { teacher: loadNetwork(st, 'dit-webgpu-teacher', 'an alignment teacher', (c: TeacherConfig) => new Teacher(c, 0)), metadata: st.metadata };
 }
