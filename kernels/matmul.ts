@@ -104,7 +104,7 @@ export interface KernelSpec {
 
 // ------------------------------------------------------------------------------------------ WGSL pieces
 /** X is P×K (rows p), Y K×Q (columns q), D P×Q; ld* leading dimensions, s* batch strides, K split in nsplit chunks of kchunk. */
-const MatmulUniforms = uniforms({
+export const MatmulUniforms = uniforms({
   P: 'u32', Q: 'u32', K: 'u32', batch: 'u32', ldx: 'u32', ldy: 'u32', ldd: 'u32', nsplit: 'u32',
   sx: 'u32', sy: 'u32', sd: 'u32', kchunk: 'u32', alpha: 'f32',
 });
