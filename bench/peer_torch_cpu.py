@@ -1,18 +1,19 @@
 """The PyTorch-on-the-CPU peer of `dit bench --peers` (Debian's python3-torch), in its own process on the same
-cores (torch.set_num_threads(argv[1])): the quick recipe's training step (its model, batch 16, float32, as
+cores (torch.set_num_threads(argv[1])): the quick recipe's training step (its model, at its batch argv[5], float32, as
 `dit train` steps it: the posterior sample of the latents, label dropout, flow matching's loss, backward,
-AdamW and the EMA) and the DiT-S/2 forward at batch argv[2] (argv[4]² latents, default 32: 256 px). The DiT
+AdamW and the EMA) and the DiT-S/2 forward at batch argv[2] (argv[4]² latents: 32 for 256 px). The DiT
 is torch_dit.py's. Same timing rule as ours: warm-up calls, then the median of the samples — argv[3] of them
 for the forward, at least 5 for the training step (ours takes ≥ 5 too).
 Prints `PEER {"train_step_ms", "forward_ms", "threads", "torch"}`.
-Run alone: `/usr/bin/python3 bench/peer_torch_cpu.py THREADS BATCH REPS [LATENT]`."""
+Run alone: `/usr/bin/python3 bench/peer_torch_cpu.py THREADS BATCH REPS LATENT QUICK_BATCH`."""
 import json, math, sys, time
 import torch
 import torch.nn.functional as F
 from torch_dit import DiT
 
+if len(sys.argv) != 6: raise SystemExit('usage: peer_torch_cpu.py THREADS BATCH REPS LATENT QUICK_BATCH')
 threads, batch, reps = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-latent = int(sys.argv[4]) if len(sys.argv) > 4 else 32  # DiT-S/2's latent size (--image-size / 8)
+latent, B = int(sys.argv[4]), int(sys.argv[5])  # DiT-S/2's latent size (--image-size / 8); the quick recipe's batch
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 
@@ -24,7 +25,7 @@ def timed(f, reps, warmup=3):
     return sorted(ts)[len(ts) // 2]
 
 # The quick recipe (dit/recipes.ts): hidden 128, depth 4, 4 heads, patch 1 on 8×8×4 latents, 10 classes,
-# batch 16, AdamW lr 1e-3 (β2 0.999, no weight decay), EMA. Its objective is flow matching (diffusion/flow.ts):
+# AdamW lr 1e-3 (β2 0.999, no weight decay), EMA. Its objective is flow matching (diffusion/flow.ts):
 # u ~ logit-normal(0, 1) = sigmoid(N(0, 1)), x_u = (1 − u)·x0 + u·ε, the DiT sees the time as 1000·u, and the
 # loss is the MSE of its output to the velocity ε − x0. Flow matching has no learned variance (learnSigma off:
 # our DiT outputs 4 channels); torch_dit's DiT always outputs 2·C = 8, so the step slices the first 4 (the
@@ -33,7 +34,6 @@ def timed(f, reps, warmup=3):
 m = DiT(I=8, p=1, C=4, D=128, N=4, H=4, K=10)
 ema = [p.detach().clone() for p in m.parameters()]
 opt = torch.optim.AdamW(m.parameters(), lr=1e-3, betas=(0.9, 0.999), weight_decay=0)
-B = 16
 mean = torch.randn(256, 4, 8, 8); std = 0.1  # a latent cache's mean and std (logvar log 0.01, as quickstep.ts's)
 labels = torch.arange(256) % 10
 def step():

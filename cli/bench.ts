@@ -11,10 +11,14 @@ import { getDevice, gpu, describeAdapter } from '../engine/device.js';
 import { writeFileAtomic } from '../engine/node.js';
 import { fmaCeilingGflops } from '../kernels/probe.js';
 import { DIT_MODEL_NAMES, ditConfig } from '../dit/config.js';
+import { RECIPES } from '../dit/recipes.js';
 import { benchConfig, dispatchCost, measuredRate, type BenchRow, type DispatchCost } from '../bench/ditbench.js';
 import { quickTrainer, timeQuickStep, profileQuickStep, disposeTrainer, type StepProfile } from '../bench/quickstep.js';
 import { chartConfig, renderChartsPng, type Series } from '../data/plot.js';
 import { int, choice, examples, log, checkOutputs, UsageError, LIMITS } from './options.js';
+
+/** The batch of the quick recipe's training step, timed here and by the PyTorch peer (bench/quickstep.ts). */
+const QUICK_BATCH = RECIPES.quick.optim.batch;
 
 interface BenchOpts { configs: string; batch: number; imageSize: string; train?: boolean; sampling?: boolean; peers?: boolean; peerReps: number; peerBudgetS: number; json?: string; markdown?: boolean; plot?: string; kernels?: string; budgetS: number; reps: number; dispatch?: boolean; profile?: boolean }
 
@@ -139,7 +143,7 @@ export async function runTorchPeer(batch: number, imageSize: number, reps: numbe
   const leftS = limitS - (performance.now() - t0) / 1000;
   if (leftS < 1) { log(`  PyTorch peer skipped: its ${limitS} s (--peer-budget-s) went on finding torch`); return none(`over --peer-budget-s ${limitS} finding torch`, found.python, found.torch); }
   const script = fileURLToPath(new URL('../../bench/peer_torch_cpu.py', import.meta.url));
-  const r = await runProcess(found.python, [script, String(threads), String(batch), String(reps), String(imageSize / 8)], leftS, { ...process.env, OMP_NUM_THREADS: String(threads) });
+  const r = await runProcess(found.python, [script, String(threads), String(batch), String(reps), String(imageSize / 8), String(QUICK_BATCH)], leftS, { ...process.env, OMP_NUM_THREADS: String(threads) });
   const line = r.out.split('\n').find((l) => l.startsWith('PEER '));
   if (r.why !== null || !line) {
     const why = r.why === null ? 'printed no PEER line' : r.why.startsWith('stopped') ? `${r.why} (--peer-budget-s)` : r.why;
@@ -178,7 +182,7 @@ async function ourQuickStepProfile(): Promise<StepProfile | null> {
 
 /** The profile as a table: the families by GPU time, then the `top` costliest kernels with their shapes. */
 function profileTable(p: StepProfile, markdown: boolean, top = 12): string {
-  const title = `the quick recipe's training step (batch 16), one profiled step: wall ${p.wallMs.toFixed(0)} ms (one pass per dispatch), GPU ${p.gpuMs.toFixed(0)} ms in ${p.dispatches} dispatches`;
+  const title = `the quick recipe's training step (batch ${QUICK_BATCH}), one profiled step: wall ${p.wallMs.toFixed(0)} ms (one pass per dispatch), GPU ${p.gpuMs.toFixed(0)} ms in ${p.dispatches} dispatches`;
   const rows = (list: { name: string; ms: number; count: number }[]) => list.map((k) => [k.name, k.ms.toFixed(1), String(k.count), `${((100 * k.ms) / p.gpuMs).toFixed(1)}%`]);
   const render = (head: string[], cells: string[][]) => {
     if (markdown) return [`| ${head.join(' | ')} |`, '|---|---:|---:|---:|', ...cells.map((c) => `| ${c.join(' | ')} |`)].join('\n');
@@ -212,7 +216,7 @@ function torchTable(p: TorchPeer, quickMs: number | null, s2: BenchRow | undefin
     : `PyTorch on the CPU: ${p.status}`;
   const head = ['measurement', 'ours ms', 'PyTorch CPU ms'];
   const cells = [
-    ['quick recipe training step (batch 16)', f(quickMs), peerCell(p.train_step_ms, quickMs)],
+    [`quick recipe training step (batch ${QUICK_BATCH})`, f(quickMs), peerCell(p.train_step_ms, quickMs)],
     [`DiT-S/2 forward (batch ${batch})`, s2 ? f(s2.forward_ms) : '— (S/2 not in --configs)', peerCell(p.forward_ms, s2?.forward_ms ?? null)],
   ];
   if (markdown) return [title, '', `| ${head.join(' | ')} |`, '|---|---:|---:|', ...cells.map((c) => `| ${c.join(' | ')} |`)].join('\n');
@@ -246,7 +250,7 @@ async function runBench(o: BenchOpts): Promise<number> {
       s2.peer_train_step_ms = p.train_step_ms;
     }
     const quickReps = Math.max(5, o.reps);
-    log(`our quick-recipe training step (batch 16, synthetic latents; median of ${quickReps} samples after a warm-up)…`);
+    log(`our quick-recipe training step (batch ${QUICK_BATCH}, synthetic latents; median of ${quickReps} samples after a warm-up)…`);
     quickMs = await ourQuickStep(quickReps);
     log(`PyTorch CPU peer: the quick-recipe training step and the DiT-S/2 forward at batch ${o.batch} (its own process, at most ${o.peerBudgetS} s)…`);
     torchPeer = await runTorchPeer(o.batch, imageSize, o.peerReps, o.peerBudgetS);

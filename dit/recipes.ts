@@ -88,7 +88,7 @@ export const RECIPES = {
   long: {
     ...QUICK,
     description: 'the quick recipe for 4× its steps (11,200)',
-    optim: { ...QUICK.optim, steps: 11200 },
+    optim: { ...QUICK.optim, steps: 4 * QUICK.optim.steps },
   },
   official: {
     description: 'the paper\'s training recipe (train.py: AdamW lr 1e-4, batch 256, EMA 0.9999, L_simple + L_vlb) on the small DiT, sampled as sample.py; for comparison',
