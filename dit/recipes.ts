@@ -87,7 +87,7 @@ export const RECIPES = {
   'quick-eps': QUICK_EPS,
   long: {
     ...QUICK,
-    description: 'the quick recipe for 4× its steps (11,200)',
+    description: `the quick recipe for 4× its steps (${(4 * QUICK.optim.steps).toLocaleString('en-US')})`,
     optim: { ...QUICK.optim, steps: 4 * QUICK.optim.steps },
   },
   official: {
