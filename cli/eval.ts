@@ -17,12 +17,12 @@ import type { SamplerName } from '../diffusion/sample.js';
 import { readVae, buildVae, recordInVaeFile } from '../vae/checkpoint.js';
 import { readSampler, buildSampler, describeSampling } from '../runs/sampler.js';
 import { readCurveRun, scoreCurve } from '../runs/curve.js';
-import { int, choice, existing, dataOption, examples, log, checkOutputs, headsOption, samplingOptions, UsageError, LIMITS } from './options.js';
+import { int, choice, existing, dataOption, examples, log, checkOutputs, headsOption, samplingOptions, samplingFlags, UsageError, LIMITS } from './options.js';
 import { Progress, prepareJudgeShown } from './progress.js';
 
 interface EvalOpts {
   record?: boolean; realImages?: number; samples?: string; reconstructions?: boolean; weights?: string; curve?: string[]; out?: string; which: 'ema' | 'model'; heads?: number; vae?: string; data: DataSpec;
-  perClass: number; steps?: number; cfg?: number; sampler?: SamplerName; guide?: 'all' | 'official'; seed: number; json?: boolean; classifier?: string; retrainClassifier?: boolean;
+  perClass: number; steps?: number; cfg?: number; sampler?: SamplerName; guide?: 'all' | 'official'; cfgInterval?: [number, number]; seed: number; json?: boolean; classifier?: string; retrainClassifier?: boolean;
 }
 
 export function registerEval(program: Command): void {
@@ -77,8 +77,7 @@ async function runEval(o: EvalOpts): Promise<number> {
   const vaeFile = o.reconstructions ? await readVae(o.vae!) : null;
   if (vaeFile && vaeFile.config.inChannels !== test.channels) throw new UsageError(`${o.vae} takes ${vaeFile.config.inChannels}-channel images, ${kind} has ${test.channels}`);
   const folder = o.samples ? await readSampleFolder(o.samples, test.classes, test.channels as 1 | 3) : null;
-  const sampling = { sampler: o.sampler, steps: o.steps, cfg: o.cfg, guide: o.guide };
-  const sampler = o.weights ? await readSampler(o.weights, { ...o, sampling }) : null;
+  const sampler = o.weights ? await readSampler(o.weights, { ...o, sampling: samplingFlags(o) }) : null;
   const curves = o.curve ? await Promise.all(o.curve.map((dir) => readCurveRun(dir, { vae: o.vae }))) : [];
   for (const f of [sampler, ...curves.flatMap((c) => c.snapshots)]) {
     if (!f) continue;

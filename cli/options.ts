@@ -6,7 +6,7 @@ import { accessSync, constants, existsSync, realpathSync, statSync } from 'node:
 import * as path from 'node:path';
 import { Command, Option, InvalidArgumentError } from 'commander';
 import { parseDataSpec, DATA_SPEC_HELP, type DataSpec } from '../data/readers.js';
-import { OFFICIAL_SAMPLING, SAMPLERS } from '../diffusion/sample.js';
+import { OFFICIAL_SAMPLING, SAMPLER_NAMES, type Sampling } from '../diffusion/sample.js';
 
 function parseNumber(v: string, what: string): number {
   const n = Number(v);
@@ -206,7 +206,22 @@ export function samplingOptions(): Option[] {
   return [
     int('--steps <n>', `sampling steps [default: the weights' recipe's, else ${o.steps}]`, { min: 1, max: 1000 }),
     num('--cfg <scale>', `classifier-free guidance scale (1: none) [default: the recipe's, else ${o.cfg}]`, { min: 0, max: 1000 }),
-    choice('--sampler <name>', `ddpm (ancestral) or ddim (η = 0) for ε-prediction, euler or heun for flow matching [default: the recipe's, else ${o.sampler}]`, [...SAMPLERS.eps, ...SAMPLERS.flow]),
+    choice('--sampler <name>', `ddpm (ancestral, either objective), ddim (η = 0) for ε-prediction, euler or heun (the ODE) for flow matching [default: the recipe's, else ${o.sampler}]`, SAMPLER_NAMES),
     choice('--guide <channels>', `guide all latent channels, or only the first three as the official sample.py [default: the recipe's, else ${o.guide}]`, ['all', 'official']),
+    cfgIntervalOption("[default: the recipe's, else every step]"),
   ];
+}
+
+/** `--cfg-interval lo,hi`: the noise levels guidance is applied at (`Sampling.cfgInterval`). */
+export function cfgIntervalOption(suffix: string): Option {
+  return new Option('--cfg-interval <lo,hi>', `guide only at noise levels in [lo, hi] (0: data, 1: noise; flow matching's u, else t/1000) and run the conditional model alone elsewhere ${suffix}`).argParser((v: string) => {
+    const [lo, hi, ...rest] = v.split(',').map((p) => parseNumber(p, 'expected lo,hi with 0 ≤ lo < hi ≤ 1'));
+    if (rest.length || hi === undefined || !(lo >= 0 && lo < hi && hi <= 1)) throw new InvalidArgumentError(`'${v}' is not lo,hi with 0 ≤ lo < hi ≤ 1.`);
+    return [lo, hi];
+  });
+}
+
+/** The sampling flags given (`samplingOptions`): what overrides the recipe's sampling. */
+export function samplingFlags(o: Partial<Sampling>): Partial<Sampling> {
+  return { sampler: o.sampler, steps: o.steps, cfg: o.cfg, guide: o.guide, cfgInterval: o.cfgInterval };
 }

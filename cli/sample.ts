@@ -2,7 +2,7 @@
 // guidance), decoded by a VAE: a PNG grid, and with --out-dir one PNG per sample in a folder per class.
 import { Command } from 'commander';
 import { getDevice, describeAdapter } from '../engine/device.js';
-import { generate, type SamplerName } from '../diffusion/sample.js';
+import { generate, loopOptions, type SamplerName } from '../diffusion/sample.js';
 import { processFor } from '../diffusion/objective.js';
 import { sampleImages, classLabels } from '../eval/samples.js';
 import { readSampler, buildSampler, describeSampling } from '../runs/sampler.js';
@@ -11,10 +11,10 @@ import { datasetGrid, writeClassFolders } from '../data/dataset.js';
 import * as path from 'node:path';
 import { existsSync } from 'node:fs';
 import { WEIGHTS_DIR } from '../eval/judge.js';
-import { int, num, choice, intList, existing, examples, log, checkOutputs, headsOption, samplingOptions, UsageError, LIMITS } from './options.js';
+import { int, num, choice, intList, existing, examples, log, checkOutputs, headsOption, samplingOptions, samplingFlags, UsageError, LIMITS } from './options.js';
 import { Progress } from './progress.js';
 
-interface SampleOpts { weights?: string; which: 'ema' | 'model'; heads?: number; vae?: string; labels?: number[]; perClass?: number; steps?: number; cfg?: number; sampler?: SamplerName; seed: number; out: string; outDir?: string; guide?: 'all' | 'official'; scaleFactor?: number; batch: number }
+interface SampleOpts { weights?: string; which: 'ema' | 'model'; heads?: number; vae?: string; labels?: number[]; perClass?: number; steps?: number; cfg?: number; sampler?: SamplerName; seed: number; out: string; outDir?: string; guide?: 'all' | 'official'; cfgInterval?: [number, number]; scaleFactor?: number; batch: number }
 
 
 export function registerSample(program: Command): void {
@@ -52,7 +52,7 @@ async function runSample(o: SampleOpts): Promise<number> {
   if (shipped && !existsSync(weights)) throw new UsageError(`--weights: not given, and the shipped ${weights} is missing (give a checkpoint or run folder)`);
   // The shipped DiT decodes with the shipped VAE, wherever the command runs from.
   const vae = o.vae ?? (shipped ? path.join(WEIGHTS_DIR, 'vae-synthetic.safetensors') : undefined);
-  const f = await readSampler(weights, { ...o, vae, sampling: { sampler: o.sampler, steps: o.steps, cfg: o.cfg, guide: o.guide } });
+  const f = await readSampler(weights, { ...o, vae, sampling: samplingFlags(o) });
   checkOutputs({ inputs: [f.file, f.vaeFile], outputs: [o.out], outputDirs: [o.outDir] });
   const K = f.config.numClasses;
   const labels = o.perClass ? classLabels(K, o.perClass) : o.labels ?? Array.from({ length: 8 }, (_, i) => i % K);
@@ -68,7 +68,7 @@ async function runSample(o: SampleOpts): Promise<number> {
   if (!s.vae) {
     // No VAE: the latents themselves, first three channels min–max scaled.
     const c = s.model.config;
-    const x = await generate(s.model, processFor(s.objective, s.sampling), labels, [c.inChannels, c.inputSize, c.inputSize], { sampler, steps, cfgScale: cfg, seed: o.seed, nullLabel: K, guideAllChannels: s.sampling.guide === 'all' });
+    const x = await generate(s.model, processFor(s.objective, s.sampling), labels, [c.inChannels, c.inputSize, c.inputSize], { ...loopOptions(s.sampling), seed: o.seed, nullLabel: K });
     const data = (await x.data()) as Float32Array, per = c.inChannels * c.inputSize * c.inputSize;
     await writePng(o.out, grid(labels.map((_, i) => toImage(data.subarray(i * per, (i + 1) * per), c.inChannels, c.inputSize, c.inputSize, 'minmax')), Math.min(8, labels.length), 4));
     log('no --vae: wrote the latents (first 3 channels, min–max scaled)');

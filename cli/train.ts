@@ -10,7 +10,7 @@ import { ditConfig, DIT_MODEL_NAMES, type Conditioning } from '../dit/config.js'
 import { LatentSet, DiTTrainer, checkLatentsFit } from '../dit/train.js';
 import { readWeights, type WeightSet } from '../dit/checkpoint.js';
 import { RECIPES, RECIPE_NAMES, DEFAULT_RECIPE, type RecipeName, type ModelRecipe, type OptimRecipe } from '../dit/recipes.js';
-import { SAMPLERS, type SamplerName, type Sampling } from '../diffusion/sample.js';
+import { SAMPLER_NAMES, type SamplerName, type Sampling } from '../diffusion/sample.js';
 import type { Objective } from '../diffusion/objective.js';
 import type { TimeDensity } from '../diffusion/flow.js';
 import type { Alignment } from '../dit/align.js';
@@ -19,7 +19,7 @@ import { readVae, buildVae } from '../vae/checkpoint.js';
 import { NonFiniteError } from '../engine/errors.js';
 import { Run, trainRun, readLatestCheckpoint, restoreCheckpoint, type RunConfig } from '../runs/run.js';
 import { planRun, dataInfo, trainMultiplyAdds, RUN_DEFAULTS, type RunOverrides } from '../runs/plan.js';
-import { int, num, choice, existing, examples, log, usage, checkOutputs, UsageError, LIMITS } from './options.js';
+import { int, num, choice, existing, examples, log, usage, checkOutputs, cfgIntervalOption, UsageError, LIMITS } from './options.js';
 import { Progress } from './progress.js';
 
 /** Where `dit vae encode` writes its cache by default. */
@@ -32,7 +32,7 @@ export interface TrainOpts {
   preset: RecipeName; latents?: string; model?: string; hidden?: number; depth?: number; heads?: number; patch?: number; mlpRatio?: number;
   conditioning?: Conditioning; objective?: 'eps' | 'flow'; schedule?: ScheduleName; learnSigma: boolean; minSnr?: number; timesteps?: TimeDensity;
   steps?: number; batch?: number; lr?: number; warmup?: number; lrSchedule?: 'constant' | 'cosine'; weightDecay?: number; beta2?: number; clipGrad?: number;
-  ema?: number; emaWarmup: boolean; align: boolean; alignDepth?: number; alignWeight?: number; alignUntil?: number; sampler?: SamplerName; sampleSteps?: number; cfg?: number; guide?: 'all' | 'official';
+  ema?: number; emaWarmup: boolean; align: boolean; alignDepth?: number; alignWeight?: number; alignUntil?: number; sampler?: SamplerName; sampleSteps?: number; cfg?: number; cfgInterval?: [number, number]; guide?: 'all' | 'official';
   seed: number; run?: string; resume?: string; init?: string; which: 'ema' | 'model';
   logEvery: number; checkpointEvery: number; keep: number; sampleEvery: number; samplesPerClass: number; snapshots: number; vae?: string;
 }
@@ -76,9 +76,10 @@ export function registerTrain(program: Command): void {
     .addOption(int('--align-depth <n>', 'alignment: the block whose tokens are aligned with the teacher\'s features', { min: 1, max: LIMITS.depth }))
     .addOption(num('--align-weight <λ>', 'alignment: the loss is the objective\'s minus λ·mean cosine to the teacher\'s features', { above: 0, max: 1000 }))
     .addOption(int('--align-until <step>', 'alignment: switch it off after this step', { min: 1, max: LIMITS.steps }))
-    .addOption(choice('--sampler <name>', 'how the run is sampled (its pictures, then dit sample and dit eval): ddpm or ddim for eps, euler or heun for flow', [...SAMPLERS.eps, ...SAMPLERS.flow]))
+    .addOption(choice('--sampler <name>', 'how the run is sampled (its pictures, then dit sample and dit eval): ddpm or ddim for eps, euler, heun or ddpm for flow', SAMPLER_NAMES))
     .addOption(int('--sample-steps <n>', 'sampling steps of the run', { min: 1, max: 1000 }))
     .addOption(num('--cfg <scale>', 'guidance scale of the run\'s samples', { min: 0, max: 1000 }))
+    .addOption(cfgIntervalOption('(the run\'s samples)'))
     .addOption(choice('--guide <channels>', 'guide all latent channels, or only the first three as the official sample.py', ['all', 'official']))
     .addOption(int('--seed <n>', 'seed of the model init and of every random stream', { min: 0, max: LIMITS.seed, def: RUN_DEFAULTS.seed }))
     .option('--run <dir>', 'the run folder (default out/runs/<time>)')
@@ -124,7 +125,7 @@ function overridesOf(o: TrainOpts, c: Command): RunOverrides {
   if (kind !== base.kind) objective = kind === 'flow' ? { kind, timesteps: o.timesteps ?? { kind: 'logit-normal', mean: 0, std: 1 } } : { kind, schedule: o.schedule ?? 'linear', learnSigma: o.learnSigma, minSnrGamma: o.minSnr ?? null };
   else if (kind === 'flow') objective = o.timesteps ? { timesteps: o.timesteps } : undefined;
   else objective = pick<Extract<Objective, { kind: 'eps' }>>([['schedule', o.schedule, 'schedule'], ['learnSigma', o.learnSigma, 'learnSigma'], ['minSnrGamma', o.minSnr, 'minSnr']]);
-  const sampling = pick<Sampling>([['sampler', o.sampler, 'sampler'], ['steps', o.sampleSteps, 'sampleSteps'], ['cfg', o.cfg, 'cfg'], ['guide', o.guide, 'guide']]);
+  const sampling = pick<Sampling>([['sampler', o.sampler, 'sampler'], ['steps', o.sampleSteps, 'sampleSteps'], ['cfg', o.cfg, 'cfg'], ['cfgInterval', o.cfgInterval, 'cfgInterval'], ['guide', o.guide, 'guide']]);
   const alignFlags = pick<Alignment>([['depth', o.alignDepth, 'alignDepth'], ['weight', o.alignWeight, 'alignWeight'], ['until', o.alignUntil, 'alignUntil']]);
   if (!o.align && Object.keys(alignFlags).length) throw new UsageError('--no-align switches alignment off: give no --align-* flag with it');
   const alignment = !o.align ? null : Object.keys(alignFlags).length ? alignFlags : undefined;

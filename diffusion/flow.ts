@@ -64,6 +64,20 @@ export class FlowMatching {
     return map('x + p * 0.5 * (a + b)', { x, a: v0, b: v1 }, { label: 'flowHeun', p: u1 - u0 });
   }
 
+  /**
+   * One ancestral step from u0 to u1 < u0: the DDPM posterior of the same Gaussian path, with x0 and ε as the
+   * velocity predicts them (x̂0 = x − u0·v, ε̂ = x + (1 − u0)·v): x1 = (1 − u1)·x̂0 + √(u1² − s²)·ε̂ + s·z, where
+   * s = u1·√(1 − SNR(u0)/SNR(u1)), SNR(u) = ((1 − u)/u)², is the posterior's std. `z` ~ N(0, I) (unused at u1 = 0).
+   */
+  ancestralStep(x: Tensor, v: Tensor, u0: number, u1: number, z: Tensor | null): Tensor {
+    check(u0 > 0 && u0 <= 1 && u1 >= 0 && u1 < u0, 'FlowMatching.ancestralStep', `needs 1 ≥ u0 > u1 ≥ 0, got ${u0}, ${u1}`);
+    if (u1 === 0) return this.predictX0(x, v, u0);
+    const snrRatio = ((1 - u0) * u1 / (u0 * (1 - u1))) ** 2, s = u1 * Math.sqrt(1 - snrRatio), c = Math.sqrt(Math.max(u1 * u1 - s * s, 0));
+    // (1 − u1)·x̂0 + c·ε̂ = p·x + q·v.
+    check(z !== null, 'FlowMatching.ancestralStep', 'needs noise z for u1 > 0');
+    return map('p * x + q * v + s * z', { x, v, z: z!, s: Tensor.from(Float32Array.of(s), [1]) }, { label: 'flowAncestral', p: 1 - u1 + c, q: c * (1 - u0) - (1 - u1) * u0 });
+  }
+
   /** x̂0 = x_u − u·v (the clean latent the velocity points to; previews). */
   predictX0(x: Tensor, v: Tensor, u: number): Tensor {
     return map('x - p * v', { x, v }, { label: 'flowX0', p: u });

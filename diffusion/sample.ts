@@ -14,7 +14,13 @@ import { FlowMatching } from './flow.js';
 export type Process = GaussianDiffusion | FlowMatching;
 /** DDPM and DDIM sample Gaussian diffusion; Euler and Heun integrate flow matching's ODE. */
 export type SamplerName = 'ddpm' | 'ddim' | 'euler' | 'heun';
-export const SAMPLERS: Record<'eps' | 'flow', SamplerName[]> = { eps: ['ddpm', 'ddim'], flow: ['euler', 'heun'] };
+/** Flow matching's ddpm is the ancestral sampler of its Gaussian path (`FlowMatching.ancestralStep`). */
+export const SAMPLERS: Record<'eps' | 'flow', SamplerName[]> = { eps: ['ddpm', 'ddim'], flow: ['euler', 'heun', 'ddpm'] };
+export const SAMPLER_NAMES: SamplerName[] = ['ddpm', 'ddim', 'euler', 'heun'];
+/** "euler, heun or ddpm": the samplers of a process, for messages. */
+export function samplerList(names: SamplerName[]): string {
+  return names.length > 1 ? `${names.slice(0, -1).join(', ')} or ${names[names.length - 1]}` : names.join('');
+}
 
 /** How samples are drawn: the sampler, its steps, the guidance scale and the channels it guides. */
 export interface Sampling {
@@ -25,6 +31,12 @@ export interface Sampling {
   cfg: number;
   /** Guide every latent channel, or only the first three as the official sample.py. */
   guide: 'all' | 'official';
+  /**
+   * Guide only at the noise levels in [lo, hi] — the DiT's timestep input over 1000: flow matching's u, Gaussian
+   * diffusion's t/T — and run the conditional model alone elsewhere (Kynkäänniemi et al. 2024: guidance at high
+   * noise narrows what is drawn, at low noise it does little). Absent: at every step.
+   */
+  cfgInterval?: [number, number];
 }
 
 /** The official sample.py: ancestral DDPM over 250 steps, guidance 4 on the first three channels. */
@@ -49,7 +61,7 @@ export interface StepInfo {
 }
 
 export interface LoopOptions {
-  /** Gaussian diffusion: ddpm (default) or ddim; flow matching: euler or heun (default). */
+  /** Gaussian diffusion: ddpm (default) or ddim; flow matching: euler, heun (default) or ddpm (ancestral). */
   sampler?: SamplerName;
   /** Flow matching: ODE steps (Gaussian diffusion: the respacing of the GaussianDiffusion given). */
   steps?: number;
@@ -59,6 +71,8 @@ export interface LoopOptions {
   cfgScale?: number;
   /** Guide all latent channels instead of the official first three. */
   guideAllChannels?: boolean;
+  /** Guide only at these noise levels (`Sampling.cfgInterval`). */
+  cfgInterval?: [number, number];
   clipDenoised?: boolean;
   /** Seed of the per-step noise (ignored when `noise` is given). */
   seed?: number;
@@ -68,6 +82,18 @@ export interface LoopOptions {
   onStep?: (info: StepInfo) => void | Promise<void>;
 }
 
+/** The loop options that draw samples as `s` says. */
+export function loopOptions(s: Sampling): LoopOptions {
+  return { sampler: s.sampler, steps: s.steps, cfgScale: s.cfg, guideAllChannels: s.guide === 'all', cfgInterval: s.cfgInterval };
+}
+
+/** Checks a guidance interval: 0 ≤ lo < hi ≤ 1. */
+function checkCfgInterval(interval: [number, number] | undefined): void {
+  if (!interval) return;
+  const [lo, hi] = interval;
+  check(interval.length === 2 && lo >= 0 && lo < hi && hi <= 1, 'sample', `a guidance interval is [lo, hi] with 0 ≤ lo < hi ≤ 1, got [${interval.join(', ')}]`);
+}
+
 /**
  * The official loop: starts from `z` (the whole batch; with guidance its second half mirrors the first and
  * `y` holds the null label there) and runs every spaced step from T'−1 down to 0. Returns the final x.
@@ -75,10 +101,11 @@ export interface LoopOptions {
 export async function sampleLoop(model: Denoiser, process: Process, z: Tensor, y: ArrayLike<number>, opts: LoopOptions = {}): Promise<Tensor> {
   const B = z.shape[0];
   check(y.length === B, 'sample', `need ${B} labels for z ${fmtShape(z.shape)}, got ${y.length}`);
+  checkCfgInterval(opts.cfgInterval);
   if (process instanceof FlowMatching) return flowLoop(model, process, z, y, opts);
   const diffusion = process;
   const sampler = opts.sampler ?? 'ddpm';
-  check(SAMPLERS.eps.includes(sampler), 'sample', `Gaussian diffusion samples with ${SAMPLERS.eps.join(' or ')}, not '${sampler}'`);
+  check(SAMPLERS.eps.includes(sampler), 'sample', `Gaussian diffusion samples with ${samplerList(SAMPLERS.eps)}, not '${sampler}'`);
   const gen = new Generator(opts.seed ?? 0);
   const total = diffusion.numTimesteps;
   let x = keep(z.detach());
@@ -105,23 +132,38 @@ export async function sampleLoop(model: Denoiser, process: Process, z: Tensor, y
   return x;
 }
 
-/** The model's output with guidance (the doubled batch's halves combined), or plain. */
+/**
+ * The model's output with guidance (the doubled batch's halves combined), or plain; outside the guidance
+ * interval the conditional half's output for both halves (the second half only mirrors the first).
+ */
 function modelOutput(model: Denoiser, x: Tensor, modelT: number[], y: ArrayLike<number>, opts: LoopOptions): Tensor {
   const cfg = opts.cfgScale ?? 1;
-  return cfg !== 1 ? model.forwardWithCfg(x, modelT, y, cfg, { guideAllChannels: opts.guideAllChannels }) : model.forward(x, modelT, y);
+  if (cfg === 1) return model.forward(x, modelT, y);
+  const level = modelT[0] / 1000, interval = opts.cfgInterval;
+  if (interval && (level < interval[0] || level > interval[1])) {
+    const half = x.shape[0] / 2;
+    const cond = model.forward(slice(x, 0, 0, half), modelT.slice(0, half), Array.from(y).slice(0, half));
+    return concat([cond, cond], 0);
+  }
+  return model.forwardWithCfg(x, modelT, y, cfg, { guideAllChannels: opts.guideAllChannels });
 }
 
-/** Flow matching: Euler or Heun steps from u = 1 to 0 (Heun's last step is Euler, as its end point has no velocity). */
+/**
+ * Flow matching: Euler or Heun steps of the ODE from u = 1 to 0 (Heun's last step is Euler, as its end point has
+ * no velocity), or ancestral (ddpm) steps, which draw fresh noise each step from the seed.
+ */
 async function flowLoop(model: Denoiser, flow: FlowMatching, z: Tensor, y: ArrayLike<number>, opts: LoopOptions): Promise<Tensor> {
   const sampler = opts.sampler ?? 'heun';
-  check(SAMPLERS.flow.includes(sampler), 'sample', `flow matching samples with ${SAMPLERS.flow.join(' or ')}, not '${sampler}'`);
+  check(SAMPLERS.flow.includes(sampler), 'sample', `flow matching samples with ${samplerList(SAMPLERS.flow)}, not '${sampler}'`);
   const us = flow.times(opts.steps ?? 12), total = us.length - 1, B = z.shape[0];
   const at = (u: number) => new Array(B).fill(flow.modelTime(u));
+  const gen = new Generator(opts.seed ?? 0);
   let x = keep(z.detach());
   for (let k = 0; k < total; k++) {
     const u0 = us[k], u1 = us[k + 1];
     const step = scope(() => noGrad(() => {
       const v0 = modelOutput(model, x, at(u0), y, opts);
+      if (sampler === 'ddpm') return { sample: flow.ancestralStep(x, v0, u0, u1, u1 > 0 ? gen.randn(z.shape) : null), pred: flow.predictX0(x, v0, u0) };
       const euler = flow.eulerStep(x, v0, u0, u1);
       const sample = sampler === 'heun' && u1 > 0 ? flow.heunStep(x, v0, modelOutput(model, euler, at(u1), y, opts), u0, u1) : euler;
       return { sample, pred: flow.predictX0(x, v0, u0) };

@@ -143,6 +143,7 @@ export function recipeFromMetadata(meta: Record<string, string>, source = '<meta
 export function samplingFor(meta: Record<string, string>, flags: Partial<Sampling> = {}, source = '<metadata>'): SamplingSource {
   const r = recipeFromMetadata(meta, source);
   const base = r?.sampling ?? OFFICIAL_SAMPLING;
-  const sampling = Object.fromEntries(Object.entries(base).map(([k, v]) => [k, flags[k as keyof Sampling] ?? v])) as unknown as Sampling;
+  const given = Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined)) as Partial<Sampling>;
+  const sampling: Sampling = { ...base, ...given };
   return { objective: r?.objective ?? OFFICIAL_OBJECTIVE, sampling, preset: meta.preset ?? null, fromRecipe: !!r };
 }

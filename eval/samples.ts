@@ -6,7 +6,7 @@ import { scale } from '../kernels/elementwise.js';
 import { imageBatch, type ImageDataset } from '../data/dataset.js';
 import type { DiT } from '../dit/model.js';
 import type { AutoencoderKL } from '../vae/model.js';
-import { generate, OFFICIAL_SAMPLING, type Sampling, type StepInfo } from '../diffusion/sample.js';
+import { generate, loopOptions, OFFICIAL_SAMPLING, type Sampling, type StepInfo } from '../diffusion/sample.js';
 import { OFFICIAL_OBJECTIVE, processFor, type Objective } from '../diffusion/objective.js';
 import type { Classifier } from './classifier.js';
 import { evaluateSamples, floorSet, type RealFeatures, type QualityReport } from './quality.js';
@@ -49,7 +49,7 @@ export async function sampleImages(model: DiT, vae: AutoencoderKL, latentScale: 
   for (let s = 0; s < labels.length; s += batch) {
     const part = labels.slice(s, s + batch);
     const z = await generate(model, process, part, [c.inChannels, c.inputSize, c.inputSize], {
-      sampler: sampling.sampler, steps: sampling.steps, cfgScale: sampling.cfg, nullLabel: c.numClasses, guideAllChannels: sampling.guide === 'all',
+      ...loopOptions(sampling), nullLabel: c.numClasses,
       // Each batch its own noise, reproducible from the seed.
       seed: (o.seed ?? 0) + s,
       onStep: o.onStep && ((info) => o.onStep!(info, s)),

@@ -6,7 +6,7 @@ import { readWeights, ditFromWeights, weightsConfig, configFromMetadata, type We
 import type { DiT } from '../dit/model.js';
 import type { DiTConfig } from '../dit/config.js';
 import { samplingFor, type SamplingSource } from '../dit/recipes.js';
-import { SAMPLERS, type Sampling } from '../diffusion/sample.js';
+import { SAMPLERS, samplerList, type Sampling } from '../diffusion/sample.js';
 import { learnsSigma } from '../diffusion/objective.js';
 import type { ScheduleName } from '../diffusion/schedule.js';
 import { metadataJson } from '../engine/safetensors.js';
@@ -54,7 +54,7 @@ export async function readSampler(src: string, o: ReadSamplerOptions): Promise<S
   if (!how.fromRecipe) how.objective = { kind: 'eps', schedule: (w.metadata.schedule ?? 'linear') as ScheduleName, learnSigma: config.learnSigma, minSnrGamma: null };
   if (learnsSigma(how.objective) !== config.learnSigma) throw new CheckpointError(`${file}: its recipe's ${how.objective.kind} objective does not fit a model ${config.learnSigma ? 'with' : 'without'} a learned sigma`, { file });
   const samplers = SAMPLERS[how.objective.kind];
-  if (!samplers.includes(how.sampling.sampler)) throw new CheckpointError(`${file}: a model trained with the ${how.objective.kind === 'flow' ? 'flow matching' : 'Gaussian diffusion (ε)'} objective samples with ${samplers.join(' or ')}, not '${how.sampling.sampler}'`, { file });
+  if (!samplers.includes(how.sampling.sampler)) throw new CheckpointError(`${file}: a model trained with the ${how.objective.kind === 'flow' ? 'flow matching' : 'Gaussian diffusion (ε)'} objective samples with ${samplerList(samplers)}, not '${how.sampling.sampler}'`, { file });
   return { file, config, scale, classes, weights: w.metadata.weights ?? 'model', dataset: w.metadata.dataset ?? null, vaeFile, ...how, dit: w, vae };
 }
 
@@ -69,5 +69,6 @@ export function buildSampler({ dit, vae, ...info }: SamplerFiles): SamplerSource
 export function describeSampling(s: SamplingSource): string {
   const g = s.sampling.guide === 'all' ? 'all channels' : 'the first 3 channels';
   const from = s.fromRecipe ? `the recipe${s.preset ? ` of preset ${s.preset}` : ''} the weights were trained with` : 'no recipe recorded: the official sample.py\'s';
-  return `${s.objective.kind === 'flow' ? 'flow matching' : 'ε-prediction'}, ${s.sampling.sampler} ${s.sampling.steps} steps, guidance ${s.sampling.cfg} on ${g} (${from}, flags overriding)`;
+  const when = s.sampling.cfgInterval ? ` at noise levels ${s.sampling.cfgInterval.join('–')}` : '';
+  return `${s.objective.kind === 'flow' ? 'flow matching' : 'ε-prediction'}, ${s.sampling.sampler} ${s.sampling.steps} steps, guidance ${s.sampling.cfg} on ${g}${when} (${from}, flags overriding)`;
 }

@@ -108,7 +108,7 @@ describe('the dit command', function () {
     it('`dit sample` samples as the recipe the weights were trained with records, flags overriding; weights without one as the official sample.py', async () => {
       const lat = path.join(dir, 'lat.safetensors'), eps = path.join(dir, 'runP'), flow = path.join(dir, 'runQ');
       expect(dit(['train', '--latents', lat, '--preset', 'tiny', ...TINY, '--steps', '1', '--run', eps]).status).to.equal(0);
-      expect(dit(['train', '--latents', lat, '--preset', 'tiny', ...TINY, '--objective', 'flow', '--steps', '1', '--run', flow]).status).to.equal(0);
+      expect(dit(['train', '--latents', lat, '--preset', 'tiny', ...TINY, '--objective', 'flow', '--cfg-interval', '0,0.6', '--steps', '1', '--run', flow]).status).to.equal(0);
       const meta = (await readSafetensors(path.join(flow, 'checkpoints', 'step-1.safetensors'))).metadata;
       expect(meta.preset).to.equal('tiny');
       expect(JSON.parse(meta.recipe).objective.kind).to.equal('flow');
@@ -121,11 +121,15 @@ describe('the dit command', function () {
       // recipe, as sample.py: DDPM at guidance 4 on the first three channels.
       expect(settings(eps, ['--steps', '2'])).to.equal('ε-prediction, ddim 2 steps, guidance 3 on all channels');
       expect(settings(eps, ['--steps', '2', '--sampler', 'ddpm', '--cfg', '1.5', '--guide', 'official'])).to.equal('ε-prediction, ddpm 2 steps, guidance 1.5 on the first 3 channels');
-      expect(settings(flow, ['--steps', '2'])).to.equal('flow matching, heun 2 steps, guidance 3 on all channels');
+      expect(settings(flow, ['--steps', '2'])).to.equal('flow matching, heun 2 steps, guidance 3 on all channels at noise levels 0–0.6');
+      expect(settings(flow, ['--steps', '2', '--cfg-interval', '0.2,0.8'])).to.equal('flow matching, heun 2 steps, guidance 3 on all channels at noise levels 0.2–0.8');
+      const backwards = dit(['sample', '--weights', flow, '--labels', '0', '--cfg-interval', '0.8,0.2', '--out', path.join(dir, 'p.png')], { env: NO_GPU });
+      expect(backwards.status, out(backwards)).to.equal(2);
+      expect(backwards.stderr).to.match(/--cfg-interval.*'0.8,0.2' is not lo,hi with 0 ≤ lo < hi ≤ 1/);
       expect(settings(path.join(REFERENCE_DIR, 'dit_tiny_p2.safetensors'), ['--steps', '2'])).to.equal('ε-prediction, ddpm 2 steps, guidance 4 on the first 3 channels');
       const wrong = dit(['sample', '--weights', flow, '--labels', '0', '--sampler', 'ddim', '--out', path.join(dir, 'p.png')], { env: NO_GPU });
       expect(wrong.status, out(wrong)).to.equal(2);
-      expect(wrong.stderr).to.match(/flow matching objective samples with euler or heun, not 'ddim'/);
+      expect(wrong.stderr).to.match(/flow matching objective samples with euler, heun or ddpm, not 'ddim'/);
     });
 
     it('`dit eval --curve` scores every snapshot a run kept against its training compute, and writes the curve as JSON and a plot', async () => {
