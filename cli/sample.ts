@@ -62,7 +62,7 @@ async function runSample(o: SampleOpts): Promise<number> {
   const g = await getDevice();
   log(`adapter: ${describeAdapter(g.adapter)}`);
   const s = buildSampler(f);
-  const { sampler, steps, cfg } = s.sampling;
+  const { sampler, steps, cfg, cfgInterval } = s.sampling;
   log(`${s.file} (${s.weights} weights): ${labels.length} samples; ${describeSampling(s)}`);
   const progress = new Progress('sampling', labels.length);
   if (!s.vae) {
@@ -77,6 +77,6 @@ async function runSample(o: SampleOpts): Promise<number> {
     await writePng(o.out, datasetGrid(d, o.perClass ?? Math.min(8, labels.length), Math.max(1, Math.floor(64 / d.width))));
     if (o.outDir) await writeClassFolders(d, o.outDir);
   }
-  process.stdout.write(`wrote ${o.out}${o.outDir ? ` and ${labels.length} PNGs under ${o.outDir}/` : ''} (${labels.length} samples, ${sampler} ${steps} steps, cfg ${cfg})\n`);
+  process.stdout.write(`wrote ${o.out}${o.outDir ? ` and ${labels.length} PNGs under ${o.outDir}/` : ''} (${labels.length} samples, ${sampler} ${steps} steps, cfg ${cfg}${cfgInterval ? ` at noise levels ${cfgInterval.join('–')}` : ''})\n`);
   return 0;
 }
