@@ -6,8 +6,8 @@ import { readWeights, ditFromWeights, weightsConfig, configFromMetadata, type We
 import type { DiT } from '../dit/model.js';
 import type { DiTConfig } from '../dit/config.js';
 import { samplingFor, type SamplingSource } from '../dit/recipes.js';
-import { SAMPLERS, samplerList, type Sampling } from '../diffusion/sample.js';
-import { learnsSigma } from '../diffusion/objective.js';
+import type { Sampling } from '../diffusion/sample.js';
+import { learnsSigma, samplerMismatch } from '../diffusion/objective.js';
 import type { ScheduleName } from '../diffusion/schedule.js';
 import { metadataJson } from '../engine/safetensors.js';
 import { CheckpointError } from '../engine/errors.js';
@@ -53,8 +53,8 @@ export async function readSampler(src: string, o: ReadSamplerOptions): Promise<S
   // Weights without a recipe: the official objective as their shapes and metadata say (sigma learned or not, the schedule).
   if (!how.fromRecipe) how.objective = { kind: 'eps', schedule: (w.metadata.schedule ?? 'linear') as ScheduleName, learnSigma: config.learnSigma, minSnrGamma: null };
   if (learnsSigma(how.objective) !== config.learnSigma) throw new CheckpointError(`${file}: its recipe's ${how.objective.kind} objective does not fit a model ${config.learnSigma ? 'with' : 'without'} a learned sigma`, { file });
-  const samplers = SAMPLERS[how.objective.kind];
-  if (!samplers.includes(how.sampling.sampler)) throw new CheckpointError(`${file}: a model trained with the ${how.objective.kind === 'flow' ? 'flow matching' : 'Gaussian diffusion (ε)'} objective samples with ${samplerList(samplers)}, not '${how.sampling.sampler}'`, { file });
+  const mismatch = samplerMismatch(how.objective, how.sampling.sampler);
+  if (mismatch) throw new CheckpointError(`${file}: ${mismatch}`, { file });
   return { file, config, scale, classes, weights: w.metadata.weights ?? 'model', dataset: w.metadata.dataset ?? null, vaeFile, ...how, dit: w, vae };
 }
 
