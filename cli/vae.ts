@@ -42,15 +42,16 @@ async function teacherFeaturesShown(t: Teacher, d: ImageDataset): Promise<{ shap
   return teacherFeatures(t, d, Array.from({ length: d.count }, (_, i) => i), 100, (n) => p.update(n));
 }
 
-interface VaeTrainOpts { data: DataSpec; preset: 'small' | 'sd'; channels?: number[]; resume?: string; steps: number; batch: number; lr: number; kl: number; loss: 'l1' | 'mse'; cosine?: boolean; evalEvery: number; evalImages: number; seed: number; out: string }
+interface VaeTrainOpts { data: DataSpec; preset: 'small' | 'sd'; channels?: number[]; latentChannels?: number; resume?: string; steps: number; batch: number; lr: number; kl: number; loss: 'l1' | 'mse'; cosine?: boolean; evalEvery: number; evalImages: number; seed: number; out: string }
 
 export function registerVae(program: Command): void {
   const vae = program.command('vae').description('the VAE: train it, encode a dataset to a latent cache, decode latents, measure reconstruction PSNR');
 
-  const train = vae.command('train').description('train the small VAE (32×32 images → 8×8×4 latents) on a dataset')
+  const train = vae.command('train').description('train the small VAE (32×32 images → 8×8×4 latents, or 8×8×N with --latent-channels N) on a dataset')
     .addOption(dataOption())
     .addOption(choice('--preset <name>', 'architecture: small (block widths 32,64,64) or sd (sd-vae-ft-mse)', ['small', 'sd'], 'small'))
     .addOption(intList('--channels <list>', 'block widths of the small preset, e.g. 32,64,64 (multiples of its 16 norm groups)', { min: SMALL_VAE_32.normNumGroups, max: 1024 }))
+    .addOption(int('--latent-channels <n>', `channels of the small preset's latents (default ${SMALL_VAE_32.latentChannels}): more keep more of each image, the DiT's input grows with them`, { min: 1, max: 64 }))
     .addOption(existing('--resume <file>', 'continue from these weights (e.g. a second phase with --loss mse)'))
     .addOption(int('--steps <n>', 'training steps', { min: 1, max: LIMITS.steps, def: 2000 }))
     .addOption(int('--batch <n>', 'batch size', { min: 1, max: LIMITS.batch, def: 32 }))
@@ -140,7 +141,9 @@ export function registerVae(program: Command): void {
 }
 
 async function vaeTrain(o: VaeTrainOpts): Promise<number> {
-  if (o.channels && (o.resume || o.preset === 'sd')) throw new UsageError(`--channels sets the widths of a new small VAE, not of ${o.resume ? `--resume ${o.resume}` : 'the sd preset'}`);
+  for (const [flag, given] of [['--channels', o.channels], ['--latent-channels', o.latentChannels]] as const) {
+    if (given !== undefined && (o.resume || o.preset === 'sd')) throw new UsageError(`${flag} shapes a new small VAE, not ${o.resume ? `--resume ${o.resume}` : 'the sd preset'}`);
+  }
   if (o.channels?.some((c) => c % SMALL_VAE_32.normNumGroups)) throw new UsageError(`--channels ${o.channels.join(',')}: every width must be a multiple of ${SMALL_VAE_32.normNumGroups} (the small preset's norm groups)`);
   const reconFile = `${o.out.replace(/\.safetensors$/, '')}-recon.png`;
   // The file --resume reads may be the --out it replaces (a second phase in place): the last good weights
@@ -148,12 +151,12 @@ async function vaeTrain(o: VaeTrainOpts): Promise<number> {
   checkOutputs({ inputs: [dataDir(o.data), o.resume], outputs: [o.out, reconFile], updates: o.resume });
   const train = await loadSplit(o.data, 'train'), test = await loadSplit(o.data, 'test');
   const resumed = o.resume ? await readVaeFor(o.resume, train, o.data) : null;
-  const config = o.preset === 'sd' ? SD_VAE_FT_MSE : { ...SMALL_VAE_32, inChannels: train.channels, outChannels: train.channels, ...(o.channels ? { blockOutChannels: o.channels } : {}) };
+  const config = o.preset === 'sd' ? SD_VAE_FT_MSE : { ...SMALL_VAE_32, inChannels: train.channels, outChannels: train.channels, ...(o.channels ? { blockOutChannels: o.channels } : {}), ...(o.latentChannels ? { latentChannels: o.latentChannels } : {}) };
   if (!resumed && config.inChannels !== train.channels) throw new UsageError(`the ${o.preset} VAE takes ${config.inChannels}-channel images, the ${o.data.kind} data has ${train.channels}`);
   const g = await getDevice();
   log(`adapter: ${describeAdapter(g.adapter)}`);
   const v = resumed ? buildVae(resumed) : new AutoencoderKL(config, o.seed);
-  log(`VAE ${JSON.stringify(v.config.blockOutChannels)}, ${v.numParameters().toLocaleString('en-US')} parameters; ${train.count} train / ${test.count} test images; ${o.steps} steps`);
+  log(`VAE ${JSON.stringify(v.config.blockOutChannels)} → ${v.config.latentChannels} latent channels, ${v.numParameters().toLocaleString('en-US')} parameters; ${train.count} train / ${test.count} test images; ${o.steps} steps`);
   const progress = new Progress('training', o.steps);
   let r: Awaited<ReturnType<typeof trainVae>>;
   try {

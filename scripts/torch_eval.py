@@ -32,6 +32,7 @@ Validated against the engine (weights/vae-synthetic.safetensors, weights/classif
 API (import with sys.path.insert(0, 'scripts'); import torch_eval):
   load_vae(path) -> VAE (.decode(z) with z already divided by the scale factor; .encode(x) -> (mean, logvar))
   to_uint8(x) -> uint8 tensor;  load_judge(path) -> Judge (.features(u8), .logits(u8), .forward(x in [-1, 1]))
+  read_safetensors(path) -> ({name: array}, metadata);  write_safetensors(path, {name: array or tensor}, metadata)
   load_dataset(data) -> (images uint8 [N,C,H,W], labels, meta);  frechet_distance(g1, g2); gaussian(features)
   Scorer(data='synthetic'|'fashion-mnist', judge=None, real_images=None).score(images_u8, labels) -> dict as
     `dit eval --json`; .score_latents(z, labels, vae, scale) decodes z * (1/scale) first (as sampleImages);
@@ -71,6 +72,21 @@ def read_safetensors(path):
         else: a = np.frombuffer(raw, {'F32': np.float32, 'F16': np.float16, 'F64': np.float64, 'I64': np.int64, 'I32': np.int32, 'U8': np.uint8}[dt])
         out[k] = a.astype(np.float32).reshape(v['shape']) if dt in ('F32', 'F16', 'BF16', 'F64') else a.reshape(v['shape'])
     return out, meta
+
+
+def write_safetensors(path, tensors, meta):
+    """{name: numpy array or torch tensor (float32, float16 or int32)} and string metadata -> a .safetensors file,
+    written to a temporary file and renamed, so a stopped run never leaves a half-written one."""
+    header = {'__metadata__': meta}; off = 0; blobs = []
+    for k, t in tensors.items():
+        a = t.detach().cpu().numpy() if torch.is_tensor(t) else np.asarray(t)
+        b = np.ascontiguousarray(a).tobytes()
+        header[k] = {'dtype': {'float32': 'F32', 'float16': 'F16', 'int32': 'I32'}[str(a.dtype)], 'shape': list(a.shape), 'data_offsets': [off, off + len(b)]}
+        off += len(b); blobs.append(b)
+    h = json.dumps(header).encode(); h += b' ' * ((8 - len(h) % 8) % 8)
+    with open(path + '.tmp', 'wb') as f:
+        f.write(struct.pack('<Q', len(h))); f.write(h); [f.write(b) for b in blobs]
+    os.replace(path + '.tmp', path)
 
 
 def _file_digest(path):

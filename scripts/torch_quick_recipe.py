@@ -26,7 +26,7 @@ Needs Debian's PyTorch and a real BLAS: apt-get install python3-torch libopenbla
     /usr/bin/python3 scripts/torch_repa_teacher.py --count 20000 --out out/repa-teacher.npy
     /usr/bin/python3 scripts/torch_quick_recipe.py --latents ... --repa out/repa-teacher.npy --repa-depth 1 --repa-lambda 2
 """
-import argparse, json, math, os, struct, sys, time
+import argparse, json, math, os, sys, time
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 
@@ -66,26 +66,9 @@ p.add_argument('--label-gain', metavar='WEIGHTS', help='instead of training: how
 a = p.parse_args()
 torch.manual_seed(a.seed); torch.set_num_threads(a.threads)
 FLOW = a.objective == 'flow'
-
-
-def read_safetensors(fn):
-    buf = open(fn, 'rb').read(); n = struct.unpack('<Q', buf[:8])[0]; header = json.loads(buf[8:8 + n]); out = {}
-    for k, v in header.items():
-        if k == '__metadata__': continue
-        s, e = v['data_offsets']
-        out[k] = np.frombuffer(buf[8 + n + s: 8 + n + e], dtype={'F32': np.float32, 'F16': np.float16, 'I32': np.int32}[v['dtype']]).reshape(v['shape'])
-    return out, header.get('__metadata__', {})
-
-
-def write_safetensors(fn, tensors, meta):
-    header = {'__metadata__': meta}; off = 0; blobs = []
-    for k, t in tensors.items():
-        b = t.detach().float().contiguous().numpy().tobytes()
-        header[k] = {'dtype': 'F32', 'shape': list(t.shape), 'data_offsets': [off, off + len(b)]}; off += len(b); blobs.append(b)
-    h = json.dumps(header).encode(); h += b' ' * ((8 - len(h) % 8) % 8)
-    with open(fn + '.tmp', 'wb') as f:
-        f.write(struct.pack('<Q', len(h))); f.write(h); [f.write(b) for b in blobs]
-    os.replace(fn + '.tmp', fn)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch_eval  # noqa: E402
+from torch_eval import read_safetensors, write_safetensors  # noqa: E402
 
 
 # ---- the model, as the official models.py ----
@@ -370,8 +353,6 @@ print(f'{sum(q.numel() for q in model.parameters()) / 1e6:.3f} M parameters; {fo
 
 
 def score(step, images_seen, train_seconds, weights=None, tag=''):
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import torch_eval
     global scorer, vae
     if 'scorer' not in globals():
         scorer = torch_eval.Scorer(a.data); vae = torch_eval.load_vae(a.vae)

@@ -305,6 +305,8 @@ describe('hostile inputs (issue 29): nothing lost, nothing exposed', function ()
       refused(['sample', '--weights', 'run', '--per-class', '1e9', '--out', 's.png'], 2, [/--per-class <n>' argument '1e9' is invalid/]);
       refused(['vae', 'train', '--data', 'folder:folder', '--channels', '0,0', '--out', 'v2.safetensors'], 2, [/--channels <list>' argument '0,0' is invalid/]);
       refused(['vae', 'train', '--data', 'folder:folder', '--channels', '24,48', '--out', 'v2.safetensors'], 2, [/--channels 24,48: every width must be a multiple of 16/]);
+      refused(['vae', 'train', '--data', 'folder:folder', '--latent-channels', '0', '--out', 'v2.safetensors'], 2, [/--latent-channels <n>' argument '0' is invalid/]);
+      refused(['vae', 'train', '--data', 'folder:folder', '--latent-channels', '8', '--resume', 'lat.safetensors', '--out', 'v2.safetensors'], 2, [/--latent-channels shapes a new small VAE, not --resume lat\.safetensors/]);
       refused(['train', '--latents', 'lat.safetensors', '--mlp-ratio', '0.001', '--run', 'r9'], 2, [/MLP ratio 0\.001 leaves no MLP width at hidden size 128/]);
     });
     it('flags that override a preset\'s model say so', () => {

@@ -83,6 +83,22 @@ describe('data, VAE training and DiT training (the pipeline)', function () {
     await saveVae(re, path.join(dir, 'vae2.safetensors'));
   });
 
+  it('a VAE with 8 latent channels records them, encodes [N, 8, h, w], and a DiT of 8 input channels trains on those latents', async () => {
+    const train = generateSynthetic(2, 0, 32), test = generateSynthetic(2, 1, 8);
+    const vae = new AutoencoderKL({ ...TINY_VAE, latentChannels: 8 }, 1);
+    await trainVae(vae, train, test, { steps: 2, batch: 4, evalImages: 8, checkpoint: path.join(dir, 'vae8.safetensors') });
+    const re = await loadVae(path.join(dir, 'vae8.safetensors'));
+    expect(re.config.latentChannels).to.equal(8);
+    await encodeDataset(re, train, path.join(dir, 'lat8.safetensors'), { scaleFromData: true });
+    const st = await readSafetensors(path.join(dir, 'lat8.safetensors'));
+    expect(st.shape('mean')).to.deep.equal([32, 8, 8, 8]);
+    const model = new DiT(undefined, { inputSize: 8, inChannels: 8, hiddenSize: 32, depth: 1, numHeads: 2, numClasses: 10 }, 0);
+    const trainer = new DiTTrainer(model, OFFICIAL_OBJECTIVE, new LatentSet(st), trainConfig({ steps: 2, batch: 4, lr: 1e-3 }));
+    trainer.trainStep(false); trainer.trainStep(true);
+    expect(Number.isFinite((await trainer.metrics()).loss)).to.equal(true);
+    trainer.dispose(); model.dispose(); vae.dispose(); re.dispose();
+  });
+
   it('a DiT trains on the latent cache (loss falls, live memory flat), and a checkpoint reloads its EMA weights by default', async () => {
     const st = await readSafetensors(path.join(dir, 'lat.safetensors'));
     const data = new LatentSet(st);
