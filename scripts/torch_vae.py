@@ -8,8 +8,8 @@ writes). Training as trainVae: a posterior sample decoded, L1 or MSE reconstruct
 AdamW without weight decay, batches of the train split with random horizontal flips, optional cosine decay to
 10%. Phases run back to back with one optimiser each, like `dit vae train --resume` chains.
 
---eq W adds EQ-VAE's equivariance loss (Kosmopoulos et al. 2025) with weight W: for each image one transform τ
-of the latent grid, a rotation by a multiple of 90°, a flip or a down-scaling by 2 (area), and the decoder asked
+--eq W adds EQ-VAE's equivariance loss (Kosmopoulos et al. 2025) with weight W: each step one transform τ of
+the batch's latent grids, a rotation by a multiple of 90°, a flip or a down-scaling by 2 (area), and the decoder asked
 for τ(image) from τ(latent) with the phase's reconstruction loss. Latents that transform with their image are
 smoother, and a DiT is said to learn on them faster; the judge of that is the DiT's curve, not the PSNR.
 
@@ -47,7 +47,7 @@ config = dict(in_channels=C, out_channels=C, block_out_channels=[int(c) for c in
               norm_num_groups=16, latent_channels=a.latent_channels, scaling_factor=1)
 vae = torch_eval.load_vae(a.weights).train() if a.weights else torch_eval.VAE(config)
 config = vae.config
-print(f'VAE {config["block_out_channels"]} -> {a.latent_channels} latent channels, {sum(t.numel() for t in vae.parameters()):,} parameters', file=sys.stderr)
+print(f'VAE {config["block_out_channels"]} -> {config["latent_channels"]} latent channels, {sum(t.numel() for t in vae.parameters()):,} parameters', file=sys.stderr)
 rng = np.random.default_rng(a.seed)
 to_x = lambda u8: torch.from_numpy(u8.astype(np.float32) / 127.5 - 1)
 
