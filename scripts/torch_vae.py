@@ -40,7 +40,7 @@ p.add_argument('--encode', metavar='CACHE', help="then write a latent cache of t
 a = p.parse_args()
 torch.manual_seed(a.seed); torch.set_num_threads(a.threads)
 
-images, labels, meta = torch_eval.load_dataset(a.data, 'train')
+images, labels, _ = torch_eval.load_dataset(a.data, 'train')
 test_images, _, _ = torch_eval.load_dataset(a.data, 'test')
 C = images.shape[1]
 config = dict(in_channels=C, out_channels=C, block_out_channels=[int(c) for c in a.channels.split(',')], layers_per_block=1,
