@@ -11,7 +11,7 @@ import { loadDataset, type DataSpec } from '../data/readers.js';
 import { AutoencoderKL, SMALL_VAE_32, SD_VAE_FT_MSE } from '../vae/model.js';
 import { readVae, buildVae, recordInVaeFile, psnrEntries, type VaeFile } from '../vae/checkpoint.js';
 import { NonFiniteError } from '../engine/errors.js';
-import { trainVae, encodeDataset, psnr, reconstructionGrid } from '../vae/train.js';
+import { trainVae, encodeDataset, psnr, reconstructionGrid, DEFAULT_KL_WEIGHT } from '../vae/train.js';
 import { toImage, grid, writePng } from '../data/png.js';
 import { int, num, choice, intList, existing, dataOption, dataDir, examples, log, checkOutputs, UsageError, LIMITS } from './options.js';
 import { Progress } from './progress.js';
@@ -42,7 +42,7 @@ async function teacherFeaturesShown(t: Teacher, d: ImageDataset): Promise<{ shap
   return teacherFeatures(t, d, Array.from({ length: d.count }, (_, i) => i), 100, (n) => p.update(n));
 }
 
-interface VaeTrainOpts { data: DataSpec; preset: 'small' | 'sd'; channels?: number[]; latentChannels?: number; resume?: string; steps: number; batch: number; lr: number; kl: number; loss: 'l1' | 'mse'; cosine?: boolean; evalEvery: number; evalImages: number; seed: number; out: string }
+interface VaeTrainOpts { data: DataSpec; preset: 'small' | 'sd'; channels?: number[]; latentChannels?: number; resume?: string; steps: number; batch: number; lr: number; kl: number; loss: 'l1' | 'mse'; equivariance: number; cosine?: boolean; evalEvery: number; evalImages: number; seed: number; out: string }
 
 export function registerVae(program: Command): void {
   const vae = program.command('vae').description('the VAE: train it, encode a dataset to a latent cache, decode latents, measure reconstruction PSNR');
@@ -56,8 +56,9 @@ export function registerVae(program: Command): void {
     .addOption(int('--steps <n>', 'training steps', { min: 1, max: LIMITS.steps, def: 2000 }))
     .addOption(int('--batch <n>', 'batch size', { min: 1, max: LIMITS.batch, def: 32 }))
     .addOption(num('--lr <x>', 'learning rate', { above: 0, def: 1e-3 }))
-    .addOption(num('--kl <w>', 'KL weight', { min: 0, def: 1e-6 }))
+    .addOption(num('--kl <w>', 'KL weight', { min: 0, def: DEFAULT_KL_WEIGHT }))
     .addOption(choice('--loss <kind>', 'reconstruction loss', ['l1', 'mse'], 'l1'))
+    .addOption(num('--equivariance <w>', "weight of EQ-VAE's equivariance loss: each step the decoder also rebuilds the image turned, flipped upside down or halved from its latents turned, flipped or halved alike (0: off)", { min: 0, def: 0 }))
     .option('--cosine', 'cosine learning-rate decay to 10% over the run')
     .addOption(int('--eval-every <n>', 'held-out PSNR every n steps (0: at the end)', { min: 0, max: LIMITS.steps, def: 500 }))
     .addOption(int('--eval-images <n>', 'test images for that PSNR', { min: 1, max: LIMITS.images, def: 1000 }))
@@ -140,6 +141,17 @@ export function registerVae(program: Command): void {
   examples(ps, ['dit vae psnr --weights out/vae-small.safetensors --count 1000', 'dit vae psnr --weights out/vae-small.safetensors --record']);
 }
 
+/** The `dit vae train` command line of these options (defaults left out), as a trained file records it. */
+function vaeTrainCommand(o: VaeTrainOpts): string {
+  const flags = [
+    dataDir(o.data) ? `--data ${o.data.kind}:${dataDir(o.data)}` : '', o.preset !== 'small' ? `--preset ${o.preset}` : '',
+    o.channels ? `--channels ${o.channels.join(',')}` : '', o.latentChannels ? `--latent-channels ${o.latentChannels}` : '', o.resume ? `--resume ${o.resume}` : '',
+    `--steps ${o.steps} --batch ${o.batch} --lr ${o.lr} --loss ${o.loss}`, o.kl !== DEFAULT_KL_WEIGHT ? `--kl ${o.kl}` : '', o.equivariance ? `--equivariance ${o.equivariance}` : '',
+    o.cosine ? '--cosine' : '', o.seed ? `--seed ${o.seed}` : '',
+  ];
+  return `dit vae train ${flags.filter(Boolean).join(' ')} --out ${o.out}`;
+}
+
 async function vaeTrain(o: VaeTrainOpts): Promise<number> {
   for (const [flag, given] of [['--channels', o.channels], ['--latent-channels', o.latentChannels]] as const) {
     if (given !== undefined && (o.resume || o.preset === 'sd')) throw new UsageError(`${flag} shapes a new small VAE, not ${o.resume ? `--resume ${o.resume}` : 'the sd preset'}`);
@@ -158,10 +170,14 @@ async function vaeTrain(o: VaeTrainOpts): Promise<number> {
   const v = resumed ? buildVae(resumed) : new AutoencoderKL(config, o.seed);
   log(`VAE ${JSON.stringify(v.config.blockOutChannels)} → ${v.config.latentChannels} latent channels, ${v.numParameters().toLocaleString('en-US')} parameters; ${train.count} train / ${test.count} test images; ${o.steps} steps`);
   const progress = new Progress('training', o.steps);
+  // What trained the file, chained after what trained the weights it resumed (a recipe of several phases).
+  const earlier = resumed?.metadata ?? {};
+  const command = [earlier.command, vaeTrainCommand(o)].filter(Boolean).join(' && ');
+  const metadata = (step: number) => ({ data: o.data.kind, steps: String(Number(earlier.steps ?? 0) + step), command });
   let r: Awaited<ReturnType<typeof trainVae>>;
   try {
     r = await trainVae(v, train, test, {
-      steps: o.steps, batch: o.batch, lr: o.lr, klWeight: o.kl, loss: o.loss, evalEvery: o.evalEvery, evalImages: o.evalImages, checkpoint: o.out, checkpointEvery: 250, seed: o.seed, cosine: o.cosine,
+      steps: o.steps, batch: o.batch, lr: o.lr, klWeight: o.kl, loss: o.loss, equivariance: o.equivariance, evalEvery: o.evalEvery, evalImages: o.evalImages, checkpoint: o.out, checkpointEvery: 250, metadata, seed: o.seed, cosine: o.cosine,
       onLog: (m) => { if (m.psnr !== undefined) log(`step ${m.step}: held-out PSNR ${m.psnr.toFixed(2)} dB (${m.secs.toFixed(0)} s)`); else progress.update(m.step, `loss ${m.loss!.toFixed(4)}, ${m.liveMiB.toFixed(0)} MiB live`); },
     });
   } catch (e) {

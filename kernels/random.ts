@@ -91,7 +91,7 @@ const SEED_OFFSETS = {
   'classifier.order': 11, 'classifier.flip': 12,
 } as const;
 
-export type SeedRole = keyof typeof SEED_OFFSETS | 'noise' | 'timesteps' | 'order' | 'labelDrop' | 'alignProjector';
+export type SeedRole = keyof typeof SEED_OFFSETS | 'noise' | 'timesteps' | 'order' | 'labelDrop' | 'alignProjector' | 'vae.equivariance';
 
 /** The seed of `role` derived from `seed` (see SEED_OFFSETS). */
 export function deriveSeed(seed: number, role: SeedRole): number {

@@ -66,6 +66,32 @@ export function transpose(x: Tensor, a = -2, b = -1): Tensor {
   return permute(x, perm);
 }
 
+// ------------------------------------------------------------------------------------------ flip / rot90
+/**
+ * x reversed along `axes` (torch.flip): the strided copy reading those axes from their last element with a
+ * negative stride, which the uniforms hold as its two's complement and the kernel's u32 arithmetic wraps back.
+ */
+export function flip(x: Tensor, axes: number[]): Tensor {
+  const ax = axes.map((a) => (a < 0 ? a + x.ndim : a));
+  check(ax.every((a) => a >= 0 && a < x.ndim) && new Set(ax).size === ax.length, 'flip', `axes ${JSON.stringify(axes)} of ${fmtShape(x.shape)}`);
+  const st = stridesOf(x.shape);
+  const y = Tensor.empty(x.shape, x.dtype, 'flip');
+  const base = ax.reduce((b, a) => b + (x.shape[a] - 1) * st[a], 0);
+  stridedCopy(x, y, x.shape, st.map((s, i) => (ax.includes(i) ? -s : s)), base, st, 0);
+  return record('flip', y, [x], [], (g) => [flip(g, ax)]);
+}
+
+/** x rotated k quarter turns in the plane of axes a, b, from a towards b (torch.rot90): flips and a transpose. */
+export function rot90(x: Tensor, k: number, [a, b]: [number, number] = [-2, -1]): Tensor {
+  const turns = ((k % 4) + 4) % 4;
+  if (turns === 2) return flip(x, [a, b]);
+  if (turns === 0) return flip(x, []);
+  const f = flip(x, [turns === 1 ? b : a]);
+  const y = transpose(f, a, b);
+  f.dispose();
+  return y;
+}
+
 // ------------------------------------------------------------------------------------------ slice / pad / concat
 /** x[..., start:end, ...] along `axis` (a copy). */
 export function slice(x: Tensor, axis: number, start: number, end: number): Tensor {
@@ -213,6 +239,31 @@ function permute64(x: Arr, shape: readonly number[], perm: readonly number[]): F
   return out;
 }
 
+/** x reversed along `axes`: out[c] = x[c with c_a → n_a − 1 − c_a for each a in axes]. */
+function flip64(x: Arr, shape: readonly number[], axes: readonly number[]): Float64Array {
+  const st = stridesOf(shape);
+  return Float64Array.from({ length: x.length }, (_, i) => {
+    let src = 0;
+    for (let d = 0; d < shape.length; d++) { const c = Math.floor(i / st[d]) % shape[d]; src += (axes.includes(d) ? shape[d] - 1 - c : c) * st[d]; }
+    return x[src];
+  });
+}
+
+/**
+ * [..., H, W] turned k quarter turns as torch.rot90(x, k, (-2, -1)): one turn puts out[i][j] = x[j][W − 1 − i]
+ * (the last column becomes the first row); k turns repeat it.
+ */
+function rot90Last64(x: Arr, shape: readonly number[], k: number): Float64Array {
+  let cur = Float64Array.from(x), s = [...shape];
+  for (let t = 0; t < ((k % 4) + 4) % 4; t++) {
+    const H = s[s.length - 2], W = s[s.length - 1], next = new Float64Array(cur.length);
+    for (let o = 0; o < cur.length / (H * W); o++) for (let i = 0; i < W; i++) for (let j = 0; j < H; j++) next[o * H * W + i * H + j] = cur[o * H * W + j * W + W - 1 - i];
+    cur = next;
+    s = [...s.slice(0, -2), W, H];
+  }
+  return cur;
+}
+
 /** DiT-style patchify [B, C, H, W] → [B, (H/p)(W/p), C·p·p], each patch ordered (channel, i, j). */
 function patchify64(x: Arr, B: number, C: number, H: number, W: number, p: number): Float64Array {
   const gh = H / p, gw = W / p;
@@ -234,6 +285,8 @@ function unpatchify64(x: Arr, B: number, g: number, p: number, C: number): Float
 
 type ShapeProblem =
   | { op: 'permute'; shape: number[]; perm: number[]; dtype: 'f32' | 'i32' }
+  | { op: 'flip'; shape: number[]; axes: number[]; dtype: 'f32' | 'i32' }
+  | { op: 'rot90'; shape: number[]; k: number }
   | { op: 'slice'; shape: number[]; axis: number; start: number; end: number }
   | { op: 'concat'; shapes: number[][]; axis: number }
   | { op: 'split'; shape: number[]; axis: number; sizes: number[] }
@@ -246,6 +299,8 @@ export const shapeFamily: Family<ShapeProblem> = {
   file: 'kernels/shape.ts',
   variants: {
     permute: 'permute (numpy.transpose) through the strided copy; f32 and i32',
+    flip: 'reversal of axes (torch.flip): the strided copy with negative strides',
+    rot90: 'quarter turns of the last two axes (torch.rot90)',
     slice: 'a range of one axis',
     concat: 'concatenation along an axis',
     split: 'pieces along an axis; their gradients written into one tensor',
@@ -257,6 +312,8 @@ export const shapeFamily: Family<ShapeProblem> = {
   problems: (v) => {
     switch (v) {
       case 'permute': return [{ op: 'permute', shape: [2, 3, 4, 5], perm: [2, 0, 3, 1], dtype: 'f32' }, { op: 'permute', shape: [3, 7], perm: [1, 0], dtype: 'i32' }];
+      case 'flip': return [{ op: 'flip', shape: [2, 3, 4, 5], axes: [3, 1], dtype: 'f32' }, { op: 'flip', shape: [5, 6], axes: [0], dtype: 'i32' }, { op: 'flip', shape: [3, 2], axes: [], dtype: 'f32' }];
+      case 'rot90': return [1, 2, 3, -1, 4].map((k) => ({ op: 'rot90' as const, shape: [2, 3, 4, 5], k }));
       case 'slice': return [{ op: 'slice', shape: [3, 4, 5], axis: 1, start: 1, end: 3 }, { op: 'slice', shape: [9, 2], axis: 0, start: 4, end: 9 }];
       case 'concat': return [{ op: 'concat', shapes: [[2, 3, 5], [2, 1, 5], [2, 4, 5]], axis: 1 }];
       case 'split': return [{ op: 'split', shape: [2, 7, 3], axis: 1, sizes: [2, 4, 1] }, { op: 'split', shape: [6, 5], axis: 0, sizes: [3, 3] }];
@@ -268,7 +325,7 @@ export const shapeFamily: Family<ShapeProblem> = {
   describe: (p) => `${p.op} ${JSON.stringify({ ...p, op: undefined })}`,
   inputs: (p, seed) => {
     switch (p.op) {
-      case 'permute': return p.dtype === 'i32' ? [{ shape: p.shape, data: Int32Array.from({ length: numel(p.shape) }, (_, i) => i * 7 - 40) }] : [normal(p.shape, seed)];
+      case 'permute': case 'flip': return p.dtype === 'i32' ? [{ shape: p.shape, data: Int32Array.from({ length: numel(p.shape) }, (_, i) => i * 7 - 40) }] : [normal(p.shape, seed)];
       case 'concat': return p.shapes.map((s, k) => normal(s, seed + k));
       case 'unpatchify': return [normal([p.B, p.g * p.g, p.p * p.p * p.C], seed)];
       default: return [normal(p.shape, seed)];
@@ -277,6 +334,8 @@ export const shapeFamily: Family<ShapeProblem> = {
   reference: (p, x) => {
     switch (p.op) {
       case 'permute': return [permute64(x[0], p.shape, p.perm)];
+      case 'flip': return [flip64(x[0], p.shape, p.axes)];
+      case 'rot90': return [rot90Last64(x[0], p.shape, p.k)];
       case 'slice': {
         const inner = numel(p.shape.slice(p.axis + 1)), outer = numel(p.shape.slice(0, p.axis)), len = p.end - p.start;
         return [Float64Array.from({ length: outer * len * inner }, (_, i) => x[0][(Math.floor(i / (len * inner)) * p.shape[p.axis] + p.start + (Math.floor(i / inner) % len)) * inner + (i % inner)])];
@@ -310,6 +369,8 @@ export const shapeFamily: Family<ShapeProblem> = {
   run: (p, x) => {
     switch (p.op) {
       case 'permute': return [permute(x[0], p.perm)];
+      case 'flip': return [flip(x[0], p.axes)];
+      case 'rot90': return [rot90(x[0], p.k)];
       case 'slice': return [slice(x[0], p.axis, p.start, p.end)];
       case 'concat': return [concat(x, p.axis)];
       case 'split': return split(x[0], p.sizes, p.axis);

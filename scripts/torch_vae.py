@@ -8,7 +8,7 @@ writes). Training as trainVae: a posterior sample decoded, L1 or MSE reconstruct
 AdamW without weight decay, batches of the train split with random horizontal flips, optional cosine decay to
 10%. Phases run back to back with one optimiser each, like `dit vae train --resume` chains.
 
---eq W adds EQ-VAE's equivariance loss (Kosmopoulos et al. 2025) with weight W: each step one transform τ of
+--equivariance W adds EQ-VAE's equivariance loss (Kosmopoulos et al. 2025) with weight W: each step one transform τ of
 the batch's latent grids, a rotation by a multiple of 90°, a flip or a down-scaling by 2 (area), and the decoder asked
 for τ(image) from τ(latent) with the phase's reconstruction loss. Latents that transform with their image are
 smoother, and a DiT is said to learn on them faster; the judge of that is the DiT's curve, not the PSNR.
@@ -31,7 +31,7 @@ p.add_argument('--latent-channels', type=int, default=4)
 p.add_argument('--phases', default='l1:500:1e-3,mse:1000:5e-4:cos,mse:400:2e-4:cos',
                help="LOSS:STEPS:LR[:cos], comma-separated (default: the shipped VAE's three `dit vae train` runs)")
 p.add_argument('--batch', type=int, default=16); p.add_argument('--kl', type=float, default=1e-6)
-p.add_argument('--eq', type=float, default=0, help="EQ-VAE's equivariance loss weight (0: off)")
+p.add_argument('--equivariance', '--eq', dest='eq', type=float, default=0, help="EQ-VAE's equivariance loss weight (0: off), as `dit vae train --equivariance`")
 p.add_argument('--seed', type=int, default=0); p.add_argument('--threads', type=int, default=2)
 p.add_argument('--weights', help='instead of training: score (and with --encode, encode with) these VAE weights')
 p.add_argument('--out', required=True, help='the weights file written (with --weights: only names OUT-latents.safetensors)')

@@ -104,6 +104,19 @@ describe('the dit command', function () {
       expect(progressLine('training', 5600, 11200, 0, 5600, 'loss 1')).to.equal('training 5600/11200 (50%) 0.0s elapsed, ~0s left  loss 1');
     });
 
+    it('`dit vae train` records in the weights the command that trained them, chained after the one a --resume continues, and their steps', async () => {
+      const v = path.join(dir, 'vae-phases.safetensors');
+      const phase = (flags: string[]) => dit(['vae', 'train', ...flags, '--steps', '2', '--batch', '2', '--eval-every', '0', '--eval-images', '4', '--out', v]);
+      let r = phase(['--latent-channels', '8', '--equivariance', '0.5']);
+      expect(r.status, out(r)).to.equal(0);
+      r = phase(['--resume', v, '--loss', 'mse', '--cosine']);
+      expect(r.status, out(r)).to.equal(0);
+      const meta = (await readSafetensors(v)).metadata;
+      expect(meta.command).to.equal(`dit vae train --latent-channels 8 --steps 2 --batch 2 --lr 0.001 --loss l1 --equivariance 0.5 --out ${v} && dit vae train --resume ${v} --steps 2 --batch 2 --lr 0.001 --loss mse --cosine --out ${v}`);
+      expect(meta).to.include({ data: 'synthetic', steps: '4', psnr_images: '4' });
+      expect(Number(meta.psnr_db)).to.be.greaterThan(0);
+    });
+
     // `dit eval --weights` resolves its sampler, steps and guidance with the same function (samplingSettings).
     it('`dit sample` samples as the recipe the weights were trained with records, flags overriding; weights without one as the official sample.py', async () => {
       const lat = path.join(dir, 'lat.safetensors'), eps = path.join(dir, 'runP'), flow = path.join(dir, 'runQ');

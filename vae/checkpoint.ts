@@ -37,8 +37,8 @@ export function vaeWeights(src: TensorSource): Map<string, HostTensor> {
   return new Map(src.keys().filter(keep).map((k) => [renameLegacyVaeKey(k), { shape: src.shape(k), data: src.finiteF32(k) }]));
 }
 
-/** A VAE file read on the host, not yet on the GPU: its config (given, metadata, or inferred) and weights. */
-export interface VaeFile { config: VaeConfig; tensors: Map<string, HostTensor>; source: string }
+/** A VAE file read on the host, not yet on the GPU: its config (given, metadata, or inferred), weights and metadata. */
+export interface VaeFile { config: VaeConfig; tensors: Map<string, HostTensor>; source: string; metadata: Record<string, string> }
 
 /** Reads a VAE from a .safetensors file or a sharded .index.json, without the GPU (Node). */
 export async function readVae(file: string, config?: Partial<VaeConfig>): Promise<VaeFile> {
@@ -67,7 +67,7 @@ function readVaeSource(src: TensorSource, file: string, config?: Partial<VaeConf
   const tensors = vaeWeights(src);
   const meta = vaeConfigFromJson(metadataJson<Record<string, unknown>>(src.metadata, 'config', file) ?? {});
   const base = inferVaeConfig((k) => tensors.get(k)?.shape, [...tensors.keys()]);
-  return { config: { ...base, ...meta, ...config }, tensors, source: file };
+  return { config: { ...base, ...meta, ...config }, tensors, source: file, metadata: src.metadata };
 }
 
 /** Adds entries to a VAE file's metadata (what was measured of it), rewriting it atomically with the same tensors (Node). */

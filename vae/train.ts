@@ -1,6 +1,6 @@
-// Trains a VAE with the engine: reconstruction (L1 or MSE) of a posterior sample + a small KL weight, AdamW,
-// seeded batches with random flips, periodic held-out PSNR, atomic checkpoints. Also encodes a dataset into
-// a latent cache (posterior moments + the scale factor) for DiT training.
+// Trains a VAE with the engine: reconstruction (L1 or MSE) of a posterior sample + a small KL weight, optionally
+// EQ-VAE's equivariance term, AdamW, seeded batches with random flips, periodic held-out PSNR, atomic
+// checkpoints. Also encodes a dataset into a latent cache (posterior moments + the scale factor) for DiT training.
 import { Tensor, scope, noGrad, keep, memory, record } from '../engine/tensor.js';
 import { backward } from '../engine/autograd.js';
 import { AdamW, learningRate } from '../nn/optim.js';
@@ -8,10 +8,16 @@ import { writeSafetensors, refuseNonFinite, type StWriteTensor } from '../engine
 import { NonFiniteError } from '../engine/errors.js';
 import { map, abs, sub, add, square, exp, addScalar, scale } from '../kernels/elementwise.js';
 import { mean, mse } from '../kernels/reduce.js';
-import { Generator, deriveSeed } from '../kernels/random.js';
+import { flip, rot90 } from '../kernels/shape.js';
+import { avgPool2x } from '../kernels/conv2d.js';
+import { Generator, deriveSeed, type SeedRole } from '../kernels/random.js';
 import { imageBatch, type ImageDataset } from '../data/dataset.js';
 import { toImage, grid, writePng } from '../data/png.js';
 import { AutoencoderKL, type VaeConfig } from './model.js';
+import { psnrEntries } from './checkpoint.js';
+
+/** The KL term's weight unless a run sets one (light: the latent scale is normalised afterwards). */
+export const DEFAULT_KL_WEIGHT = 1e-6;
 
 export interface VaeTrainOptions {
   steps: number;
@@ -19,6 +25,11 @@ export interface VaeTrainOptions {
   lr?: number;
   klWeight?: number;
   loss?: 'l1' | 'mse';
+  /**
+   * Weight of EQ-VAE's equivariance loss (Kosmopoulos et al. 2025; 0 or absent: off): each step one transform τ
+   * of `equivarianceTransform`, and the decoder asked for τ(image) from τ(latent) with the reconstruction loss.
+   */
+  equivariance?: number;
   /** Cosine decay of the learning rate to 10% over the run (else constant). */
   cosine?: boolean;
   seed?: number;
@@ -26,11 +37,12 @@ export interface VaeTrainOptions {
   evalEvery?: number;
   evalImages?: number;
   checkpoint?: string;
+  /** Metadata written into the checkpoint of `step` beside the config (what trained it). */
+  metadata?: (step: number) => Record<string, string>;
   checkpointEvery?: number;
   onLog?: (m: { step: number; loss?: number; psnr?: number; secs: number; liveMiB: number }) => void;
 }
 
-/** PSNR in dB of reconstructions of [−1, 1] images: 10·log10(2² / MSE). */
 /** Held-out PSNR of the pooled MSE over the first `count` images (pixels in [-1, 1], so the peak-to-peak range is 2). */
 export async function psnr(vae: AutoencoderKL, d: ImageDataset, count: number, batch = 32, onProgress?: (done: number) => void): Promise<number> {
   let se = 0, n = 0;
@@ -53,10 +65,11 @@ export async function trainVae(vae: AutoencoderKL, train: ImageDataset, test: Im
   const opt = new AdamW(vae.parameters(), { lr: o.lr ?? 5e-4, weightDecay: 0 });
   const gen = new Generator(seed);
   const order = new Generator(deriveSeed(seed, 'vae.order'));
-  const flip = (() => { const g = new Generator(deriveSeed(seed, 'vae.flip')); return () => g.randHost(1)[0]; })();
+  const draws = (name: SeedRole) => { const g = new Generator(deriveSeed(seed, name)); return () => g.randHost(1)[0]; };
+  const flipDraw = draws('vae.flip'), eqDraw = draws('vae.equivariance');
   const t0 = performance.now();
   const secs = () => (performance.now() - t0) / 1000;
-  const klWeight = o.klWeight ?? 1e-6;
+  const klWeight = o.klWeight ?? DEFAULT_KL_WEIGHT;
   let last = NaN;
   vae.train();
   const lr0 = o.lr ?? 5e-4;
@@ -64,14 +77,9 @@ export async function trainVae(vae: AutoencoderKL, train: ImageDataset, test: Im
     // Cosine decay towards 10% from the full rate at step 1 (the schedule's step 0).
     if (o.cosine) opt.lr = learningRate({ lr: lr0, decay: 'cosine', totalSteps: o.steps, minRatio: 0.1 }, step - 1);
     const idx = Array.from(order.randHost(B), (u) => Math.floor(u * train.count));
+    const transform = o.equivariance ? Math.floor(eqDraw() * EQUIVARIANCE_TRANSFORMS) : -1;
     const loss = scope(() => {
-      const x = imageBatch(train, idx, flip);
-      const post = vae.encode(x);
-      const rec = vae.decode(post.sample(gen.randn(post.mean.shape)));
-      const r = o.loss === 'mse' ? mse(rec, x) : mean(abs(sub(rec, x)));
-      // KL per latent element ½(m² + e^l − 1 − l), weighted lightly (the latent scale is normalised afterwards).
-      const kl = scale(mean(sub(add(square(post.mean), exp(post.logvar)), addScalar(post.logvar, 1))), 0.5);
-      const l = recordSum(r, kl, klWeight);
+      const l = vaeLoss(vae, imageBatch(train, idx, flipDraw), gen, { loss: o.loss ?? 'l1', klWeight, equivariance: o.equivariance ?? 0, transform });
       backward(l);
       opt.step();
       opt.zeroGrad();
@@ -89,12 +97,43 @@ export async function trainVae(vae: AutoencoderKL, train: ImageDataset, test: Im
       const p = await psnr(vae, test, o.evalImages ?? 512);
       vae.train();
       o.onLog?.({ step, psnr: p, secs: secs(), liveMiB: memory().liveBytes / 2 ** 20 });
-      if (step === o.steps) { await saveVae(vae, o.checkpoint); opt.dispose(); vae.eval(); return { psnr: p, seconds: secs() }; }
+      if (step === o.steps) { await saveVae(vae, o.checkpoint, { ...o.metadata?.(step), ...psnrEntries(p, Math.min(o.evalImages ?? 512, test.count)) }); opt.dispose(); vae.eval(); return { psnr: p, seconds: secs() }; }
     }
-    if (o.checkpoint && o.checkpointEvery && step % o.checkpointEvery === 0) await saveVae(vae, o.checkpoint);
+    if (o.checkpoint && o.checkpointEvery && step % o.checkpointEvery === 0) await saveVae(vae, o.checkpoint, o.metadata?.(step));
   }
   opt.dispose();
   return { psnr: NaN, seconds: secs() };
+}
+
+/** How many transforms `equivarianceTransform` knows (0 to 5). */
+export const EQUIVARIANCE_TRANSFORMS = 6;
+
+/**
+ * One of EQ-VAE's transforms of a batch of [B, C, H, W] grids, images and latents alike: k = 0–3 quarter turns,
+ * 4 an upside-down flip (the data's own flips are left-right), 5 a 2× down-scaling by 2×2 averages. The small
+ * VAE is convolutional, so it decodes a half-size latent to a half-size image.
+ */
+export function equivarianceTransform(t: Tensor, k: number): Tensor {
+  if (k >= 0 && k < 4) return rot90(t, k);
+  if (k === 4) return flip(t, [2]);
+  if (k === 5) return avgPool2x(t);
+  throw new Error(`equivarianceTransform: no transform ${k} (0 to ${EQUIVARIANCE_TRANSFORMS - 1})`);
+}
+
+/**
+ * A training step's loss for images x: the reconstruction (L1 or MSE) of a posterior sample, + klWeight × the
+ * KL per latent element, + equivariance × the reconstruction of τ(x) decoded from τ(that sample) when
+ * `transform` (τ's index) is not −1.
+ */
+export function vaeLoss(vae: AutoencoderKL, x: Tensor, gen: Generator, o: { loss: 'l1' | 'mse'; klWeight: number; equivariance: number; transform: number }): Tensor {
+  const recon = (y: Tensor, target: Tensor) => (o.loss === 'mse' ? mse(y, target) : mean(abs(sub(y, target))));
+  const post = vae.encode(x);
+  const z = post.sample(gen.randn(post.mean.shape));
+  // KL per latent element ½(m² + e^l − 1 − l), weighted lightly (the latent scale is normalised afterwards).
+  const kl = scale(mean(sub(add(square(post.mean), exp(post.logvar)), addScalar(post.logvar, 1))), 0.5);
+  const l = recordSum(recon(vae.decode(z), x), kl, o.klWeight);
+  if (o.transform < 0 || !o.equivariance) return l;
+  return recordSum(l, recon(vae.decode(equivarianceTransform(z, o.transform)), equivarianceTransform(x, o.transform)), o.equivariance);
 }
 
 /** r + w·k for one-element tensors, with autograd. */
