@@ -70,6 +70,7 @@ export async function trainVae(vae: AutoencoderKL, train: ImageDataset, test: Im
   const t0 = performance.now();
   const secs = () => (performance.now() - t0) / 1000;
   const klWeight = o.klWeight ?? DEFAULT_KL_WEIGHT;
+  const evalImages = Math.min(o.evalImages ?? 512, test.count);
   let last = NaN;
   vae.train();
   const lr0 = o.lr ?? 5e-4;
@@ -94,10 +95,10 @@ export async function trainVae(vae: AutoencoderKL, train: ImageDataset, test: Im
     const evalNow = (o.evalEvery && step % o.evalEvery === 0) || step === o.steps;
     if (evalNow) {
       vae.eval();
-      const p = await psnr(vae, test, o.evalImages ?? 512);
+      const p = await psnr(vae, test, evalImages);
       vae.train();
       o.onLog?.({ step, psnr: p, secs: secs(), liveMiB: memory().liveBytes / 2 ** 20 });
-      if (step === o.steps) { await saveVae(vae, o.checkpoint, { ...o.metadata?.(step), ...psnrEntries(p, Math.min(o.evalImages ?? 512, test.count)) }); opt.dispose(); vae.eval(); return { psnr: p, seconds: secs() }; }
+      if (step === o.steps) { await saveVae(vae, o.checkpoint, { ...o.metadata?.(step), ...psnrEntries(p, evalImages) }); opt.dispose(); vae.eval(); return { psnr: p, seconds: secs() }; }
     }
     if (o.checkpoint && o.checkpointEvery && step % o.checkpointEvery === 0) await saveVae(vae, o.checkpoint, o.metadata?.(step));
   }
